@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the system packages wsmq's tests and local stack need, on Debian.
+# Idempotent: does nothing when everything is present.
+set -euo pipefail
+
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v protoc >/dev/null || need+=(protobuf-compiler)
+[ -f /usr/include/google/protobuf/timestamp.proto ] || need+=(libprotobuf-dev)
+command -v docker-compose >/dev/null || need+=(docker-compose)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "missing: ${need[*]}" >&2
+  echo "install them with: sudo apt-get update && sudo apt-get install -y --no-install-recommends ${need[*]}" >&2
+  exit 1
+fi
+echo "installing: ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# The package starts a system redis on 6379; wsmq's tests never use it and
+# `make run` starts its own.
+if [[ " ${need[*]} " == *" redis-server "* ]]; then
+  service redis-server stop >/dev/null 2>&1 || true
+fi

@@ -1,0 +1,8 @@
+module github.com/wsmq/wsmq/services/auth
+
+go 1.26.0
+
+replace (
+	github.com/wsmq/wsmq/gen => ../../gen
+	github.com/wsmq/wsmq/pkg => ../../pkg
+)

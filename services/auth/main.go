@@ -1,0 +1,4 @@
+// Command auth is the wsmq auth service.
+package main
+
+func main() {}

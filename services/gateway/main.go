@@ -1,0 +1,4 @@
+// Command gateway is the wsmq gateway service.
+package main
+
+func main() {}

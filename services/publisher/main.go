@@ -1,0 +1,4 @@
+// Command publisher is the wsmq publisher service.
+package main
+
+func main() {}
