@@ -1,0 +1,141 @@
+package rsmq
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Defaults and limits of the RSMQ API.
+const (
+	// DefaultVT is the default visibility timeout of a new queue, seconds.
+	DefaultVT = 30
+	// DefaultDelay is the default delay of a new queue, seconds.
+	DefaultDelay = 0
+	// DefaultMaxSize is the default maximum message length of a new queue, UTF-16 code units.
+	DefaultMaxSize = 65536
+	// MaxSizeUnlimited as a queue's MaxSize disables the length check.
+	MaxSizeUnlimited = -1
+	// QueueDefault as a vt or delay argument means "use the queue's attribute".
+	QueueDefault = -1
+	// MaxBatch is the most items per SendBatch and messages per ReceiveMessages.
+	MaxBatch = 1000
+)
+
+// Options configures a Client. The zero value is Node rsmq's default.
+type Options struct {
+	Namespace string // key prefix namespace; "" means "rsmq"
+	Realtime  bool   // PUBLISH the ZCARD on ns:rt:<qname> after every send
+}
+
+// Client runs RSMQ operations on a Redis server. It is safe for concurrent use.
+type Client struct {
+	rdb      redis.UniversalClient
+	ns       string
+	prefix   string
+	realtime bool
+	clock    idClock
+}
+
+// New returns a Client on rdb. It does not contact Redis. The key layout
+// needs two keys of one queue in one script, so rdb must not be a Redis
+// Cluster client (a Sentinel failover client or a plain client is fine).
+func New(rdb redis.UniversalClient, opts Options) *Client {
+	ns := opts.Namespace
+	if ns == "" {
+		ns = DefaultNamespace
+	}
+	return &Client{rdb: rdb, ns: ns, prefix: ns + ":", realtime: opts.Realtime}
+}
+
+// Namespace returns the key namespace, "rsmq" unless Options said otherwise.
+func (c *Client) Namespace() string { return c.ns }
+
+// idClock estimates Redis TIME in microseconds from the local monotonic
+// clock, so a send can build its id before its one round trip. The offset
+// is measured by one TIME call on first use and re-measured from the TIME
+// that every send script returns. Prefixes handed out never repeat or
+// decrease within one Client.
+type idClock struct {
+	mu     sync.Mutex
+	synced bool
+	base   time.Time // local reading (monotonic) matching baseUS
+	baseUS int64     // Redis time at base, µs
+	last   int64     // last prefix handed out, µs
+}
+
+// observe records that Redis time was us at some instant between sent and got.
+func (k *idClock) observe(us int64, sent, got time.Time) {
+	mid := sent.Add(got.Sub(sent) / 2)
+	k.mu.Lock()
+	k.base, k.baseUS, k.synced = mid, us, true
+	k.mu.Unlock()
+}
+
+// next returns the time prefixes for n ids, strictly increasing.
+func (c *Client) nextPrefixes(ctx context.Context, n int) ([]int64, error) {
+	c.clock.mu.Lock()
+	synced := c.clock.synced
+	c.clock.mu.Unlock()
+	if !synced {
+		sent := time.Now()
+		t, err := c.rdb.Time(ctx).Result()
+		if err != nil {
+			return nil, fmt.Errorf("rsmq: redis time: %w", err)
+		}
+		c.clock.observe(t.UnixMicro(), sent, time.Now())
+	}
+	k := &c.clock
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	now := k.baseUS + time.Since(k.base).Microseconds()
+	out := make([]int64, n)
+	for i := range out {
+		if now <= k.last {
+			now = k.last + 1
+		}
+		k.last = now
+		out[i] = now
+	}
+	return out, nil
+}
+
+const idAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+// makeID returns the 32-char id: prefix in lowercase base 36 (10 chars
+// before 2085) and 22 random chars of [A-Za-z0-9] from crypto/rand.
+func makeID(prefix int64) string {
+	b := make([]byte, 0, idLen)
+	p := strconv.FormatInt(prefix, 36)
+	for i := len(p); i < idTimeLen; i++ {
+		b = append(b, '0')
+	}
+	b = append(b, p...)
+	var buf [48]byte
+	for len(b) < idLen {
+		_, _ = rand.Read(buf[:]) // never fails (crypto/rand since Go 1.24)
+		for _, x := range buf {
+			if x < 248 && len(b) < idLen { // 248 = 4*62: no modulo bias
+				b = append(b, idAlphabet[x%62])
+			}
+		}
+	}
+	return string(b)
+}
+
+// sentFromID returns the send time in unix ms encoded in the id's prefix.
+func sentFromID(id string) int64 {
+	if len(id) < idTimeLen {
+		return 0
+	}
+	us, err := strconv.ParseInt(id[:idTimeLen], 36, 64)
+	if err != nil {
+		return 0
+	}
+	return us / 1000
+}

@@ -1,0 +1,47 @@
+// Package rsmq is a Go implementation of RSMQ, the Redis simple message
+// queue, byte-compatible with the Node rsmq 0.12.4 package: same keys, same
+// message ids, same script effects, same realtime channel (see RSMQ.md).
+// Node apps using rsmq or rsmq-worker can share queues with it.
+//
+// Every operation is one round trip: validation happens in Go, then one Lua
+// script (EVALSHA with EVAL fallback) or one MULTI/pipeline does the work,
+// reading "now" from Redis TIME inside the script.
+//
+// # Message ids
+//
+// An id is 10 chars of lowercase base 36 of Redis time in µs followed by 22
+// random chars of [A-Za-z0-9] (crypto/rand). To build it before its one
+// round trip, a Client estimates Redis time from the local monotonic clock
+// and an offset measured by one TIME call on the first send and re-measured
+// from the TIME every send script returns (error: about half a round trip).
+// Prefixes never repeat or decrease within a Client, so ids of one Client
+// sort in send order. The message's score always comes from Redis TIME in
+// the script, so visibility does not depend on the estimate; only Sent
+// (decoded from the id) may be off by the estimate's error.
+//
+// # Retries
+//
+// go-redis retries a command after a dropped connection or a read timeout,
+// so a command may run twice on the server. What that does per operation:
+//   - SendMessage, SendBatch: safe. The id is fixed before the first attempt
+//     and the send script does nothing when the id is already in the queue,
+//     so the message, totalsent and the realtime notification happen once.
+//     (A retry that arrives after a consumer already received and deleted
+//     the message would store it again: at-least-once, not exactly-once.)
+//   - ReceiveMessage, ReceiveMessages: a retry after a lost reply receives
+//     more messages: the first attempt's messages are hidden and their rc and
+//     totalrecv raised, but the caller never sees them. They come back after
+//     their vt with rc raised: at-least-once, and a dead-letter count may be
+//     reached one receive early per lost reply.
+//   - PopMessage: not safe. A lost reply loses the popped message (it is
+//     deleted but never returned): use ReceiveMessages and DeleteByReceipt
+//     when messages must not be lost.
+//   - DeleteMessage, DeleteByReceipt(s): the effect happens once, but a
+//     retried call reports false/0 for what its first attempt deleted.
+//   - ChangeMessageVisibility(ByReceipt): a retry sets the same vt from a
+//     slightly later now. CreateQueue retried after a lost reply returns
+//     ErrQueueExists for the queue it created.
+//
+// The layout puts two keys of one queue (with different hash slots) in one
+// script, so the Client does not work on Redis Cluster.
+package rsmq

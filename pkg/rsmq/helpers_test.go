@@ -1,0 +1,82 @@
+package rsmq_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/wsmq/wsmq/pkg/rsmq"
+	"github.com/wsmq/wsmq/pkg/testenv"
+)
+
+// env is one test's Redis, a raw go-redis client to check the stored format,
+// and an rsmq Client on it.
+type env struct {
+	redis *testenv.Redis
+	raw   *redis.Client
+	q     *rsmq.Client
+	ctx   context.Context
+}
+
+func newEnv(t testing.TB, opts rsmq.Options) *env {
+	t.Helper()
+	r := testenv.StartRedis(t)
+	raw := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	t.Cleanup(func() { _ = raw.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return &env{redis: r, raw: raw, q: rsmq.New(raw, opts), ctx: ctx}
+}
+
+// createQueue creates qname with vt and the default delay and maxsize.
+func (e *env) createQueue(t testing.TB, qname string, vt int) {
+	t.Helper()
+	cfg := rsmq.DefaultQueueConfig()
+	cfg.VT = vt
+	if err := e.q.CreateQueue(e.ctx, qname, cfg); err != nil {
+		t.Fatalf("CreateQueue(%q): %v", qname, err)
+	}
+}
+
+func (e *env) send(t testing.TB, qname, msg string) string {
+	t.Helper()
+	id, err := e.q.SendMessage(e.ctx, qname, msg, rsmq.QueueDefault)
+	if err != nil {
+		t.Fatalf("SendMessage(%q): %v", qname, err)
+	}
+	return id
+}
+
+func (e *env) receive(t testing.TB, qname string, vt int) *rsmq.Message {
+	t.Helper()
+	m, err := e.q.ReceiveMessage(e.ctx, qname, vt)
+	if err != nil {
+		t.Fatalf("ReceiveMessage(%q): %v", qname, err)
+	}
+	return m
+}
+
+// redisNowMS returns Redis TIME in unix ms.
+func (e *env) redisNowMS(t testing.TB) int64 {
+	t.Helper()
+	tm, err := e.raw.Time(e.ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tm.UnixMilli()
+}
+
+// eventually polls cond every 10 ms until it holds or the deadline passes.
+func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func intp(v int) *int { return &v }

@@ -1,0 +1,432 @@
+package rsmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Message is one received message.
+type Message struct {
+	ID      string
+	Message string
+	RC      int64 // receive count, including this receive
+	FR      int64 // first receive time, unix ms
+	Sent    int64 // send time, unix ms, from the id's time prefix
+}
+
+// Receipt identifies one delivery of a message: its id and the receive
+// count of that delivery. It stops matching once the message is received again.
+type Receipt struct {
+	ID string
+	RC int64
+}
+
+// Receipt returns the receipt of this delivery.
+func (m *Message) Receipt() Receipt { return Receipt{ID: m.ID, RC: m.RC} }
+
+// SendItem is one message of SendBatch.
+type SendItem struct {
+	Queue, Message string
+	Delay          int // seconds; QueueDefault = the queue's delay
+}
+
+// SendResult is the outcome of one SendItem: its id, or Err (a validation
+// error, ErrQueueNotFound or ErrMessageTooLong).
+type SendResult struct {
+	ID  string
+	Err error
+}
+
+// SendMessage stores message in qname, visible after delay seconds
+// (QueueDefault: the queue's delay), and returns its 32-char id.
+//
+// One round trip (plus one TIME call on the Client's first send). The id is
+// chosen before the first attempt and the script stores an id only once, so
+// a send that go-redis retries after a lost reply is stored exactly once.
+func (c *Client) SendMessage(ctx context.Context, qname, message string, delay int) (string, error) {
+	n, err := validateSend(qname, message, delay)
+	if err != nil {
+		return "", err
+	}
+	prefixes, err := c.nextPrefixes(ctx, 1)
+	if err != nil {
+		return "", err
+	}
+	id := makeID(prefixes[0])
+	sent := time.Now()
+	res, err := sendScript.Run(ctx, c.rdb, []string{c.hashKey(qname), c.zsetKey(qname)},
+		c.sendArgs(qname, id, message, delay, n)...).Slice()
+	if err != nil {
+		return "", fmt.Errorf("rsmq: send to %q: %w", qname, err)
+	}
+	if err := c.sendStatus(qname, res, sent, time.Now()); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+func validateSend(qname, message string, delay int) (int, error) {
+	if err := ValidateQueueName(qname); err != nil {
+		return 0, err
+	}
+	if err := validateSeconds("delay", delay, true); err != nil {
+		return 0, err
+	}
+	return validateMessage(message)
+}
+
+func (c *Client) sendArgs(qname, id, message string, delay, length int) []any {
+	rt := "0"
+	if c.realtime {
+		rt = "1"
+	}
+	return []any{id, message, delay, length, rt, c.RealtimeChannel(qname)}
+}
+
+// sendStatus maps the send script's reply to an error and feeds the Redis
+// time it carries to the id clock.
+func (c *Client) sendStatus(qname string, res []any, sent, got time.Time) error {
+	if len(res) != 3 {
+		return fmt.Errorf("rsmq: send to %q: unexpected reply %v", qname, res)
+	}
+	if s, us := toInt64(res[1]), toInt64(res[2]); s > 0 {
+		c.clock.observe(s*1_000_000+us, sent, got)
+	}
+	switch toInt64(res[0]) {
+	case stNotFound:
+		return fmt.Errorf("%w: %q", ErrQueueNotFound, qname)
+	case stTooLong:
+		return fmt.Errorf("%w: queue %q", ErrMessageTooLong, qname)
+	}
+	return nil
+}
+
+// SendBatch sends all items in one pipelined round trip (two if Redis must
+// first load the script) and returns one result per item, in order. The
+// returned error is only for a failure of the whole batch (Redis
+// unreachable, more than MaxBatch items); items retried by go-redis are
+// stored once, as with SendMessage.
+func (c *Client) SendBatch(ctx context.Context, items []SendItem) ([]SendResult, error) {
+	if len(items) > MaxBatch {
+		return nil, outOfRange("items", 0, MaxBatch)
+	}
+	results := make([]SendResult, len(items))
+	lengths := make([]int, len(items))
+	valid := 0
+	for i, it := range items {
+		n, err := validateSend(it.Queue, it.Message, it.Delay)
+		results[i].Err, lengths[i] = err, n
+		if err == nil {
+			valid++
+		}
+	}
+	if valid == 0 {
+		return results, nil
+	}
+	prefixes, err := c.nextPrefixes(ctx, valid)
+	if err != nil {
+		return nil, err
+	}
+	todo := make([]int, 0, valid)
+	for i := range items {
+		if results[i].Err == nil {
+			results[i].ID = makeID(prefixes[len(todo)])
+			todo = append(todo, i)
+		}
+	}
+	for attempt := 0; len(todo) > 0; attempt++ {
+		sent := time.Now()
+		cmds, err := c.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+			for _, i := range todo {
+				it := items[i]
+				sendScript.EvalSha(ctx, pipe, []string{c.hashKey(it.Queue), c.zsetKey(it.Queue)},
+					c.sendArgs(it.Queue, results[i].ID, it.Message, it.Delay, lengths[i])...)
+			}
+			return nil
+		})
+		got := time.Now()
+		if err != nil && !isRedisError(err) {
+			return nil, fmt.Errorf("rsmq: send batch: %w", err)
+		}
+		var again []int
+		for k, cmd := range cmds {
+			i := todo[k]
+			res, err := cmd.(*redis.Cmd).Slice()
+			switch {
+			case err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") && attempt == 0:
+				again = append(again, i)
+			case err != nil:
+				results[i] = SendResult{Err: fmt.Errorf("rsmq: send to %q: %w", items[i].Queue, err)}
+			default:
+				if err := c.sendStatus(items[i].Queue, res, sent, got); err != nil {
+					results[i] = SendResult{Err: err}
+				}
+			}
+		}
+		if len(again) > 0 {
+			if err := sendScript.Load(ctx, c.rdb).Err(); err != nil {
+				return nil, fmt.Errorf("rsmq: send batch: load script: %w", err)
+			}
+		}
+		todo = again
+	}
+	return results, nil
+}
+
+// isRedisError reports whether err is an error reply of the server (one
+// command failed) rather than a failure of the connection.
+func isRedisError(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && !errors.Is(err, redis.Nil)
+}
+
+// ReceiveMessage receives the first visible message of qname and hides it
+// for vt seconds (QueueDefault: the queue's vt). It returns (nil, nil) when
+// no message is visible. One round trip.
+func (c *Client) ReceiveMessage(ctx context.Context, qname string, vt int) (*Message, error) {
+	res, err := c.ReceiveMessages(ctx, qname, ReceiveOptions{VT: vt, Max: 1})
+	if err != nil || len(res.Messages) == 0 {
+		return nil, err
+	}
+	return &res.Messages[0], nil
+}
+
+// ReceiveOptions configures ReceiveMessages.
+type ReceiveOptions struct {
+	VT              int    // seconds; QueueDefault = queue's vt
+	Max             int    // 1..MaxBatch messages; 0 means 1
+	MaxReceiveCount int    // > 0: a message whose rc would exceed this is moved to DeadLetterQueue instead of returned
+	DeadLetterQueue string // required when MaxReceiveCount > 0; created (source queue's attributes) when missing
+}
+
+// ReceiveResult is the outcome of ReceiveMessages.
+type ReceiveResult struct {
+	Messages     []Message // in visibility order (send order except redeliveries)
+	DeadLettered []string  // ids moved to the dead-letter queue by this call
+	// NextVisible is the score (unix ms) of the queue's earliest remaining
+	// message after this call, 0 if the queue is empty. A value <= now means
+	// more messages are visible now (Max was reached).
+	NextVisible int64
+}
+
+// ReceiveMessages takes up to Max visible messages atomically in ONE script
+// call (one round trip). Each is received as ReceiveMessage does; with
+// MaxReceiveCount > 0 a message whose receive count would exceed it moves
+// (same id and body) to DeadLetterQueue instead. Dead-lettered messages do
+// not count in the source queue's totalrecv; they count in the dead-letter
+// queue's totalsent. ErrQueueNotFound when qname does not exist.
+func (c *Client) ReceiveMessages(ctx context.Context, qname string, opts ReceiveOptions) (*ReceiveResult, error) {
+	if err := ValidateQueueName(qname); err != nil {
+		return nil, err
+	}
+	if err := validateSeconds("vt", opts.VT, true); err != nil {
+		return nil, err
+	}
+	max := opts.Max
+	if max == 0 {
+		max = 1
+	}
+	if max < 1 || max > MaxBatch {
+		return nil, outOfRange("max", 1, MaxBatch)
+	}
+	if opts.MaxReceiveCount < 0 {
+		return nil, outOfRange("maxReceiveCount", 0, 1<<31-1)
+	}
+	keys := []string{c.hashKey(qname), c.zsetKey(qname)}
+	if opts.MaxReceiveCount > 0 {
+		if opts.DeadLetterQueue == "" {
+			return nil, missing("deadLetterQueue")
+		}
+		if ValidateQueueName(opts.DeadLetterQueue) != nil || opts.DeadLetterQueue == qname {
+			return nil, badFormat("deadLetterQueue")
+		}
+		keys = append(keys, c.hashKey(opts.DeadLetterQueue), c.zsetKey(opts.DeadLetterQueue), c.queuesKey())
+	}
+	res, err := receiveScript.Run(ctx, c.rdb, keys, opts.VT, max, opts.MaxReceiveCount, opts.DeadLetterQueue).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("rsmq: receive from %q: %w", qname, err)
+	}
+	if len(res) == 1 && toInt64(res[0]) == stNotFound {
+		return nil, fmt.Errorf("%w: %q", ErrQueueNotFound, qname)
+	}
+	if len(res) != 4 {
+		return nil, fmt.Errorf("rsmq: receive from %q: unexpected reply %v", qname, res)
+	}
+	out := &ReceiveResult{NextVisible: toInt64(res[1])}
+	flat, _ := res[2].([]any)
+	for i := 0; i+3 < len(flat); i += 4 {
+		out.Messages = append(out.Messages, newMessage(flat[i], flat[i+1], flat[i+2], flat[i+3]))
+	}
+	dead, _ := res[3].([]any)
+	for _, d := range dead {
+		s, _ := d.(string)
+		out.DeadLettered = append(out.DeadLettered, s)
+	}
+	return out, nil
+}
+
+func newMessage(id, body, rc, fr any) Message {
+	m := Message{RC: toInt64(rc), FR: toInt64(fr)}
+	m.ID, _ = id.(string)
+	m.Message, _ = body.(string)
+	m.Sent = sentFromID(m.ID)
+	return m
+}
+
+// PopMessage receives the first visible message of qname and deletes it in
+// one step; (nil, nil) when none is visible. One round trip.
+func (c *Client) PopMessage(ctx context.Context, qname string) (*Message, error) {
+	if err := ValidateQueueName(qname); err != nil {
+		return nil, err
+	}
+	res, err := popScript.Run(ctx, c.rdb, []string{c.hashKey(qname), c.zsetKey(qname)}).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("rsmq: pop from %q: %w", qname, err)
+	}
+	switch {
+	case len(res) == 1 && toInt64(res[0]) == stNotFound:
+		return nil, fmt.Errorf("%w: %q", ErrQueueNotFound, qname)
+	case len(res) == 1:
+		return nil, nil
+	case len(res) != 5:
+		return nil, fmt.Errorf("rsmq: pop from %q: unexpected reply %v", qname, res)
+	}
+	m := newMessage(res[1], res[2], res[3], res[4])
+	return &m, nil
+}
+
+// DeleteMessage deletes message id from qname, reporting whether it
+// existed. As in Node, the queue itself is not checked. One round trip.
+func (c *Client) DeleteMessage(ctx context.Context, qname, id string) (bool, error) {
+	if err := ValidateQueueName(qname); err != nil {
+		return false, err
+	}
+	if err := ValidateID(id); err != nil {
+		return false, err
+	}
+	pipe := c.rdb.TxPipeline()
+	zrem := pipe.ZRem(ctx, c.zsetKey(qname), id)
+	hdel := pipe.HDel(ctx, c.hashKey(qname), id, id+":rc", id+":fr")
+	if _, err := pipe.Exec(ctx); err != nil {
+		return false, fmt.Errorf("rsmq: delete %s from %q: %w", id, qname, err)
+	}
+	return zrem.Val() == 1 && hdel.Val() > 0, nil
+}
+
+// ChangeMessageVisibility makes message id of qname visible vt seconds from
+// now, reporting whether the message exists; ErrQueueNotFound when the
+// queue does not. One round trip.
+func (c *Client) ChangeMessageVisibility(ctx context.Context, qname, id string, vt int) (bool, error) {
+	if err := ValidateQueueName(qname); err != nil {
+		return false, err
+	}
+	if err := ValidateID(id); err != nil {
+		return false, err
+	}
+	if err := validateSeconds("vt", vt, false); err != nil {
+		return false, err
+	}
+	n, err := changeVisScript.Run(ctx, c.rdb, []string{c.hashKey(qname), c.zsetKey(qname)}, id, vt).Int64()
+	if err != nil {
+		return false, fmt.Errorf("rsmq: change visibility of %s in %q: %w", id, qname, err)
+	}
+	if n == stNotFound {
+		return false, fmt.Errorf("%w: %q", ErrQueueNotFound, qname)
+	}
+	return n == 1, nil
+}
+
+// DeleteByReceipt deletes the message of r only if it is still in that
+// delivery (stored rc == r.RC). One script call.
+func (c *Client) DeleteByReceipt(ctx context.Context, qname string, r Receipt) (bool, error) {
+	n, err := c.DeleteByReceipts(ctx, qname, []Receipt{r})
+	return n == 1, err
+}
+
+// DeleteByReceipts deletes each message whose receipt still matches and
+// returns how many it deleted. One round trip.
+func (c *Client) DeleteByReceipts(ctx context.Context, qname string, rs []Receipt) (int, error) {
+	args, err := receiptArgs(qname, rs)
+	if err != nil || len(rs) == 0 {
+		return 0, err
+	}
+	n, err := deleteByReceiptScript.Run(ctx, c.rdb, []string{c.hashKey(qname), c.zsetKey(qname)}, args...).Int()
+	if err != nil {
+		return 0, fmt.Errorf("rsmq: delete by receipt in %q: %w", qname, err)
+	}
+	return n, nil
+}
+
+// ChangeVisibilityByReceipt makes the message of r visible vt seconds from
+// now only if it is still in that delivery. One script call.
+func (c *Client) ChangeVisibilityByReceipt(ctx context.Context, qname string, r Receipt, vt int) (bool, error) {
+	n, err := c.ChangeVisibilityByReceipts(ctx, qname, []Receipt{r}, vt)
+	return n == 1, err
+}
+
+// ChangeVisibilityByReceipts changes the visibility of each message whose
+// receipt still matches and returns how many it changed. One round trip.
+func (c *Client) ChangeVisibilityByReceipts(ctx context.Context, qname string, rs []Receipt, vt int) (int, error) {
+	if err := validateSeconds("vt", vt, false); err != nil {
+		return 0, err
+	}
+	args, err := receiptArgs(qname, rs)
+	if err != nil || len(rs) == 0 {
+		return 0, err
+	}
+	args = append([]any{vt}, args...)
+	n, err := changeVisByReceiptScript.Run(ctx, c.rdb, []string{c.hashKey(qname), c.zsetKey(qname)}, args...).Int()
+	if err != nil {
+		return 0, fmt.Errorf("rsmq: change visibility by receipt in %q: %w", qname, err)
+	}
+	return n, nil
+}
+
+func receiptArgs(qname string, rs []Receipt) ([]any, error) {
+	if err := ValidateQueueName(qname); err != nil {
+		return nil, err
+	}
+	args := make([]any, 0, 2*len(rs))
+	for _, r := range rs {
+		if err := ValidateID(r.ID); err != nil {
+			return nil, err
+		}
+		args = append(args, r.ID, strconv.FormatInt(r.RC, 10))
+	}
+	return args, nil
+}
+
+// NextVisible returns, per queue, the unix ms score of its first message
+// (0 when the zset is empty), in one pipeline. A consumer's sweep uses it:
+// a score <= now means a message is visible now.
+func (c *Client) NextVisible(ctx context.Context, qnames []string) ([]int64, error) {
+	for _, q := range qnames {
+		if err := ValidateQueueName(q); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]int64, len(qnames))
+	if len(qnames) == 0 {
+		return out, nil
+	}
+	cmds, err := c.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for _, q := range qnames {
+			pipe.ZRangeWithScores(ctx, c.zsetKey(q), 0, 0)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rsmq: next visible: %w", err)
+	}
+	for i, cmd := range cmds {
+		if zs := cmd.(*redis.ZSliceCmd).Val(); len(zs) > 0 {
+			out[i] = int64(zs[0].Score)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,219 @@
+package rsmq
+
+import "github.com/redis/go-redis/v9"
+
+// This file holds every key name and every Lua script of the package: the
+// stored format of RSMQ.md in one place. Key names travel as KEYS, numbers and
+// other values as ARGV. Every script reads "now" from Redis TIME, as Node rsmq
+// does, so all clients share one clock.
+
+// DefaultNamespace is the key namespace used when Options.Namespace is empty.
+const DefaultNamespace = "rsmq"
+
+// queuesKey is the set of queue names.
+func (c *Client) queuesKey() string { return c.prefix + "QUEUES" }
+
+// hashKey is the queue's hash: attributes, counters, bodies, id:rc, id:fr.
+func (c *Client) hashKey(qname string) string { return c.prefix + qname + ":Q" }
+
+// zsetKey is the queue's sorted set: member id, score = visible-at ms.
+func (c *Client) zsetKey(qname string) string { return c.prefix + qname }
+
+// RealtimeChannel returns the channel on which sends publish the queue's
+// size when Options.Realtime is set: "<ns>:rt:<qname>".
+func (c *Client) RealtimeChannel(qname string) string { return c.prefix + "rt:" + qname }
+
+// luaNow sets t (Redis TIME) and ts (ms), as Node computes them.
+const luaNow = `
+local t = redis.call('TIME')
+local ts = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`
+
+// Script status codes shared with Go.
+const (
+	stNotFound = -1
+	stTooLong  = -2
+)
+
+// createScript: KEYS hash, QUEUES; ARGV vt, delay, maxsize, qname.
+// Like Node's MULTI of five HSETNX; the queue exists when the first set nothing.
+// Returns 1 when created, 0 when it existed.
+var createScript = redis.NewScript(luaNow + `
+local created = redis.call('HSETNX', KEYS[1], 'vt', ARGV[1])
+redis.call('HSETNX', KEYS[1], 'delay', ARGV[2])
+redis.call('HSETNX', KEYS[1], 'maxsize', ARGV[3])
+redis.call('HSETNX', KEYS[1], 'created', t[1])
+redis.call('HSETNX', KEYS[1], 'modified', t[1])
+if created == 0 then return 0 end
+redis.call('SADD', KEYS[2], ARGV[4])
+return 1
+`)
+
+// luaAttrs returns the reply of getQueueAttributes: HMGET of the seven
+// attributes, ZCARD, and ZCOUNT from s*1000 (Node counts hidden messages from
+// the whole second) to +inf.
+const luaAttrs = `
+local a = redis.call('HMGET', KEYS[1], 'vt', 'delay', 'maxsize', 'totalrecv', 'totalsent', 'created', 'modified')
+if not a[1] then return {-1} end
+return {1, a[1], a[2], a[3], a[4] or '0', a[5] or '0', a[6] or '0', a[7] or '0',
+	redis.call('ZCARD', KEYS[2]), redis.call('ZCOUNT', KEYS[2], t[1] .. '000', '+inf')}
+`
+
+// attrsScript: KEYS hash, zset.
+var attrsScript = redis.NewScript(luaNow + luaAttrs)
+
+// setAttrsScript: KEYS hash, zset; ARGV vt, delay, maxsize ("" = unchanged).
+// Queue must exist; sets modified = s and the given attributes, then returns
+// the attributes.
+var setAttrsScript = redis.NewScript(luaNow + `
+if redis.call('HEXISTS', KEYS[1], 'vt') == 0 then return {-1} end
+redis.call('HSET', KEYS[1], 'modified', t[1])
+local names = {'vt', 'delay', 'maxsize'}
+for i = 1, 3 do
+	if ARGV[i] ~= '' then redis.call('HSET', KEYS[1], names[i], ARGV[i]) end
+end
+` + luaAttrs)
+
+// sendScript: KEYS hash, zset; ARGV id, body, delay (-1 = queue's),
+// UTF-16 length, realtime ("1"/"0"), realtime channel.
+//
+// Idempotent: the id is fixed by the client before the first attempt, so a
+// retried attempt finds the id field and returns 2 without a second ZADD,
+// totalsent increment or PUBLISH. Returns {status, TIME s, TIME us}; status 1
+// stored, 2 already stored, -1 queue not found, -2 message too long.
+var sendScript = redis.NewScript(luaNow + `
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {2, t[1], t[2]} end
+local q = redis.call('HMGET', KEYS[1], 'vt', 'delay', 'maxsize')
+if not q[1] or not q[2] or not q[3] then return {-1, t[1], t[2]} end
+local maxsize = tonumber(q[3])
+if maxsize ~= -1 and tonumber(ARGV[4]) > maxsize then return {-2, t[1], t[2]} end
+local delay = tonumber(ARGV[3])
+if delay < 0 then delay = tonumber(q[2]) end
+redis.call('ZADD', KEYS[2], ts + delay * 1000, ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'totalsent', 1)
+if ARGV[5] == '1' then
+	redis.call('PUBLISH', ARGV[6], redis.call('ZCARD', KEYS[2]))
+end
+return {1, t[1], t[2]}
+`)
+
+// receiveScript: KEYS hash, zset[, dlq hash, dlq zset, QUEUES];
+// ARGV vt (-1 = queue's), max, maxReceiveCount (0 = none), dlq name.
+//
+// Each of up to max visible messages is received as Node's receiveMessage
+// does (score ts+vt*1000, totalrecv+1, rc+1, fr = ts on the first receive),
+// except that a message whose new rc would exceed maxReceiveCount moves to
+// the dead-letter queue (created with the source's attributes when missing).
+// Returns {1, next visible score or '0', {id, body, rc, fr, ...}, {dead ids}}
+// or {-1} when the queue does not exist.
+var receiveScript = redis.NewScript(luaNow + `
+local q = redis.call('HMGET', KEYS[1], 'vt', 'delay', 'maxsize')
+if not q[1] then return {-1} end
+local vt = tonumber(ARGV[1])
+if vt < 0 then vt = tonumber(q[1]) end
+local mrc = tonumber(ARGV[3])
+local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ts, 'LIMIT', 0, tonumber(ARGV[2]))
+local msgs, dead = {}, {}
+local dlqReady = false
+for _, id in ipairs(ids) do
+	local rckey, frkey = id .. ':rc', id .. ':fr'
+	if mrc > 0 and tonumber(redis.call('HGET', KEYS[1], rckey) or '0') + 1 > mrc then
+		if not dlqReady then
+			redis.call('HSETNX', KEYS[3], 'vt', q[1])
+			redis.call('HSETNX', KEYS[3], 'delay', q[2] or '0')
+			redis.call('HSETNX', KEYS[3], 'maxsize', q[3] or '65536')
+			redis.call('HSETNX', KEYS[3], 'created', t[1])
+			redis.call('HSETNX', KEYS[3], 'modified', t[1])
+			redis.call('SADD', KEYS[5], ARGV[4])
+			dlqReady = true
+		end
+		local body = redis.call('HGET', KEYS[1], id)
+		if body then
+			redis.call('ZADD', KEYS[4], ts, id)
+			redis.call('HSET', KEYS[3], id, body)
+			redis.call('HINCRBY', KEYS[3], 'totalsent', 1)
+		end
+		redis.call('ZREM', KEYS[2], id)
+		redis.call('HDEL', KEYS[1], id, rckey, frkey)
+		dead[#dead + 1] = id
+	else
+		redis.call('ZADD', KEYS[2], ts + vt * 1000, id)
+		redis.call('HINCRBY', KEYS[1], 'totalrecv', 1)
+		local body = redis.call('HGET', KEYS[1], id) or ''
+		local rc = redis.call('HINCRBY', KEYS[1], rckey, 1)
+		local fr = ts
+		if rc == 1 then
+			redis.call('HSET', KEYS[1], frkey, ts)
+		else
+			fr = tonumber(redis.call('HGET', KEYS[1], frkey) or '0')
+		end
+		msgs[#msgs + 1] = id
+		msgs[#msgs + 1] = body
+		msgs[#msgs + 1] = rc
+		msgs[#msgs + 1] = fr
+	end
+end
+local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+return {1, first[2] or '0', msgs, dead}
+`)
+
+// popScript: KEYS hash, zset. Node's popMessage: receive the first visible
+// message, then delete it. Returns {1, id, body, rc, fr}, {0} when none is
+// visible, {-1} when the queue does not exist.
+var popScript = redis.NewScript(luaNow + `
+if redis.call('HEXISTS', KEYS[1], 'vt') == 0 then return {-1} end
+local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ts, 'LIMIT', 0, 1)
+if #ids == 0 then return {0} end
+local id = ids[1]
+redis.call('HINCRBY', KEYS[1], 'totalrecv', 1)
+local body = redis.call('HGET', KEYS[1], id) or ''
+local rc = redis.call('HINCRBY', KEYS[1], id .. ':rc', 1)
+local fr = ts
+if rc ~= 1 then fr = tonumber(redis.call('HGET', KEYS[1], id .. ':fr') or '0') end
+redis.call('ZREM', KEYS[2], id)
+redis.call('HDEL', KEYS[1], id, id .. ':rc', id .. ':fr')
+return {1, id, body, rc, fr}
+`)
+
+// changeVisScript: KEYS hash, zset; ARGV id, vt. Queue must exist; sets the
+// score of an existing member to ts+vt*1000. Returns 1, 0 (no such message)
+// or -1 (no queue).
+var changeVisScript = redis.NewScript(luaNow + `
+if redis.call('HEXISTS', KEYS[1], 'vt') == 0 then return -1 end
+if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[2], ts + tonumber(ARGV[2]) * 1000, ARGV[1])
+return 1
+`)
+
+// deleteByReceiptScript: KEYS hash, zset; ARGV id1, rc1, id2, rc2, ...
+// Deletes each message that still exists with stored rc equal to its
+// receipt's rc. Returns how many were deleted.
+var deleteByReceiptScript = redis.NewScript(`
+local n = 0
+for i = 1, #ARGV, 2 do
+	local id = ARGV[i]
+	if redis.call('ZSCORE', KEYS[2], id) and (redis.call('HGET', KEYS[1], id .. ':rc') or '0') == ARGV[i + 1] then
+		redis.call('ZREM', KEYS[2], id)
+		redis.call('HDEL', KEYS[1], id, id .. ':rc', id .. ':fr')
+		n = n + 1
+	end
+end
+return n
+`)
+
+// changeVisByReceiptScript: KEYS hash, zset; ARGV vt, id1, rc1, id2, rc2, ...
+// Sets score ts+vt*1000 of each message that still exists with stored rc
+// equal to its receipt's rc. Returns how many changed.
+var changeVisByReceiptScript = redis.NewScript(luaNow + `
+local score = ts + tonumber(ARGV[1]) * 1000
+local n = 0
+for i = 2, #ARGV, 2 do
+	local id = ARGV[i]
+	if redis.call('ZSCORE', KEYS[2], id) and (redis.call('HGET', KEYS[1], id .. ':rc') or '0') == ARGV[i + 1] then
+		redis.call('ZADD', KEYS[2], score, id)
+		n = n + 1
+	end
+end
+return n
+`)

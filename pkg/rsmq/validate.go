@@ -1,0 +1,97 @@
+package rsmq
+
+import (
+	"unicode/utf8"
+)
+
+// Limits of RSMQ.md.
+const (
+	maxQueueNameLen = 160
+	idLen           = 32
+	idTimeLen       = 10
+	maxSeconds      = 9999999
+	minMaxSize      = 1024
+	maxMaxSize      = 65536
+)
+
+// ValidateQueueName reports whether name matches ^[a-zA-Z0-9_-]{1,160}$.
+func ValidateQueueName(name string) error {
+	if name == "" {
+		return missing("qname")
+	}
+	if len(name) > maxQueueNameLen {
+		return badFormat("qname")
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; !isAlnum(c) && c != '_' && c != '-' {
+			return badFormat("qname")
+		}
+	}
+	return nil
+}
+
+// ValidateID reports whether id matches ^[a-zA-Z0-9:]{32}$.
+func ValidateID(id string) error {
+	if id == "" {
+		return missing("id")
+	}
+	if len(id) != idLen {
+		return badFormat("id")
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !isAlnum(c) && c != ':' {
+			return badFormat("id")
+		}
+	}
+	return nil
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// validateSeconds checks a vt or delay: 0..9,999,999, or QueueDefault when allowDefault.
+func validateSeconds(field string, v int, allowDefault bool) error {
+	if allowDefault && v == QueueDefault {
+		return nil
+	}
+	if v < 0 || v > maxSeconds {
+		return outOfRange(field, 0, maxSeconds)
+	}
+	return nil
+}
+
+func validateMaxSize(v int) error {
+	if v == MaxSizeUnlimited || v >= minMaxSize && v <= maxMaxSize {
+		return nil
+	}
+	return outOfRange("maxsize", minMaxSize, maxMaxSize)
+}
+
+// validateMessage accepts only valid UTF-8 and returns the message's length
+// in UTF-16 code units, the unit of JavaScript's String.length that Node
+// rsmq compares with maxsize.
+func validateMessage(msg string) (int, error) {
+	if !utf8.ValidString(msg) {
+		return 0, &ValidationError{Field: "message", Msg: "Message must be valid UTF-8", Err: ErrMessageNotString}
+	}
+	n := 0
+	for _, r := range msg {
+		if r >= 0x10000 {
+			n += 2
+		} else {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (cfg QueueConfig) validate() error {
+	if err := validateSeconds("vt", cfg.VT, false); err != nil {
+		return err
+	}
+	if err := validateSeconds("delay", cfg.Delay, false); err != nil {
+		return err
+	}
+	return validateMaxSize(cfg.MaxSize)
+}
