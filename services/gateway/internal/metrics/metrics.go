@@ -1,0 +1,100 @@
+// Package metrics holds the gateway's Prometheus instruments, on a registry of
+// its own.
+package metrics
+
+import (
+	"context"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+)
+
+// Metrics are the gateway's instruments. A nil *Metrics is not allowed; use
+// New.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	Connections   prometheus.Gauge
+	Subscriptions prometheus.Gauge
+	Delivered     prometheus.Counter
+	Redelivered   prometheus.Counter
+	Acked         prometheus.Counter
+	DeadLettered  prometheus.Counter
+	Returned      prometheus.Counter
+	Rejected      *prometheus.CounterVec // connection attempts refused, by reason
+	Latency       prometheus.Histogram   // publish (id time) to frame written
+	RedisOps      *prometheus.CounterVec // commands sent to Redis, by command
+	RedisErrors   prometheus.Counter
+}
+
+// New builds the instruments and registers them with Go and process
+// collectors on a fresh registry.
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		Connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wsmq_gateway_connections", Help: "Open websocket connections."}),
+		Subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wsmq_gateway_subscriptions", Help: "Active queue subscriptions."}),
+		Delivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wsmq_gateway_delivered_total", Help: "Message frames written to clients."}),
+		Redelivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wsmq_gateway_redelivered_total", Help: "Message frames written with rc > 1."}),
+		Acked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wsmq_gateway_acked_total", Help: "Messages acknowledged (manual /ack or auto after write)."}),
+		DeadLettered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wsmq_gateway_dead_lettered_total", Help: "Messages moved to a dead-letter queue."}),
+		Returned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wsmq_gateway_returned_total", Help: "Unacked messages returned to their queue (visibility 0) on disconnect or shutdown."}),
+		Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wsmq_gateway_rejected_total", Help: "Refused connection attempts, by reason."}, []string{"reason"}),
+		Latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "wsmq_gateway_delivery_latency_seconds",
+			Help:    "Time from send (the RSMQ id's timestamp) to the frame being written.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}),
+		RedisOps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wsmq_gateway_redis_commands_total", Help: "Commands sent to Redis, by command."}, []string{"cmd"}),
+		RedisErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wsmq_gateway_redis_errors_total", Help: "Redis commands that failed (other than nil replies)."}),
+	}
+	m.Registry.MustRegister(
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.Connections, m.Subscriptions, m.Delivered, m.Redelivered, m.Acked, m.DeadLettered,
+		m.Returned, m.Rejected, m.Latency, m.RedisOps, m.RedisErrors,
+	)
+	return m
+}
+
+// RedisHook returns a go-redis hook that counts commands and errors.
+func (m *Metrics) RedisHook() redis.Hook { return redisHook{m} }
+
+type redisHook struct{ m *Metrics }
+
+func (h redisHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.m.RedisOps.WithLabelValues(cmd.Name()).Inc()
+		err := next(ctx, cmd)
+		if err != nil && err != redis.Nil {
+			h.m.RedisErrors.Inc()
+		}
+		return err
+	}
+}
+
+func (h redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			h.m.RedisOps.WithLabelValues(c.Name()).Inc()
+		}
+		err := next(ctx, cmds)
+		if err != nil && err != redis.Nil {
+			h.m.RedisErrors.Inc()
+		}
+		return err
+	}
+}
+

@@ -1,0 +1,473 @@
+// Package server is the gateway's HTTP edge: websocket upgrade after
+// credential verification, the login endpoint, health, readiness and
+// metrics, connection limits and live re-verification.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
+
+	"github.com/wsmq/wsmq/services/gateway/internal/authclient"
+	"github.com/wsmq/wsmq/services/gateway/internal/delivery"
+	"github.com/wsmq/wsmq/services/gateway/internal/metrics"
+	"github.com/wsmq/wsmq/services/gateway/internal/wsconn"
+)
+
+// Auth is what the server needs from the auth service.
+type Auth interface {
+	Verify(ctx context.Context, token, accessToken string) (authclient.Identity, error)
+	Authenticate(ctx context.Context, userName, password string) (authclient.Session, error)
+	Ready(ctx context.Context) error
+}
+
+// Config holds the server's limits. Zero values mean the defaults in
+// brackets.
+type Config struct {
+	Conn             wsconn.Options
+	AllowedOrigins   []string      // "*" allows any; empty: same origin or no Origin header
+	MaxConnsPerUser  int           // [32]
+	ConnRatePerIP    float64       // websocket upgrades per second per IP [50]
+	LoginRatePerIP   float64       // logins per second per IP [5]
+	ReverifyInterval time.Duration // [1m]
+	Demo             bool          // serve /demo
+	DemoSend         http.Handler  // dev-only POST /demo/send, may be nil
+}
+
+// Server serves the gateway's HTTP endpoints.
+type Server struct {
+	cfg      Config
+	engine   *delivery.Engine
+	auth     Auth
+	m        *metrics.Metrics
+	log      *slog.Logger
+	ready    func(context.Context) error // Redis check
+	upgrader websocket.Upgrader
+	mux      *http.ServeMux
+
+	connLimiter  *ipLimiter
+	loginLimiter *ipLimiter
+
+	mu       sync.Mutex
+	conns    map[*wsconn.Conn]*client
+	perUser  map[string]int
+	draining bool
+	wg       sync.WaitGroup // one per live connection
+
+	stop     chan struct{}
+	loopDone chan struct{}
+}
+
+type client struct {
+	token       string
+	accessToken string
+	expiresAt   int64
+}
+
+// New builds a Server. redisReady checks the queue store for /readyz.
+func New(cfg Config, engine *delivery.Engine, auth Auth, redisReady func(context.Context) error, m *metrics.Metrics, log *slog.Logger) *Server {
+	if cfg.MaxConnsPerUser == 0 {
+		cfg.MaxConnsPerUser = 32
+	}
+	if cfg.ConnRatePerIP == 0 {
+		cfg.ConnRatePerIP = 50
+	}
+	if cfg.LoginRatePerIP == 0 {
+		cfg.LoginRatePerIP = 5
+	}
+	if cfg.ReverifyInterval == 0 {
+		cfg.ReverifyInterval = time.Minute
+	}
+	s := &Server{
+		cfg: cfg, engine: engine, auth: auth, m: m, log: log, ready: redisReady,
+		connLimiter:  newIPLimiter(cfg.ConnRatePerIP),
+		loginLimiter: newIPLimiter(cfg.LoginRatePerIP),
+		conns:        make(map[*wsconn.Conn]*client),
+		perUser:      make(map[string]int),
+		stop:         make(chan struct{}),
+		loopDone:     make(chan struct{}),
+	}
+	s.upgrader = websocket.Upgrader{
+		ReadBufferSize:  512,
+		WriteBufferSize: 4096,
+		// Write buffers are taken from the pool only while a frame is
+		// written, so an idle connection holds none.
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     s.checkOrigin,
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", s.handleWS)
+	mux.HandleFunc("GET /ws", s.handleWS)
+	mux.HandleFunc("POST /v1/authenticate", s.handleAuthenticate)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.handleReady)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	if cfg.Demo {
+		mux.HandleFunc("GET /demo", serveDemo)
+		if cfg.DemoSend != nil {
+			mux.Handle("POST /demo/send", cfg.DemoSend)
+		}
+	}
+	s.mux = mux
+	go s.reverifyLoop()
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// ConnCount is the number of live websocket connections.
+func (s *Server) ConnCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// Shutdown closes every websocket with 1001 (going away) after returning
+// its in-flight messages to their queues, and waits for the connections'
+// goroutines, or for ctx. The http.Server's own Shutdown must be called
+// first so no new connection arrives.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	conns := make([]*wsconn.Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	<-s.loopDone
+	for _, c := range conns {
+		c.Close(wsconn.CloseGoingAway, "server shutting down")
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Server) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true // not a browser
+	}
+	if slices.Contains(s.cfg.AllowedOrigins, "*") || slices.Contains(s.cfg.AllowedOrigins, origin) {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && strings.EqualFold(u.Host, r.Host)
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// credentials reads tokens2's headers, or the query parameters browsers
+// must use.
+func credentials(r *http.Request) (token, accessToken string) {
+	token = r.Header.Get("x-token")
+	accessToken = r.Header.Get("x-access-token")
+	q := r.URL.Query()
+	if token == "" {
+		token = q.Get("token")
+	}
+	if accessToken == "" {
+		accessToken = q.Get("accessToken")
+	}
+	return token, accessToken
+}
+
+func (s *Server) reject(w http.ResponseWriter, code int, reason, msg string) {
+	s.m.Rejected.WithLabelValues(reason).Inc()
+	writeJSON(w, code, map[string]any{"success": false, "message": msg})
+}
+
+func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
+	if !websocket.IsWebSocketUpgrade(r) {
+		s.reject(w, http.StatusBadRequest, "not_websocket", "websocket upgrade required")
+		return
+	}
+	if !s.connLimiter.allow(clientIP(r)) {
+		s.reject(w, http.StatusTooManyRequests, "rate", "too many connections; slow down")
+		return
+	}
+	manual := false
+	switch r.URL.Query().Get("ack") {
+	case "", "auto":
+	case "manual":
+		manual = true
+	default:
+		s.reject(w, http.StatusBadRequest, "bad_request", "ack must be auto or manual")
+		return
+	}
+	token, accessToken := credentials(r)
+	if token == "" && accessToken == "" {
+		s.reject(w, http.StatusUnauthorized, "unauthenticated", "missing credentials: x-token / x-access-token headers or token / accessToken query parameters")
+		return
+	}
+	id, err := s.auth.Verify(r.Context(), token, accessToken)
+	switch {
+	case errors.Is(err, authclient.ErrUnauthenticated), errors.Is(err, authclient.ErrInvalid):
+		s.reject(w, http.StatusUnauthorized, "unauthenticated", "invalid credentials")
+		return
+	case err != nil:
+		s.log.Warn("auth unavailable", "err", err)
+		s.reject(w, http.StatusServiceUnavailable, "auth_unavailable", "authentication service unavailable; try again")
+		return
+	}
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		s.reject(w, http.StatusServiceUnavailable, "draining", "server shutting down")
+		return
+	}
+	if s.perUser[id.UserID] >= s.cfg.MaxConnsPerUser {
+		s.mu.Unlock()
+		s.reject(w, http.StatusTooManyRequests, "user_limit", "too many connections for this user")
+		return
+	}
+	s.perUser[id.UserID]++
+	s.wg.Add(1)
+	s.mu.Unlock()
+	release := func() {
+		s.mu.Lock()
+		if s.perUser[id.UserID]--; s.perUser[id.UserID] <= 0 {
+			delete(s.perUser, id.UserID)
+		}
+		s.mu.Unlock()
+		s.wg.Done()
+	}
+
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		release() // the upgrader already answered
+		return
+	}
+	opts := s.cfg.Conn
+	opts.Manual = manual
+	c := wsconn.New(ws, s.engine, id.UserID, opts, s.log)
+	cl := &client{token: token, accessToken: accessToken, expiresAt: id.ExpiresAt}
+	var first []byte
+	if id.Token != "" {
+		cl.token = id.Token
+		first = tokenFrame(id.Token, id.ExpiresAt)
+	}
+	s.mu.Lock()
+	s.conns[c] = cl
+	s.mu.Unlock()
+	s.m.Connections.Inc()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		s.m.Connections.Dec()
+		release()
+	}()
+	c.Serve(first)
+}
+
+func tokenFrame(token string, expiresAt int64) []byte {
+	b, _ := json.Marshal(map[string]any{"event": "token", "token": token, "expiresAt": expiresAt})
+	return b
+}
+
+// reverifyLoop re-checks every live connection's credentials each interval
+// and closes those that no longer pass (1008 "token revoked"). An
+// unreachable auth service closes nothing.
+func (s *Server) reverifyLoop() {
+	defer close(s.loopDone)
+	t := time.NewTicker(s.cfg.ReverifyInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		s.reverify()
+	}
+}
+
+func (s *Server) reverify() {
+	type item struct {
+		c  *wsconn.Conn
+		cl client
+	}
+	s.mu.Lock()
+	items := make([]item, 0, len(s.conns))
+	for c, cl := range s.conns {
+		items = append(items, item{c, *cl})
+	}
+	s.mu.Unlock()
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for _, it := range items {
+		select {
+		case <-s.stop:
+			wg.Wait()
+			return
+		case sem <- struct{}{}:
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			s.reverifyOne(it.c, it.cl)
+		}()
+	}
+	wg.Wait()
+}
+
+func (s *Server) reverifyOne(c *wsconn.Conn, cl client) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// With an access token, check it (revocation); the JWT alone would
+	// stay valid until it expires.
+	token := cl.token
+	if cl.accessToken != "" {
+		token = ""
+	}
+	id, err := s.auth.Verify(ctx, token, cl.accessToken)
+	switch {
+	case errors.Is(err, authclient.ErrUnauthenticated), errors.Is(err, authclient.ErrInvalid):
+		s.log.Info("credentials no longer valid; closing", "user", c.User())
+		c.Close(wsconn.ClosePolicy, "token revoked")
+	case err != nil:
+		s.log.Warn("re-verify: auth unavailable; keeping connection", "user", c.User(), "err", err)
+	case id.UserID != c.User():
+		c.Close(wsconn.ClosePolicy, "token revoked")
+	case id.Token != "":
+		s.mu.Lock()
+		if p := s.conns[c]; p != nil {
+			// Hand the client a fresh JWT when its own is about to expire.
+			if p.expiresAt-time.Now().UnixMilli() < 2*s.cfg.ReverifyInterval.Milliseconds() {
+				p.token, p.expiresAt = id.Token, id.ExpiresAt
+				s.mu.Unlock()
+				c.SendRaw(tokenFrame(id.Token, id.ExpiresAt))
+				return
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+type loginRequest struct {
+	UserName string `json:"userName"`
+	Password string `json:"password"`
+}
+
+func (s *Server) handleAuthenticate(w http.ResponseWriter, r *http.Request) {
+	if !s.loginLimiter.allow(clientIP(r)) {
+		s.reject(w, http.StatusTooManyRequests, "login_rate", "too many login attempts; slow down")
+		return
+	}
+	var req loginRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"success": false, "message": "body must be JSON {\"userName\",\"password\"}"})
+		return
+	}
+	if req.UserName == "" || req.Password == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"success": false, "message": "userName and password are required"})
+		return
+	}
+	sess, err := s.auth.Authenticate(r.Context(), req.UserName, req.Password)
+	switch {
+	case errors.Is(err, authclient.ErrUnauthenticated), errors.Is(err, authclient.ErrInvalid):
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"success": false, "message": "invalid user name or password"})
+		return
+	case err != nil:
+		s.log.Warn("login: auth unavailable", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"success": false, "message": "authentication service unavailable; try again"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"success": true, "token": sess.Token, "accessToken": sess.AccessToken,
+		"userId": sess.UserID, "expiresAt": sess.ExpiresAt,
+	})
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{"redis": "ok", "auth": "ok"}
+	code := http.StatusOK
+	if err := s.ready(ctx); err != nil {
+		checks["redis"] = err.Error()
+		code = http.StatusServiceUnavailable
+	}
+	if err := s.auth.Ready(ctx); err != nil {
+		checks["auth"] = err.Error()
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, checks)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// ipLimiter is a token bucket per client IP, forgetting idle IPs.
+type ipLimiter struct {
+	rate  rate.Limit
+	burst int
+
+	mu      sync.Mutex
+	buckets map[string]*rate.Limiter
+	swept   time.Time
+}
+
+func newIPLimiter(perSecond float64) *ipLimiter {
+	return &ipLimiter{rate: rate.Limit(perSecond), burst: max(1, int(2*perSecond)), buckets: make(map[string]*rate.Limiter)}
+}
+
+func (l *ipLimiter) allow(ip string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if now.Sub(l.swept) > time.Minute {
+		// A full bucket is the same as no bucket: drop those.
+		for k, b := range l.buckets {
+			if b.TokensAt(now) >= float64(l.burst) {
+				delete(l.buckets, k)
+			}
+		}
+		l.swept = now
+	}
+	b := l.buckets[ip]
+	if b == nil {
+		b = rate.NewLimiter(l.rate, l.burst)
+		l.buckets[ip] = b
+	}
+	return b.AllowN(now, 1)
+}

@@ -1,0 +1,442 @@
+// Package wsconn serves one client websocket: a reader goroutine that parses
+// the text commands, a writer goroutine that alone writes to the socket, and
+// a bounded outbound buffer between the delivery engine and the writer.
+package wsconn
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/wsmq/wsmq/pkg/rsmq"
+	"github.com/wsmq/wsmq/services/gateway/internal/delivery"
+)
+
+// Options are a connection's limits and timings. Zero values mean the
+// defaults in brackets.
+type Options struct {
+	Manual       bool          // manual ack mode
+	ConnBuffer   int           // most message frames waiting for the writer [256]
+	MaxSubs      int           // most subscriptions [32]
+	WriteTimeout time.Duration // deadline of one batch of writes [10s]
+	PingInterval time.Duration // ping period; the read deadline is twice this [25s]
+	ReadLimit    int64         // largest client frame [4096]
+	CallTimeout  time.Duration // deadline of a subscribe's Redis work [5s]
+}
+
+func (o *Options) setDefaults() {
+	if o.ConnBuffer == 0 {
+		o.ConnBuffer = 256
+	}
+	if o.MaxSubs == 0 {
+		o.MaxSubs = 32
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.PingInterval == 0 {
+		o.PingInterval = 25 * time.Second
+	}
+	if o.ReadLimit == 0 {
+		o.ReadLimit = 4096
+	}
+	if o.CallTimeout == 0 {
+		o.CallTimeout = 5 * time.Second
+	}
+}
+
+// maxPendingEvents bounds event frames (errors, confirmations) waiting for
+// the writer: a client that floods commands without reading is closed.
+const maxPendingEvents = 256
+
+// Close codes and reasons the gateway uses.
+const (
+	CloseGoingAway = websocket.CloseGoingAway       // 1001: shutdown
+	ClosePolicy    = websocket.ClosePolicyViolation // 1008: revoked, stuck
+	CloseInternal  = websocket.CloseInternalServerErr
+)
+
+// Conn is one authenticated client websocket.
+type Conn struct {
+	ws     *websocket.Conn
+	engine *delivery.Engine
+	opts   Options
+	user   string
+	log    *slog.Logger
+
+	wake chan struct{} // writer has work
+	done chan struct{} // closed when the connection ends
+
+	closeOnce sync.Once
+
+	mu       sync.Mutex
+	out      []frame
+	events   int
+	reserved int
+	starved  map[*delivery.Subscription]struct{}
+	closed   bool
+	subs     map[string]*delivery.Subscription // by queue; owned by the reader
+}
+
+type frame struct {
+	sub   *delivery.Subscription // nil for events
+	msg   rsmq.Message
+	event []byte
+}
+
+// New wraps an upgraded websocket of user. Serve runs it.
+func New(ws *websocket.Conn, engine *delivery.Engine, user string, opts Options, log *slog.Logger) *Conn {
+	opts.setDefaults()
+	return &Conn{
+		ws: ws, engine: engine, opts: opts, user: user, log: log,
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		starved: make(map[*delivery.Subscription]struct{}),
+		subs:    make(map[string]*delivery.Subscription),
+	}
+}
+
+// User is the authenticated user's id.
+func (c *Conn) User() string { return c.user }
+
+// Done is closed when the connection has ended.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Serve runs the connection until the client leaves or Close is called. It
+// sends first (when not nil) before anything else. On return, every
+// subscription is closed and its unacked messages are back in their queues,
+// and no goroutine of the connection is left.
+func (c *Conn) Serve(first []byte) {
+	if first != nil {
+		c.sendEvent(first)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.writeLoop()
+	}()
+	c.readLoop()
+	// The reader ended: the client left, the socket failed or Close was
+	// called. Stop the writer before closing subscriptions so no write
+	// completes after its messages were handed back.
+	c.closeSocket()
+	wg.Wait()
+	c.mu.Lock()
+	c.closed = true
+	c.out = nil
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.CallTimeout)
+	defer cancel()
+	for q, s := range c.subs {
+		s.Close(ctx)
+		delete(c.subs, q)
+	}
+}
+
+// Close ends the connection with a close frame (code, reason). Safe to call
+// from any goroutine, more than once.
+func (c *Conn) Close(code int, reason string) {
+	c.closeOnce.Do(func() {
+		msg := websocket.FormatCloseMessage(code, reason)
+		_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+		close(c.done)
+		_ = c.ws.Close()
+	})
+}
+
+func (c *Conn) closeSocket() {
+	c.closeOnce.Do(func() {
+		close(c.done)
+		_ = c.ws.Close()
+	})
+}
+
+func (c *Conn) readLoop() {
+	c.ws.SetReadLimit(c.opts.ReadLimit)
+	wait := 2 * c.opts.PingInterval
+	_ = c.ws.SetReadDeadline(time.Now().Add(wait))
+	c.ws.SetPongHandler(func(string) error {
+		return c.ws.SetReadDeadline(time.Now().Add(wait))
+	})
+	for {
+		mt, data, err := c.ws.ReadMessage()
+		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				c.log.Info("client frame too large; closed 1009", "user", c.user)
+			}
+			return
+		}
+		_ = c.ws.SetReadDeadline(time.Now().Add(wait))
+		if mt != websocket.TextMessage {
+			c.sendError("bad_request", "", "commands are text frames")
+			continue
+		}
+		c.handle(string(data))
+	}
+}
+
+// handle runs one command. The connection stays up whatever the command.
+func (c *Conn) handle(cmd string) {
+	verb, arg, ok := parseCommand(cmd)
+	if !ok {
+		c.sendError("bad_request", "", "unknown command: use /subscribe/<queue>, /unsubscribe/<queue> or /ack/<id>")
+		return
+	}
+	switch verb {
+	case "subscribe":
+		c.subscribe(arg)
+	case "unsubscribe":
+		s := c.subs[arg]
+		if s == nil {
+			c.sendQueueError("bad_request", arg, "not subscribed")
+			return
+		}
+		delete(c.subs, arg)
+		ctx, cancel := context.WithTimeout(context.Background(), c.opts.CallTimeout)
+		s.Close(ctx)
+		cancel()
+		c.sendEvent(eventFrame("unsubscribed", "queue", arg))
+	case "ack":
+		if !c.opts.Manual {
+			c.sendError("bad_request", "", "ack needs manual ack mode (connect with ?ack=manual)")
+			return
+		}
+		if err := rsmq.ValidateID(arg); err != nil {
+			c.sendError("bad_request", "", "invalid message id")
+			return
+		}
+		for _, s := range c.subs {
+			if s.Ack(arg) {
+				return
+			}
+		}
+		c.sendEvent(eventFrame("error", "error", "unknown_id", "id", arg,
+			"message", "no message with this id is in flight on this connection"))
+	}
+}
+
+// parseCommand splits "/verb/arg" for the known verbs.
+func parseCommand(cmd string) (verb, arg string, ok bool) {
+	rest, found := strings.CutPrefix(cmd, "/")
+	if !found {
+		return "", "", false
+	}
+	verb, arg, found = strings.Cut(rest, "/")
+	if !found {
+		return "", "", false
+	}
+	switch verb {
+	case "subscribe", "unsubscribe", "ack":
+		return verb, arg, true
+	}
+	return "", "", false
+}
+
+// MayUse reports whether user may consume queue: the queue named by its id,
+// or <id>-<suffix>.
+func MayUse(user, queue string) bool {
+	if queue == user {
+		return true
+	}
+	suffix, ok := strings.CutPrefix(queue, user+"-")
+	return ok && suffix != ""
+}
+
+func (c *Conn) subscribe(queue string) {
+	if err := rsmq.ValidateQueueName(queue); err != nil || len(queue)+len(delivery.DLQSuffix) > 160 {
+		c.sendQueueError("bad_request", queue, "invalid queue name: 1 to 156 characters of [A-Za-z0-9_-]")
+		return
+	}
+	if !MayUse(c.user, queue) {
+		c.sendQueueError("forbidden", queue, "you may use the queue named by your user id and <userId>-<suffix>")
+		return
+	}
+	if c.subs[queue] != nil {
+		c.sendEvent(eventFrame("subscribed", "queue", queue))
+		return
+	}
+	if len(c.subs) >= c.opts.MaxSubs {
+		c.sendQueueError("limit", queue, "too many subscriptions on this connection (limit "+strconv.Itoa(c.opts.MaxSubs)+")")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.CallTimeout)
+	defer cancel()
+	// The confirmation is queued before the subscription is registered, so
+	// it precedes the queue's first message.
+	confirm := func() { c.sendEvent(eventFrame("subscribed", "queue", queue)) }
+	s, err := c.engine.Subscribe(ctx, c, queue, c.opts.Manual, confirm)
+	if err != nil {
+		c.log.Warn("subscribe failed", "user", c.user, "queue", queue, "err", err)
+		c.sendQueueError("unavailable", queue, "the queue store is unavailable; try again")
+		return
+	}
+	c.subs[queue] = s
+}
+
+func (c *Conn) sendError(code, queue, msg string) { c.sendQueueError(code, queue, msg) }
+
+func (c *Conn) sendQueueError(code, queue, msg string) {
+	if queue == "" {
+		c.sendEvent(eventFrame("error", "error", code, "message", msg))
+		return
+	}
+	c.sendEvent(eventFrame("error", "error", code, "queue", queue, "message", msg))
+}
+
+// sendEvent queues an event frame. A client that lets events pile up is
+// closed: it floods commands without reading answers.
+func (c *Conn) sendEvent(b []byte) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.events++
+	if c.events > maxPendingEvents {
+		c.mu.Unlock()
+		c.log.Info("client does not read its events; closing", "user", c.user)
+		c.Close(ClosePolicy, "too many pending frames")
+		return
+	}
+	c.out = append(c.out, frame{event: b})
+	c.mu.Unlock()
+	c.kick()
+}
+
+func (c *Conn) kick() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Reserve implements delivery.Sink.
+func (c *Conn) Reserve(s *delivery.Subscription, n int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return 0
+	}
+	got := min(n, c.opts.ConnBuffer-c.reserved)
+	if got <= 0 {
+		c.starved[s] = struct{}{}
+		return 0
+	}
+	c.reserved += got
+	return got
+}
+
+// Release implements delivery.Sink.
+func (c *Conn) Release(n int) {
+	c.mu.Lock()
+	c.reserved -= n
+	wake := c.takeStarvedLocked()
+	c.mu.Unlock()
+	for _, s := range wake {
+		s.Signal()
+	}
+}
+
+func (c *Conn) takeStarvedLocked() []*delivery.Subscription {
+	if len(c.starved) == 0 || c.reserved >= c.opts.ConnBuffer {
+		return nil
+	}
+	wake := make([]*delivery.Subscription, 0, len(c.starved))
+	for s := range c.starved {
+		wake = append(wake, s)
+		delete(c.starved, s)
+	}
+	return wake
+}
+
+// Deliver implements delivery.Sink.
+func (c *Conn) Deliver(s *delivery.Subscription, msgs []rsmq.Message) bool {
+	c.mu.Lock()
+	if c.closed {
+		c.reserved -= len(msgs)
+		c.mu.Unlock()
+		return false
+	}
+	for i := range msgs {
+		c.out = append(c.out, frame{sub: s, msg: msgs[i]})
+	}
+	c.mu.Unlock()
+	c.kick()
+	return true
+}
+
+func (c *Conn) writeLoop() {
+	ping := time.NewTicker(c.opts.PingInterval)
+	defer ping.Stop()
+	var (
+		buf     []byte
+		batch   []frame
+		written = make(map[*delivery.Subscription][]rsmq.Message)
+	)
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-ping.C:
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.opts.WriteTimeout)); err != nil {
+				c.closeSocket()
+				return
+			}
+			continue
+		case <-c.wake:
+		}
+		c.mu.Lock()
+		batch, c.out = c.out, batch[:0]
+		c.events = 0
+		c.mu.Unlock()
+		if len(batch) == 0 {
+			continue
+		}
+		_ = c.ws.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+		msgs := 0
+		for i := range batch {
+			f := &batch[i]
+			var err error
+			if f.sub == nil {
+				err = c.ws.WriteMessage(websocket.TextMessage, f.event)
+			} else {
+				buf = appendMessageFrame(buf[:0], f.sub.Queue(), &f.msg)
+				err = c.ws.WriteMessage(websocket.TextMessage, buf)
+			}
+			if err != nil {
+				// A stalled or broken client: the messages not written
+				// stay in flight and go back to their queue when the
+				// connection's subscriptions close.
+				c.log.Info("write failed; closing", "user", c.user, "err", err)
+				c.Close(CloseInternal, "write failed")
+				c.flushWritten(written)
+				c.Release(msgs)
+				return
+			}
+			if f.sub != nil {
+				written[f.sub] = append(written[f.sub], f.msg)
+				msgs++
+			}
+		}
+		c.flushWritten(written)
+		clear(batch)
+		c.Release(msgs)
+	}
+}
+
+func (c *Conn) flushWritten(written map[*delivery.Subscription][]rsmq.Message) {
+	for s, msgs := range written {
+		s.Written(msgs)
+		delete(written, s)
+	}
+}
+
+// SendRaw queues an event frame built by the caller (e.g. a token refresh).
+func (c *Conn) SendRaw(b []byte) { c.sendEvent(b) }
