@@ -1,0 +1,62 @@
+// Package metrics holds the publisher's Prometheus collectors, registered on
+// a registry of their own (no global state).
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc/codes"
+)
+
+// Metrics are the publisher's collectors and the registry serving them.
+type Metrics struct {
+	// Registry holds every collector below plus the Go and process collectors.
+	Registry *prometheus.Registry
+	// Messages counts messages by RPC method and outcome (gRPC code name;
+	// "OK" means stored). A SendBatch counts each item.
+	Messages *prometheus.CounterVec
+	// Latency is the duration of Send and SendBatch calls by method.
+	Latency *prometheus.HistogramVec
+	// RedisUp is 1 while the last Redis PING succeeded.
+	RedisUp prometheus.Gauge
+}
+
+// New creates and registers the collectors.
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		Messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wsmq_publisher_messages_total",
+			Help: "Messages handled by the publisher, by RPC method and result code (OK = stored).",
+		}, []string{"method", "code"}),
+		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "wsmq_publisher_send_duration_seconds",
+			Help:    "Duration of Send and SendBatch calls, including Redis round trips.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"method"}),
+		RedisUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wsmq_publisher_redis_up",
+			Help: "1 while Redis answers PING, else 0.",
+		}),
+	}
+	m.Registry.MustRegister(m.Messages, m.Latency, m.RedisUp,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Observe records one call: its latency and n messages with the given code.
+func (m *Metrics) Observe(method string, start time.Time, code codes.Code, n int) {
+	m.Latency.WithLabelValues(method).Observe(time.Since(start).Seconds())
+	if n > 0 {
+		m.Messages.WithLabelValues(method, code.String()).Add(float64(n))
+	}
+}
+
+// Count records n messages of a call with the given code, without latency.
+func (m *Metrics) Count(method string, code codes.Code, n int) {
+	if n > 0 {
+		m.Messages.WithLabelValues(method, code.String()).Add(float64(n))
+	}
+}

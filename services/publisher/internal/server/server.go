@@ -1,0 +1,327 @@
+// Package server implements wsmq.publisher.v1.PublisherService over the rsmq
+// library: validation, queue creation on first send, per-item batch results,
+// and the mapping of errors to gRPC status codes.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"google.golang.org/grpc/codes"
+
+	publisherv1 "github.com/wsmq/wsmq/gen/wsmq/publisher/v1"
+	"github.com/wsmq/wsmq/pkg/rsmq"
+	"github.com/wsmq/wsmq/services/publisher/internal/metrics"
+)
+
+// Request limits (shared/RSMQ.md).
+const (
+	maxDelay     = 9_999_999
+	queueRule    = "must match ^[a-zA-Z0-9_-]{1,160}$"
+	delayRule    = "must be between 0 and 9999999"
+	createFanout = 16 // queues created concurrently by one SendBatch
+)
+
+// Options configure a Server; zero values take the defaults.
+type Options struct {
+	// MaxBatch is the most items per SendBatch; default rsmq.MaxBatch.
+	MaxBatch int
+	// Queue holds the attributes of queues created on first send; zero value
+	// means rsmq.DefaultQueueConfig().
+	Queue rsmq.QueueConfig
+	// CallTimeout bounds the Redis work of one RPC; default 2s.
+	CallTimeout time.Duration
+}
+
+// Server serves PublisherService.
+type Server struct {
+	publisherv1.UnimplementedPublisherServiceServer
+
+	q    *rsmq.Client
+	opts Options
+	m    *metrics.Metrics
+	log  *slog.Logger
+}
+
+// New returns a Server sending through q (which should have Realtime set).
+func New(q *rsmq.Client, opts Options, m *metrics.Metrics, log *slog.Logger) *Server {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = rsmq.MaxBatch
+	}
+	if opts.Queue == (rsmq.QueueConfig{}) {
+		opts.Queue = rsmq.DefaultQueueConfig()
+	}
+	if opts.CallTimeout <= 0 {
+		opts.CallTimeout = 2 * time.Second
+	}
+	return &Server{q: q, opts: opts, m: m, log: log}
+}
+
+// Send stores one message, creating its queue when missing.
+func (s *Server) Send(ctx context.Context, req *publisherv1.SendRequest) (*publisherv1.SendResponse, error) {
+	start := time.Now()
+	id, err := s.send(ctx, req)
+	st := toStatus(ctx, err)
+	s.m.Observe("Send", start, st.Code(), 1)
+	if err != nil {
+		s.logFailure("Send", req.GetQueue(), st.Code(), err)
+		return nil, st.Err()
+	}
+	return &publisherv1.SendResponse{Id: id}, nil
+}
+
+func (s *Server) send(ctx context.Context, req *publisherv1.SendRequest) (string, error) {
+	item, err := validate("", req)
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
+	defer cancel()
+	// Try the send first: one round trip when the queue exists, the usual case.
+	id, err := s.q.SendMessage(ctx, item.Queue, item.Message, item.Delay)
+	if errors.Is(err, rsmq.ErrQueueNotFound) {
+		if err := s.createQueue(ctx, item.Queue); err != nil {
+			return "", err
+		}
+		id, err = s.q.SendMessage(ctx, item.Queue, item.Message, item.Delay)
+		if errors.Is(err, rsmq.ErrQueueNotFound) {
+			return "", fmt.Errorf("send to %s: %w", item.Queue, errQueueVanished)
+		}
+	}
+	if errors.Is(err, rsmq.ErrMessageTooLong) {
+		return "", s.tooLong(ctx, "message", item)
+	}
+	if err != nil {
+		return "", fmt.Errorf("send to %s: %w", item.Queue, err)
+	}
+	return id, nil
+}
+
+// SendBatch stores many messages in one pipelined round trip (plus one more
+// for items whose queue had to be created). Invalid items get their error in
+// their result and do not stop the others.
+func (s *Server) SendBatch(ctx context.Context, req *publisherv1.SendBatchRequest) (*publisherv1.SendBatchResponse, error) {
+	start := time.Now()
+	n := len(req.GetItems())
+	if n > s.opts.MaxBatch {
+		err := &FieldError{Field: "items", Rule: fmt.Sprintf("at most %d items per batch (got %d)", s.opts.MaxBatch, n)}
+		st := toStatus(ctx, err)
+		s.m.Observe("SendBatch", start, st.Code(), n)
+		return nil, st.Err()
+	}
+	results, err := s.sendBatch(ctx, req.GetItems())
+	if err != nil {
+		st := toStatus(ctx, err)
+		s.m.Observe("SendBatch", start, st.Code(), n)
+		s.logFailure("SendBatch", "", st.Code(), err)
+		return nil, st.Err()
+	}
+	counts := map[codes.Code]int{}
+	for _, r := range results {
+		counts[codes.Code(r.Code)]++
+	}
+	for c, k := range counts {
+		s.m.Count("SendBatch", c, k)
+	}
+	s.m.Observe("SendBatch", start, codes.OK, 0)
+	return &publisherv1.SendBatchResponse{Results: results}, nil
+}
+
+// sendBatch returns one result per item, or an error when the whole batch
+// failed before anything could be known to be stored.
+func (s *Server) sendBatch(ctx context.Context, reqs []*publisherv1.SendRequest) ([]*publisherv1.SendBatchResult, error) {
+	results := make([]*publisherv1.SendBatchResult, len(reqs))
+	var items []rsmq.SendItem
+	var pos []int // pos[j] is the request index of items[j]
+	for i, r := range reqs {
+		item, err := validate(fmt.Sprintf("items[%d].", i), r)
+		if err != nil {
+			results[i] = s.itemResult(ctx, i, "", err)
+			continue
+		}
+		items = append(items, item)
+		pos = append(pos, i)
+	}
+	if len(items) == 0 {
+		return results, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
+	defer cancel()
+	sent, err := s.q.SendBatch(ctx, items)
+	if err != nil {
+		return nil, fmt.Errorf("send batch: %w", err)
+	}
+	var missing []int // indexes into items whose queue does not exist
+	for j, r := range sent {
+		if errors.Is(r.Err, rsmq.ErrQueueNotFound) {
+			missing = append(missing, j)
+			continue
+		}
+		results[pos[j]] = s.itemResult(ctx, pos[j], r.ID, s.itemError(ctx, pos[j], items[j], r.Err))
+	}
+	if len(missing) == 0 {
+		return results, nil
+	}
+
+	// Create the missing queues, then resend just their items.
+	created := s.createQueues(ctx, items, missing)
+	var again []rsmq.SendItem
+	var againPos []int
+	for _, j := range missing {
+		if err := created[items[j].Queue]; err != nil {
+			results[pos[j]] = s.itemResult(ctx, pos[j], "", err)
+			continue
+		}
+		again = append(again, items[j])
+		againPos = append(againPos, j)
+	}
+	if len(again) == 0 {
+		return results, nil
+	}
+	sent, err = s.q.SendBatch(ctx, again)
+	for k, j := range againPos {
+		i := pos[j]
+		switch {
+		case err != nil:
+			results[i] = s.itemResult(ctx, i, "", fmt.Errorf("send batch: %w", err))
+		case errors.Is(sent[k].Err, rsmq.ErrQueueNotFound):
+			results[i] = s.itemResult(ctx, i, "", errQueueVanished)
+		default:
+			results[i] = s.itemResult(ctx, i, sent[k].ID, s.itemError(ctx, i, items[j], sent[k].Err))
+		}
+	}
+	return results, nil
+}
+
+// createQueues creates the distinct queues of items[missing], a few at a
+// time, and returns the error per queue (nil: it exists now).
+func (s *Server) createQueues(ctx context.Context, items []rsmq.SendItem, missing []int) map[string]error {
+	var queues []string
+	seen := map[string]bool{}
+	for _, j := range missing {
+		if q := items[j].Queue; !seen[q] {
+			seen[q] = true
+			queues = append(queues, q)
+		}
+	}
+	errs := make([]error, len(queues))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, createFanout)
+	for k, q := range queues {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			errs[k] = s.createQueue(ctx, q)
+		}()
+	}
+	wg.Wait()
+	created := make(map[string]error, len(queues))
+	for k, q := range queues {
+		created[q] = errs[k]
+	}
+	return created
+}
+
+// itemError refines the error of one stored-or-failed batch item.
+func (s *Server) itemError(ctx context.Context, i int, item rsmq.SendItem, err error) error {
+	if errors.Is(err, rsmq.ErrMessageTooLong) {
+		return s.tooLong(ctx, fmt.Sprintf("items[%d].message", i), item)
+	}
+	return err
+}
+
+// itemResult is the result of request item i: an id, or err as code and text.
+func (s *Server) itemResult(ctx context.Context, i int, id string, err error) *publisherv1.SendBatchResult {
+	if err == nil {
+		return &publisherv1.SendBatchResult{Id: id}
+	}
+	st := toStatus(ctx, err)
+	msg := st.Message()
+	var fe *FieldError
+	if st.Code() == codes.InvalidArgument && !errors.As(err, &fe) {
+		msg = fmt.Sprintf("items[%d].%s", i, msg) // an rsmq error names the bare field
+	}
+	return &publisherv1.SendBatchResult{Code: int32(st.Code()), Error: msg}
+}
+
+// createQueue creates qname with the default attributes; an existing queue
+// (created meanwhile by someone else) is fine.
+func (s *Server) createQueue(ctx context.Context, qname string) error {
+	err := s.q.CreateQueue(ctx, qname, s.opts.Queue)
+	switch {
+	case err == nil:
+		s.log.Info("queue created", "queue", qname,
+			"vt", s.opts.Queue.VT, "delay", s.opts.Queue.Delay, "maxsize", s.opts.Queue.MaxSize)
+		return nil
+	case errors.Is(err, rsmq.ErrQueueExists):
+		return nil
+	default:
+		return fmt.Errorf("create queue %s: %w", qname, err)
+	}
+}
+
+// tooLong builds the "message too long" error with the message's length and
+// the queue's maxsize, read only on this error path.
+func (s *Server) tooLong(ctx context.Context, field string, item rsmq.SendItem) error {
+	n := utf16Len(item.Message)
+	attrs, err := s.q.GetQueueAttributes(ctx, item.Queue)
+	if err != nil {
+		return &FieldError{Field: field, Rule: fmt.Sprintf("too long (%d UTF-16 units > the queue's maxsize)", n)}
+	}
+	return &FieldError{Field: field, Rule: fmt.Sprintf("too long (%d > maxsize %d)", n, attrs.MaxSize)}
+}
+
+// validate checks one request item; prefix is prepended to field names.
+func validate(prefix string, r *publisherv1.SendRequest) (rsmq.SendItem, error) {
+	if err := rsmq.ValidateQueueName(r.GetQueue()); err != nil {
+		rule := queueRule
+		if r.GetQueue() == "" {
+			rule = "must not be empty; " + queueRule
+		}
+		return rsmq.SendItem{}, &FieldError{Field: prefix + "queue", Rule: rule}
+	}
+	if !utf8.ValidString(r.GetMessage()) {
+		return rsmq.SendItem{}, &FieldError{Field: prefix + "message", Rule: "must be valid UTF-8"}
+	}
+	d := r.GetDelaySeconds()
+	if d < 0 || d > maxDelay {
+		return rsmq.SendItem{}, &FieldError{Field: prefix + "delay_seconds", Rule: fmt.Sprintf("%s (got %d)", delayRule, d)}
+	}
+	delay := int(d)
+	if delay == 0 {
+		delay = rsmq.QueueDefault // the contract: 0 means the queue's default delay
+	}
+	return rsmq.SendItem{Queue: r.GetQueue(), Message: r.GetMessage(), Delay: delay}, nil
+}
+
+// utf16Len is the length in UTF-16 code units, as Node's rsmq measures it.
+func utf16Len(s string) int {
+	n := 0
+	for _, r := range s {
+		if r >= 0x10000 {
+			n += 2
+		} else {
+			n++
+		}
+	}
+	return n
+}
+
+// logFailure logs a failed call without the message body. Caller errors
+// are debug; server-side trouble is a warning.
+func (s *Server) logFailure(method, queue string, code codes.Code, err error) {
+	level := slog.LevelDebug
+	switch code {
+	case codes.InvalidArgument, codes.Canceled, codes.DeadlineExceeded:
+	default:
+		level = slog.LevelWarn
+	}
+	s.log.Log(context.Background(), level, "call failed", "method", method, "queue", queue, "code", code.String(), "err", err)
+}
