@@ -1,0 +1,372 @@
+// Package server serves wsmq.auth.v1.AuthService over gRPC: request
+// mapping, the admin credential check, the one function that turns errors
+// into gRPC statuses, health reporting of MongoDB, and metrics.
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	authv1 "github.com/wsmq/wsmq/gen/wsmq/auth/v1"
+	"github.com/wsmq/wsmq/services/auth/internal/authn"
+	"github.com/wsmq/wsmq/services/auth/internal/store"
+)
+
+// Defaults of Options.
+const (
+	DefaultHealthInterval = 2 * time.Second
+	DefaultStopTimeout    = 10 * time.Second
+)
+
+// Errors of the admin credential check.
+var (
+	errAdminMissing = errors.New("admin credential required (authorization: Bearer <admin token>)")
+	errAdminWrong   = errors.New("admin credential refused")
+)
+
+// Pinger reports whether the database answers.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Options configures a Server. Zero values mean defaults.
+type Options struct {
+	// Service does the work. Required.
+	Service *authn.Service
+	// DB is pinged for health. Required.
+	DB Pinger
+	// AdminToken is the admin credential. Required.
+	AdminToken string
+	// Logger receives the logs (discarded when nil).
+	Logger *slog.Logger
+	// Metrics records counts and latencies (a fresh set when nil).
+	Metrics *Metrics
+	// HealthInterval is the period of the database ping.
+	HealthInterval time.Duration
+	// StopTimeout bounds the graceful stop before connections are cut.
+	StopTimeout time.Duration
+}
+
+// Server is the gRPC auth server.
+type Server struct {
+	authv1.UnimplementedAuthServiceServer
+
+	svc      *authn.Service
+	db       Pinger
+	adminSum [sha256.Size]byte
+	log      *slog.Logger
+	metrics  *Metrics
+	o        Options
+
+	grpc   *grpc.Server
+	health *health.Server
+	ready  atomic.Bool
+}
+
+// New builds a Server with the auth and health services registered.
+func New(o Options) *Server {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics()
+	}
+	if o.HealthInterval <= 0 {
+		o.HealthInterval = DefaultHealthInterval
+	}
+	if o.StopTimeout <= 0 {
+		o.StopTimeout = DefaultStopTimeout
+	}
+	s := &Server{
+		svc:      o.Service,
+		db:       o.DB,
+		adminSum: sha256.Sum256([]byte(o.AdminToken)),
+		log:      o.Logger,
+		metrics:  o.Metrics,
+		o:        o,
+		health:   health.NewServer(),
+	}
+	s.grpc = grpc.NewServer(grpc.ChainUnaryInterceptor(s.intercept))
+	authv1.RegisterAuthServiceServer(s.grpc, s)
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	s.setServing(false)
+	return s
+}
+
+// Ready reports whether the last database ping succeeded.
+func (s *Server) Ready() bool { return s.ready.Load() }
+
+func (s *Server) setServing(ok bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if ok {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	s.ready.Store(ok)
+	s.metrics.dbUp.Set(b2f(ok))
+	s.health.SetServingStatus("", st)
+	s.health.SetServingStatus(authv1.AuthService_ServiceDesc.ServiceName, st)
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Serve serves on lis until ctx is done, then stops gracefully (cutting
+// connections after StopTimeout). It owns the health pinger and returns
+// once everything it started has stopped.
+func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { s.pingLoop(ctx) })
+	wg.Go(func() {
+		<-ctx.Done()
+		s.health.Shutdown()
+		done := make(chan struct{})
+		go func() { s.grpc.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(s.o.StopTimeout):
+			s.log.Warn("graceful stop timed out; closing connections")
+			s.grpc.Stop()
+			<-done
+		}
+	})
+	s.log.Info("listening", "addr", lis.Addr().String())
+	err := s.grpc.Serve(lis)
+	cancel()
+	wg.Wait()
+	if errors.Is(err, grpc.ErrServerStopped) {
+		err = nil
+	}
+	return err
+}
+
+// pingLoop keeps the health status in step with the database.
+func (s *Server) pingLoop(ctx context.Context) {
+	t := time.NewTicker(s.o.HealthInterval)
+	defer t.Stop()
+	for {
+		err := s.db.Ping(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		ok := err == nil
+		if ok != s.ready.Load() {
+			if ok {
+				s.log.Info("database reachable")
+			} else {
+				s.log.Warn("database unreachable", "err", err)
+			}
+		}
+		s.setServing(ok)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// intercept records latency and logs failures at the edge.
+func (s *Server) intercept(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	resp, err := h(ctx, req)
+	method := info.FullMethod[strings.LastIndexByte(info.FullMethod, '/')+1:]
+	code := status.Code(err)
+	s.metrics.latency.WithLabelValues(method, code.String()).Observe(time.Since(start).Seconds())
+	s.log.DebugContext(ctx, "rpc", "method", method, "code", code.String(), "duration", time.Since(start))
+	return resp, err
+}
+
+// toStatus turns an error into the gRPC status the client sees: the one
+// place where errors become codes.
+func (s *Server) toStatus(ctx context.Context, method string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var fe *authn.FieldError
+	switch {
+	case errors.As(err, &fe):
+		return status.Error(codes.InvalidArgument, fe.Error())
+	case errors.Is(err, authn.ErrInvalidCredentials):
+		return status.Error(codes.Unauthenticated, authn.ErrInvalidCredentials.Error())
+	case errors.Is(err, errAdminMissing):
+		return status.Error(codes.Unauthenticated, errAdminMissing.Error())
+	case errors.Is(err, errAdminWrong):
+		return status.Error(codes.PermissionDenied, errAdminWrong.Error())
+	case errors.Is(err, store.ErrDuplicate):
+		return status.Error(codes.AlreadyExists, "user_name: already taken")
+	case errors.Is(err, store.ErrNotFound):
+		return status.Error(codes.NotFound, "user not found")
+	case errors.Is(err, store.ErrUnavailable):
+		s.log.WarnContext(ctx, "database unavailable", "method", method, "err", err)
+		return status.Error(codes.Unavailable, "database unavailable")
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, "canceled")
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	default:
+		s.log.ErrorContext(ctx, "internal error", "method", method, "err", err)
+		return status.Error(codes.Internal, "internal error")
+	}
+}
+
+// checkAdmin checks the `authorization: Bearer <admin token>` metadata,
+// comparing SHA-256 digests in constant time.
+func (s *Server) checkAdmin(ctx context.Context) error {
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get("authorization")
+	if len(vals) == 0 {
+		return errAdminMissing
+	}
+	tok, ok := strings.CutPrefix(vals[0], "Bearer ")
+	if !ok || tok == "" {
+		return errAdminMissing
+	}
+	sum := sha256.Sum256([]byte(tok))
+	if subtle.ConstantTimeCompare(sum[:], s.adminSum[:]) != 1 {
+		return errAdminWrong
+	}
+	return nil
+}
+
+// Authenticate implements AuthService.
+func (s *Server) Authenticate(ctx context.Context, req *authv1.AuthenticateRequest) (*authv1.AuthenticateResponse, error) {
+	sess, err := s.svc.Authenticate(ctx, req.GetUserName(), req.GetPassword())
+	s.metrics.authenticate.WithLabelValues(result(err)).Inc()
+	if err != nil {
+		return nil, s.toStatus(ctx, "Authenticate", err)
+	}
+	return &authv1.AuthenticateResponse{
+		Token:       sess.Token,
+		AccessToken: sess.AccessToken,
+		UserId:      sess.UserID,
+		ExpiresAt:   sess.ExpiresAt.UnixMilli(),
+	}, nil
+}
+
+// Verify implements AuthService.
+func (s *Server) Verify(ctx context.Context, req *authv1.VerifyRequest) (*authv1.VerifyResponse, error) {
+	v, err := s.svc.Verify(ctx, req.GetToken(), req.GetAccessToken())
+	res := result(err)
+	if err == nil && v.Token != "" {
+		res = "refreshed"
+	}
+	s.metrics.verify.WithLabelValues(res).Inc()
+	if err != nil {
+		return nil, s.toStatus(ctx, "Verify", err)
+	}
+	return &authv1.VerifyResponse{UserId: v.UserID, Token: v.Token, ExpiresAt: v.ExpiresAt.UnixMilli()}, nil
+}
+
+// result labels an outcome for the counters.
+func result(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, authn.ErrInvalidCredentials):
+		return "invalid_credentials"
+	case errors.Is(err, store.ErrUnavailable):
+		return "unavailable"
+	default:
+		var fe *authn.FieldError
+		if errors.As(err, &fe) {
+			return "invalid_argument"
+		}
+		return "error"
+	}
+}
+
+// Revoke implements AuthService.
+func (s *Server) Revoke(ctx context.Context, req *authv1.RevokeRequest) (*authv1.RevokeResponse, error) {
+	var n int64
+	var err error
+	if req.GetUserName() != "" {
+		switch {
+		case req.GetAccessToken() != "":
+			err = &authn.FieldError{Field: "access_token", Reason: "must be empty when user_name is set"}
+		default:
+			if err = s.checkAdmin(ctx); err == nil {
+				n, err = s.svc.RevokeUser(ctx, req.GetUserName())
+			}
+		}
+	} else {
+		n, err = s.svc.RevokeAccessToken(ctx, req.GetAccessToken(), req.GetAll())
+	}
+	if err != nil {
+		return nil, s.toStatus(ctx, "Revoke", err)
+	}
+	return &authv1.RevokeResponse{Revoked: n}, nil
+}
+
+// CreateUser implements AuthService.
+func (s *Server) CreateUser(ctx context.Context, req *authv1.CreateUserRequest) (*authv1.CreateUserResponse, error) {
+	if err := s.checkAdmin(ctx); err != nil {
+		return nil, s.toStatus(ctx, "CreateUser", err)
+	}
+	id, err := s.svc.CreateUser(ctx, req.GetUserName(), req.GetPassword())
+	if err != nil {
+		return nil, s.toStatus(ctx, "CreateUser", err)
+	}
+	return &authv1.CreateUserResponse{UserId: id}, nil
+}
+
+// DeleteUser implements AuthService.
+func (s *Server) DeleteUser(ctx context.Context, req *authv1.DeleteUserRequest) (*authv1.DeleteUserResponse, error) {
+	if err := s.checkAdmin(ctx); err != nil {
+		return nil, s.toStatus(ctx, "DeleteUser", err)
+	}
+	if _, err := s.svc.DeleteUser(ctx, req.GetUserName()); err != nil {
+		return nil, s.toStatus(ctx, "DeleteUser", err)
+	}
+	return &authv1.DeleteUserResponse{}, nil
+}
+
+// SetPassword implements AuthService.
+func (s *Server) SetPassword(ctx context.Context, req *authv1.SetPasswordRequest) (*authv1.SetPasswordResponse, error) {
+	if err := s.checkAdmin(ctx); err != nil {
+		return nil, s.toStatus(ctx, "SetPassword", err)
+	}
+	n, err := s.svc.SetPassword(ctx, req.GetUserName(), req.GetPassword())
+	if err != nil {
+		return nil, s.toStatus(ctx, "SetPassword", err)
+	}
+	return &authv1.SetPasswordResponse{Revoked: n}, nil
+}
+
+// ListUsers implements AuthService.
+func (s *Server) ListUsers(ctx context.Context, _ *authv1.ListUsersRequest) (*authv1.ListUsersResponse, error) {
+	if err := s.checkAdmin(ctx); err != nil {
+		return nil, s.toStatus(ctx, "ListUsers", err)
+	}
+	users, err := s.svc.ListUsers(ctx)
+	if err != nil {
+		return nil, s.toStatus(ctx, "ListUsers", err)
+	}
+	out := &authv1.ListUsersResponse{Users: make([]*authv1.User, 0, len(users))}
+	for _, u := range users {
+		out.Users = append(out.Users, &authv1.User{
+			UserId: u.ID, UserName: u.Name, CreatedAt: u.Created.UnixMilli(), Sessions: u.Sessions,
+		})
+	}
+	return out, nil
+}
