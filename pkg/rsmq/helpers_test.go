@@ -2,6 +2,7 @@ package rsmq_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -80,3 +81,47 @@ func eventually(t testing.TB, within time.Duration, what string, cond func() boo
 }
 
 func intp(v int) *int { return &v }
+
+// roundTrips is a go-redis hook counting commands and pipelines sent: one
+// round trip each. The commands go-redis sends to set up a new connection
+// (HELLO, CLIENT SETINFO) are not counted.
+type roundTrips struct{ n atomic.Int64 }
+
+func connSetup(cmd redis.Cmder) bool {
+	switch cmd.Name() {
+	case "hello", "client", "auth", "select":
+		return true
+	}
+	return false
+}
+
+func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if !connSetup(cmd) {
+			h.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if len(cmds) > 0 && !connSetup(cmds[0]) {
+			h.n.Add(1)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// countedClient returns an rsmq Client on its own go-redis client whose
+// round trips are counted.
+func (e *env) countedClient(t testing.TB, opts rsmq.Options) (*rsmq.Client, *roundTrips) {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: e.redis.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	h := &roundTrips{}
+	rdb.AddHook(h)
+	return rsmq.New(rdb, opts), h
+}
