@@ -60,6 +60,7 @@ test: tools
 fuzz:
 	go test -run '^$$' -fuzz FuzzValidateQueueName -fuzztime 10s ./pkg/rsmq
 	go test -run '^$$' -fuzz FuzzValidateID -fuzztime 10s ./pkg/rsmq
+	go test -run '^$$' -fuzz FuzzVerifyToken -fuzztime 10s ./services/auth/internal/tokens
 
 ## lint: gofmt, go vet, golangci-lint
 lint: $(BIN)/golangci-lint
