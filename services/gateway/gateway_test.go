@@ -1,0 +1,475 @@
+package main_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	authv1 "github.com/wsmq/wsmq/gen/wsmq/auth/v1"
+	"github.com/wsmq/wsmq/pkg/rsmq"
+)
+
+func TestOriginalClientFlowDeliversMessages(t *testing.T) {
+	s := newStack(t)
+	gw := s.startGateway()
+	sess := s.user(gw, "alice")
+	for _, tc := range []struct {
+		name    string
+		headers bool
+	}{
+		{"headers", true},
+		{"query parameters", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialCreds(t, gw, creds{headers: tc.headers, token: sess.Token, access: sess.AccessToken})
+			c.subscribe(sess.UserID)
+			id := s.send(sess.UserID, "hello "+tc.name)
+			f := c.messages(1)[0]
+			if f.Message != "hello "+tc.name || f.ID != id || f.Queue != sess.UserID || f.RC != 1 {
+				t.Fatalf("frame %+v, want message %q id %s rc 1", f, "hello "+tc.name, id)
+			}
+			if d := time.Since(time.UnixMilli(f.Sent)); d < -time.Second || d > time.Minute {
+				t.Fatalf("sent %d is not the send time (%s ago)", f.Sent, d)
+			}
+			// auto ack: the message is gone from the queue once written.
+			eventually(t, waitLong, "message deleted after delivery", func() bool { return s.attrs(sess.UserID).Msgs == 0 })
+		})
+	}
+}
+
+func TestExpiredJWTWithValidAccessTokenConnectsAndGetsFreshToken(t *testing.T) {
+	s := newStack(t)
+	gw := s.startGateway()
+	sess := s.user(gw, "bob")
+	expired := mintJWT(t, sess.UserID, time.Now().Add(-time.Hour))
+	c := dialCreds(t, gw, creds{headers: true, token: expired, access: sess.AccessToken})
+	f := c.next()
+	if f.Event != "token" || f.Token == "" || f.Token == expired || f.ExpiresAt <= time.Now().UnixMilli() {
+		t.Fatalf("first frame %+v, want a fresh token event", f)
+	}
+	// The fresh token alone is accepted.
+	c2 := dialCreds(t, gw, creds{token: f.Token})
+	c2.subscribe(sess.UserID)
+}
+
+func TestBadCredentialsAreRefusedBeforeUpgrade(t *testing.T) {
+	s := newStack(t)
+	gw := s.startGateway()
+	sess := s.user(gw, "carol")
+	expired := mintJWT(t, sess.UserID, time.Now().Add(-time.Hour))
+	tampered := sess.Token[:len(sess.Token)-4] + "AAAA"
+	for _, tc := range []struct {
+		name string
+		c    creds
+	}{
+		{"no credentials", creds{}},
+		{"tampered JWT", creds{token: tampered}},
+		{"expired JWT alone", creds{token: expired}},
+		{"unknown access token", creds{access: "bm90LWEtcmVhbC10b2tlbi1hdC1hbGwtMDEyMzQ1Njc4OTAx"}},
+		{"expired JWT and wrong access token", creds{headers: true, token: expired, access: "x" + sess.AccessToken}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ws, res, err := dialRaw(gw, tc.c)
+			if err == nil {
+				ws.Close()
+				t.Fatal("upgraded with bad credentials")
+			}
+			if res == nil || res.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("response %v, want 401", res)
+			}
+			var body struct {
+				Success bool   `json:"success"`
+				Message string `json:"message"`
+			}
+			if err := jsonBody(res, &body); err != nil || body.Success || body.Message == "" {
+				t.Fatalf("body %+v (%v), want success false with a message", body, err)
+			}
+		})
+	}
+}
+
+func TestLoginWithWrongPasswordIs401(t *testing.T) {
+	s := newStack(t)
+	gw := s.startGateway()
+	s.user(gw, "dave")
+	sess, code := postLogin(t, gw, "dave", "wrong-password")
+	if code != http.StatusUnauthorized || sess.Success || sess.Token != "" {
+		t.Fatalf("HTTP %d %+v, want 401 without tokens", code, sess)
+	}
+}
+
+func TestBadCommandsGetErrorFramesAndConnectionStays(t *testing.T) {
+	s := newStack(t)
+	gw := s.startGateway()
+	sess := s.user(gw, "erin")
+	c := dial(t, gw, sess, "")
+	for _, tc := range []struct {
+		cmd, wantErr, wantQueue string
+	}{
+		{"/subscribe/someone-else", "forbidden", "someone-else"},
+		{"/subscribe/" + sess.UserID + "x", "forbidden", sess.UserID + "x"},
+		{"/subscribe/" + sess.UserID + "-", "forbidden", sess.UserID + "-"},
+		{"/subscribe/bad queue!", "bad_request", "bad queue!"},
+		{"/subscribe/", "bad_request", ""},
+		{"hello", "bad_request", ""},
+		{"/publish/x", "bad_request", ""},
+		{"/subscribe", "bad_request", ""},
+		{"/unsubscribe/" + sess.UserID, "bad_request", sess.UserID},
+		{"/ack/abc", "bad_request", ""},
+	} {
+		c.send(tc.cmd)
+		f := c.next()
+		if f.Event != "error" || f.Error != tc.wantErr || f.Queue != tc.wantQueue || f.Message == "" {
+			t.Errorf("%q: got %+v, want error %q queue %q with a message", tc.cmd, f, tc.wantErr, tc.wantQueue)
+		}
+	}
+	// Still up: a valid subscription works, and so does a suffixed queue.
+	c.subscribe(sess.UserID)
+	c.subscribe(sess.UserID + "-news")
+	s.send(sess.UserID+"-news", "still here")
+	if f := c.messages(1)[0]; f.Message != "still here" || f.Queue != sess.UserID+"-news" {
+		t.Fatalf("got %+v", f)
+	}
+}
+
+func TestAckOfUnknownIDGetsErrorFrame(t *testing.T) {
+	s := newStack(t)
+	gw := s.startGateway()
+	sess := s.user(gw, "frank")
+	c := dial(t, gw, sess, "ack=manual")
+	c.subscribe(sess.UserID)
+	id := strings.Repeat("a", 32)
+	c.send("/ack/" + id)
+	if f := c.next(); f.Event != "error" || f.Error != "unknown_id" || f.ID != id {
+		t.Fatalf("got %+v, want unknown_id error", f)
+	}
+	s.send(sess.UserID, "after the bad ack")
+	if f := c.messages(1)[0]; f.Message != "after the bad ack" {
+		t.Fatalf("got %+v", f)
+	}
+}
+
+func TestOversizeFrameClosesWith1009(t *testing.T) {
+	s := newStack(t)
+	gw := s.startGateway("WSMQ_READ_LIMIT=1024")
+	sess := s.user(gw, "gina")
+	c := dial(t, gw, sess, "")
+	// The gateway may reset the connection before the client finishes
+	// writing; what counts is the close code it sent.
+	_ = c.ws.WriteMessage(websocket.TextMessage, []byte("/subscribe/"+strings.Repeat("x", 64*1024)))
+	if code := closeCode(c.closeErr()); code != websocket.CloseMessageTooBig {
+		t.Fatalf("close code %d, want 1009", code)
+	}
+}
+
+func TestOfflineMessagesArriveInOrderThroughAnotherGateway(t *testing.T) {
+	s := newStack(t)
+	a := s.startGateway()
+	sess := s.user(a, "hank")
+	// Subscribe once on A and leave: the queue exists and is kept.
+	c := dial(t, a, sess, "")
+	c.subscribe(sess.UserID)
+	c.ws.Close()
+
+	var ids []string
+	for i := range 100 {
+		ids = append(ids, s.send(sess.UserID, "offline "+itoa(i)))
+	}
+	b := s.startGateway()
+	c2 := dial(t, b, sess, "")
+	c2.subscribe(sess.UserID)
+	got := c2.messages(100)
+	for i, f := range got {
+		if f.ID != ids[i] || f.Message != "offline "+itoa(i) {
+			t.Fatalf("message %d: got %q (%s), want %q (%s)", i, f.Message, f.ID, "offline "+itoa(i), ids[i])
+		}
+	}
+}
+
+func TestManualAckRedeliversUnackedAndDeadLetters(t *testing.T) {
+	s := newStack(t)
+	gw := s.startGateway("WSMQ_VISIBILITY_TIMEOUT=1", "WSMQ_MAX_RECEIVE_COUNT=3")
+	sess := s.user(gw, "ivy")
+	c := dial(t, gw, sess, "ack=manual")
+	c.subscribe(sess.UserID)
+
+	acked := s.send(sess.UserID, "ack me")
+	ignored := s.send(sess.UserID, "ignore me")
+	first := c.messages(2)
+	if first[0].ID != acked || first[1].ID != ignored || first[0].RC != 1 || first[1].RC != 1 {
+		t.Fatalf("first delivery %+v", first)
+	}
+	c.send("/ack/" + acked)
+
+	// The unacked one comes back after the visibility timeout, rc raised;
+	// the acked one never does.
+	for rc := int64(2); rc <= 3; rc++ {
+		f := c.messages(1)[0]
+		if f.ID != ignored || f.RC != rc {
+			t.Fatalf("redelivery: got %+v, want %s with rc %d", f, ignored, rc)
+		}
+	}
+	// Past the receive limit it moves to the dead-letter queue instead.
+	dlq := sess.UserID + "-dlq"
+	eventually(t, waitLong, "message in the dead-letter queue", func() bool {
+		a, err := s.queues.GetQueueAttributes(context.Background(), dlq)
+		return err == nil && a.Msgs == 1
+	})
+	if a := s.attrs(sess.UserID); a.Msgs != 0 {
+		t.Fatalf("source queue still holds %d messages", a.Msgs)
+	}
+	m, err := s.queues.ReceiveMessage(context.Background(), dlq, 0)
+	if err != nil || m == nil || m.ID != ignored || m.Message != "ignore me" {
+		t.Fatalf("dead letter %+v (%v), want %s", m, err, ignored)
+	}
+	c.quiet(1500 * time.Millisecond)
+}
+
+func TestCrashedGatewayLosesNothing(t *testing.T) {
+	s := newStack(t, "WSMQ_VISIBILITY_TIMEOUT=2")
+	a := s.startGateway()
+	b := s.startGateway()
+	sess := s.user(a, "jack")
+	c := dial(t, a, sess, "ack=manual")
+	c.subscribe(sess.UserID)
+	const n = 20
+	var ids []string
+	for i := range n {
+		ids = append(ids, s.send(sess.UserID, "m"+itoa(i)))
+	}
+	got := c.messages(n)
+	for i := range n / 2 {
+		c.send("/ack/" + got[i].ID)
+	}
+	// Wait until the acks are applied: half the messages left Redis.
+	eventually(t, waitLong, "acks applied", func() bool { return s.attrs(sess.UserID).Msgs == n/2 })
+	a.p.Kill() // a crash: nothing is returned to the queue
+	if err := c.closeErr(); err == nil {
+		t.Fatal("socket survived the crash")
+	}
+
+	c2 := dial(t, b, sess, "ack=manual")
+	c2.subscribe(sess.UserID)
+	again := c2.messages(n / 2)
+	for i, f := range again {
+		if f.ID != ids[n/2+i] || f.RC != 2 {
+			t.Fatalf("after crash %d: got %s rc %d, want %s rc 2", i, f.ID, f.RC, ids[n/2+i])
+		}
+		c2.send("/ack/" + f.ID)
+	}
+	eventually(t, waitLong, "queue drained", func() bool { return s.attrs(sess.UserID).Msgs == 0 })
+	c2.quiet(500 * time.Millisecond)
+}
+
+func TestGracefulShutdownReturnsInFlightMessagesAtOnce(t *testing.T) {
+	s := newStack(t, "WSMQ_VISIBILITY_TIMEOUT=120")
+	a := s.startGateway()
+	b := s.startGateway()
+	sess := s.user(a, "kate")
+	c := dial(t, a, sess, "ack=manual")
+	c.subscribe(sess.UserID)
+	id := s.send(sess.UserID, "in flight")
+	if f := c.messages(1)[0]; f.ID != id {
+		t.Fatalf("got %+v", f)
+	}
+	if err := a.p.Terminate(waitLong); err != nil {
+		t.Fatalf("gateway exit: %v", err)
+	}
+	if code := closeCode(c.closeErr()); code != websocket.CloseGoingAway {
+		t.Fatalf("close code %d, want 1001", code)
+	}
+	start := time.Now()
+	c2 := dial(t, b, sess, "ack=manual")
+	c2.subscribe(sess.UserID)
+	f := c2.messages(1)[0]
+	if f.ID != id || f.RC != 2 {
+		t.Fatalf("got %+v, want %s again with rc 2", f, id)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Fatalf("redelivered after %s: not returned at shutdown (visibility timeout 120s)", d)
+	}
+}
+
+func TestRedisRestartDuringLiveConnectionKeepsDelivering(t *testing.T) {
+	s := newStack(t)
+	gw := s.startGateway()
+	sess := s.user(gw, "liam")
+	c := dial(t, gw, sess, "")
+	c.subscribe(sess.UserID)
+	s.send(sess.UserID, "before")
+	if f := c.messages(1)[0]; f.Message != "before" {
+		t.Fatalf("got %+v", f)
+	}
+	s.redis.Stop()
+	s.redis.Start() // no persistence: the queue is gone, as after a flush
+	// The message is sent once the gateway has re-subscribed; until then a
+	// notification may be missed, and the sweep still finds it.
+	s.send(sess.UserID, "after")
+	if f := c.messages(1)[0]; f.Message != "after" {
+		t.Fatalf("got %+v", f)
+	}
+}
+
+func TestRevokedAccessTokenLosesItsSocket(t *testing.T) {
+	s := newStack(t, "WSMQ_REVERIFY_INTERVAL=200ms")
+	gw := s.startGateway()
+	sess := s.user(gw, "mona")
+	c := dial(t, gw, sess, "")
+	c.subscribe(sess.UserID)
+	if _, err := s.auth.Revoke(context.Background(), &authv1.RevokeRequest{AccessToken: sess.AccessToken}); err != nil {
+		t.Fatal(err)
+	}
+	err := c.closeErr()
+	if code := closeCode(err); code != websocket.ClosePolicyViolation {
+		t.Fatalf("close %v, want 1008", err)
+	}
+	if !strings.Contains(err.Error(), "token revoked") {
+		t.Fatalf("close reason %v, want token revoked", err)
+	}
+}
+
+// stalledClient subscribes and then reads nothing.
+func stalledClient(t *testing.T, gw *gateway, sess session) *websocket.Conn {
+	t.Helper()
+	ws, _, err := dialRaw(gw, creds{token: sess.Token, access: sess.AccessToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("/subscribe/"+sess.UserID)); err != nil {
+		t.Fatal(err)
+	}
+	var f frame
+	if err := ws.ReadJSON(&f); err != nil || f.Event != "subscribed" {
+		t.Fatalf("subscribe: %+v %v", f, err)
+	}
+	return ws
+}
+
+// bigBody makes messages large enough that a few hundred exceed any socket
+// buffer.
+var bigBody = strings.Repeat("z", 60000)
+
+func TestSlowClientStopsPullingAndLosesNothing(t *testing.T) {
+	s := newStack(t, "WSMQ_CONN_BUFFER=16", "WSMQ_WRITE_TIMEOUT=60s")
+	gw := s.startGateway()
+	sess := s.user(gw, "nick")
+	ws := stalledClient(t, gw, sess)
+	const n = 400 // 24 MB
+	for i := range n {
+		s.send(sess.UserID, itoa(i)+":"+bigBody)
+	}
+	// The gateway holds at most its buffer (plus the frame being written)
+	// in flight; the rest stays queued in Redis.
+	eventually(t, waitLong, "gateway stalls on the slow client", func() bool {
+		a := s.attrs(sess.UserID)
+		return a.Msgs > 0 && a.Msgs < n && a.HiddenMsgs <= 17
+	})
+	before := s.attrs(sess.UserID)
+	time.Sleep(500 * time.Millisecond) // give a runaway puller time to show itself
+	if a := s.attrs(sess.UserID); a.HiddenMsgs > 17 || a.Msgs != before.Msgs {
+		t.Fatalf("stalled client: %d in flight, %d queued (before %d): gateway kept pulling", a.HiddenMsgs, a.Msgs, before.Msgs)
+	}
+	for i := range n {
+		var f frame
+		if err := ws.ReadJSON(&f); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if !strings.HasPrefix(f.Message, itoa(i)+":") {
+			t.Fatalf("message %d out of order or lost: %.10q", i, f.Message)
+		}
+	}
+}
+
+func TestStuckClientIsClosedAndItsMessagesReturned(t *testing.T) {
+	s := newStack(t, "WSMQ_CONN_BUFFER=16", "WSMQ_WRITE_TIMEOUT=1s", "WSMQ_VISIBILITY_TIMEOUT=120")
+	gw := s.startGateway()
+	sess := s.user(gw, "nora")
+	stalledClient(t, gw, sess)
+	const n = 300
+	for i := range n {
+		s.send(sess.UserID, itoa(i)+":"+bigBody)
+	}
+	// The write deadline passes, the gateway drops the client and returns
+	// what it held: nothing stays hidden for the 120 s visibility timeout.
+	eventually(t, waitLong, "stuck client dropped and in-flight messages returned", func() bool {
+		a := s.attrs(sess.UserID)
+		return a.HiddenMsgs == 0 && a.Msgs < n
+	})
+	c := dial(t, gw, sess, "")
+	c.subscribe(sess.UserID)
+	left := int(s.attrs(sess.UserID).Msgs)
+	got := c.messages(left)
+	for i := 1; i < len(got); i++ {
+		if got[i].ID < got[i-1].ID && got[i].RC == 1 {
+			t.Fatalf("out of order at %d", i)
+		}
+	}
+}
+
+func TestMessageFromPublisherWithoutRealtimeIsDeliveredBySweep(t *testing.T) {
+	s := newStack(t, "WSMQ_SWEEP_INTERVAL=300ms", "WSMQ_HOT_SWEEP_INTERVAL=100ms")
+	gw := s.startGateway()
+	sess := s.user(gw, "olga")
+	c := dial(t, gw, sess, "")
+	c.subscribe(sess.UserID)
+	plain := rsmq.New(s.rdb, rsmq.Options{}) // like Node rsmq without realtime
+	start := time.Now()
+	if _, err := plain.SendMessage(context.Background(), sess.UserID, "no notification", rsmq.QueueDefault); err != nil {
+		t.Fatal(err)
+	}
+	if f := c.messages(1)[0]; f.Message != "no notification" {
+		t.Fatalf("got %+v", f)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("delivered after %s, want within the sweep bound", d)
+	}
+}
+
+func TestCompetingConnectionsGetEachMessageOnce(t *testing.T) {
+	s := newStack(t)
+	a := s.startGateway()
+	b := s.startGateway()
+	sess := s.user(a, "pete")
+	c1 := dial(t, a, sess, "")
+	c2 := dial(t, b, sess, "")
+	c1.subscribe(sess.UserID)
+	c2.subscribe(sess.UserID)
+	const n = 300
+	for i := range n {
+		s.send(sess.UserID, itoa(i))
+	}
+	seen := map[string]int{}
+	count := 0
+	deadline := time.After(waitLong)
+	for count < n {
+		select {
+		case f := <-c1.frames:
+			seen[f.Message]++
+			count++
+		case f := <-c2.frames:
+			seen[f.Message]++
+			count++
+		case <-deadline:
+			t.Fatalf("got %d of %d messages", count, n)
+		}
+	}
+	for m, k := range seen {
+		if k != 1 {
+			t.Fatalf("message %s delivered %d times", m, k)
+		}
+	}
+	if len(seen) != n {
+		t.Fatalf("%d distinct messages, want %d", len(seen), n)
+	}
+}
+
+func jsonBody(res *http.Response, v any) error {
+	defer res.Body.Close()
+	return json.NewDecoder(res.Body).Decode(v)
+}
