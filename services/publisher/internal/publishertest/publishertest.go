@@ -4,9 +4,11 @@ package publishertest
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,7 +27,13 @@ type Publisher struct {
 	Addrs service.Addrs
 	// Addr is the gRPC address (host:port).
 	Addr string
+
+	stop func() error
 }
+
+// Stop cancels the publisher's context, as SIGTERM does, and returns what
+// its Run returned. Later calls return the same.
+func (p *Publisher) Stop() error { return p.stop() }
 
 // Start runs a publisher against redisURL with listeners on 127.0.0.1:0,
 // the key Key, a 2s call timeout and a fast health interval; env entries
@@ -65,21 +73,25 @@ func Start(t testing.TB, redisURL string, env map[string]string, hook redis.Hook
 	go func() {
 		done <- service.Run(ctx, cfg, log, service.Options{Ready: func(a service.Addrs) { ready <- a }, RedisHook: hook})
 	}()
-	t.Cleanup(func() {
+	stop := sync.OnceValue(func() error {
 		cancel()
 		select {
 		case err := <-done:
-			if err != nil {
-				t.Errorf("publishertest: publisher stopped with %v", err)
-			}
+			return err
 		case <-time.After(10 * time.Second):
-			t.Errorf("publishertest: publisher did not stop within 10s")
+			return errors.New("publishertest: publisher did not stop within 10s")
+		}
+	})
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("publishertest: publisher stopped with %v", err)
 		}
 	})
 	select {
 	case a := <-ready:
-		return &Publisher{Addrs: a, Addr: a.GRPC.String()}
+		return &Publisher{Addrs: a, Addr: a.GRPC.String(), stop: stop}
 	case err := <-done:
+		done <- err // for the cleanup's stop
 		t.Fatalf("publishertest: publisher failed to start: %v", err)
 	case <-time.After(10 * time.Second):
 		t.Fatalf("publishertest: publisher not listening within 10s")

@@ -524,3 +524,35 @@ func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
 func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	return encoding.GetCodecV2("proto").Unmarshal(data, v)
 }
+
+func TestShutdownLetsInFlightCallsFinish(t *testing.T) {
+	e := start(t, nil)
+	ctx := authed(t, publishertest.Key)
+	req := &publisherv1.SendRequest{Queue: "q", Message: "m"}
+	if _, err := e.api.Send(ctx, req); err != nil { // queue created, script loaded
+		t.Fatal(err)
+	}
+	// Hold writes in Redis (shorter than the Redis read timeout) so that the
+	// next Send is in flight when shutdown starts.
+	if err := e.rdb.Do(ctx, "CLIENT", "PAUSE", "600", "WRITE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan error, 1)
+	go func() { _, err := e.api.Send(ctx, req); sent <- err }()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(e.rdb.Info(ctx, "clients").Val(), "blocked_clients:1") {
+		if time.Now().After(deadline) {
+			t.Fatal("the Send never reached Redis")
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval
+	}
+	if err := e.pub.Stop(); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if err := <-sent; err != nil {
+		t.Fatalf("in-flight Send during shutdown = %v, want success", err)
+	}
+	if _, err := e.api.Send(ctx, req); status.Code(err) != codes.Unavailable {
+		t.Fatalf("Send after shutdown = %v, want Unavailable", err)
+	}
+}

@@ -1,0 +1,130 @@
+package config
+
+import (
+	"crypto/sha256"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+const goodKey = "k-0123456789abcdef"
+
+// parse runs Parse with env as the whole environment.
+func parse(args []string, env map[string]string) (Config, error) {
+	var environ []string
+	for k, v := range env {
+		environ = append(environ, k+"="+v)
+	}
+	return Parse(args, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, environ)
+}
+
+func TestParseDefaults(t *testing.T) {
+	c, err := parse(nil, map[string]string{"WSMQ_PUBLISHER_KEYS": goodKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		RedisURL: "redis://127.0.0.1:6379/0", Namespace: "rsmq", Listen: "127.0.0.1:9092", AdminListen: "127.0.0.1:9192",
+		GRPCMaxMsgBytes: 4 << 20, MaxBatch: 1000, Queue: QueueDefaults{VT: 30, Delay: 0, MaxSize: 65536},
+		CallTimeout: 2 * time.Second, ShutdownTimeout: 10 * time.Second, HealthInterval: time.Second,
+		LogLevel: slog.LevelInfo, KeyDigests: [][sha256.Size]byte{sha256.Sum256([]byte(goodKey))},
+	}
+	if c.RedisURL != want.RedisURL || c.Namespace != want.Namespace || c.Listen != want.Listen ||
+		c.AdminListen != want.AdminListen || c.GRPCMaxMsgBytes != want.GRPCMaxMsgBytes || c.MaxBatch != want.MaxBatch ||
+		c.Queue != want.Queue || c.CallTimeout != want.CallTimeout || c.ShutdownTimeout != want.ShutdownTimeout ||
+		c.HealthInterval != want.HealthInterval || c.LogLevel != want.LogLevel || c.Dev ||
+		len(c.KeyDigests) != 1 || c.KeyDigests[0] != want.KeyDigests[0] || c.TLSEnabled() {
+		t.Fatalf("defaults = %+v\nwant %+v", c, want)
+	}
+}
+
+func TestFlagsOverrideEnvAndEnvOverridesDefaults(t *testing.T) {
+	c, err := parse([]string{"-listen", ":7000", "-queue-vt", "5"}, map[string]string{
+		"WSMQ_PUBLISHER_KEYS":         goodKey + ", other-key-0123456789",
+		"WSMQ_PUBLISHER_LISTEN":       ":8000",
+		"WSMQ_PUBLISHER_ADMIN_LISTEN": "",
+		"WSMQ_QUEUE_VT":               "50",
+		"WSMQ_QUEUE_MAXSIZE":          "-1",
+		"WSMQ_LOG_LEVEL":              "debug",
+		"WSMQ_RSMQ_NS":                "wsmq",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != ":7000" || c.Queue.VT != 5 || c.AdminListen != "" || c.Queue.MaxSize != -1 ||
+		c.LogLevel != slog.LevelDebug || c.Namespace != "wsmq" || len(c.KeyDigests) != 2 {
+		t.Fatalf("config = %+v", c)
+	}
+}
+
+func TestDevModeNeedsNoKeysAndAllowsShortOnes(t *testing.T) {
+	for _, env := range []map[string]string{
+		{"WSMQ_DEV": "1"},
+		{"WSMQ_DEV": "true", "WSMQ_PUBLISHER_KEYS": "dev"},
+	} {
+		if c, err := parse(nil, env); err != nil || !c.Dev {
+			t.Fatalf("%v: %+v, %v", env, c, err)
+		}
+	}
+}
+
+func TestMalformedOrMissingSettingsFailNamingTheSetting(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"no keys outside dev mode", nil, map[string]string{}, "WSMQ_PUBLISHER_KEYS is required outside dev mode"},
+		{"short key", nil, map[string]string{"WSMQ_PUBLISHER_KEYS": "short"}, "WSMQ_PUBLISHER_KEYS: key 1 is shorter than 16"},
+		{"empty key in list", nil, map[string]string{"WSMQ_PUBLISHER_KEYS": goodKey + ",,x"}, "WSMQ_PUBLISHER_KEYS: key 2 is empty"},
+		{"key with space", nil, map[string]string{"WSMQ_PUBLISHER_KEYS": "a b 0123456789abcdef"}, "key 1 must be printable ASCII"},
+		{"redis url scheme", nil, map[string]string{"WSMQ_REDIS_URL": "http://x"}, `WSMQ_REDIS_URL="http://x": must be a redis://`},
+		{"listen without port", nil, map[string]string{"WSMQ_PUBLISHER_LISTEN": "localhost"}, `WSMQ_PUBLISHER_LISTEN="localhost": must be host:port`},
+		{"max msg bytes", nil, map[string]string{"WSMQ_GRPC_MAX_MSG_BYTES": "4MB"}, "WSMQ_GRPC_MAX_MSG_BYTES=\"4MB\": must be an integer"},
+		{"batch over rsmq limit", nil, map[string]string{"WSMQ_PUBLISHER_MAX_BATCH": "5000"}, "WSMQ_PUBLISHER_MAX_BATCH=\"5000\": must be an integer between 1 and 1000"},
+		{"vt", nil, map[string]string{"WSMQ_QUEUE_VT": "-1"}, "WSMQ_QUEUE_VT=\"-1\""},
+		{"delay", nil, map[string]string{"WSMQ_QUEUE_DELAY": "10000000"}, "WSMQ_QUEUE_DELAY=\"10000000\""},
+		{"maxsize", nil, map[string]string{"WSMQ_QUEUE_MAXSIZE": "100"}, "WSMQ_QUEUE_MAXSIZE=\"100\": must be an integer between 1024 and 65536, or -1"},
+		{"dev", nil, map[string]string{"WSMQ_DEV": "maybe"}, "WSMQ_DEV=\"maybe\""},
+		{"log level", nil, map[string]string{"WSMQ_LOG_LEVEL": "loud"}, "WSMQ_LOG_LEVEL=\"loud\""},
+		{"call timeout", nil, map[string]string{"WSMQ_PUBLISHER_CALL_TIMEOUT": "2"}, "WSMQ_PUBLISHER_CALL_TIMEOUT=\"2\": must be a duration"},
+		{"namespace", nil, map[string]string{"WSMQ_RSMQ_NS": "a:b"}, "WSMQ_RSMQ_NS"},
+		{"cert without key", nil, map[string]string{"WSMQ_TLS_CERT": "c.pem"}, "WSMQ_TLS_CERT and WSMQ_TLS_KEY must be set together"},
+		{"client CA without cert", nil, map[string]string{"WSMQ_TLS_CLIENT_CA": "ca.pem"}, "WSMQ_TLS_CLIENT_CA needs WSMQ_TLS_CERT"},
+		{"unknown publisher variable", nil, map[string]string{"WSMQ_PUBLISHER_COLOUR": "blue"}, "unknown variable WSMQ_PUBLISHER_COLOUR"},
+		{"typo of a known variable", nil, map[string]string{"WSMQ_REDIS_ULR": "x"}, "unknown variable WSMQ_REDIS_ULR (did you mean WSMQ_REDIS_URL?)"},
+		{"bad flag value", []string{"-queue-vt", "x"}, map[string]string{}, `flag -queue-vt="x": must be an integer`},
+		{"unknown flag", []string{"-colour"}, map[string]string{}, "flag provided but not defined: -colour"},
+		{"positional argument", []string{"serve"}, map[string]string{}, `unexpected arguments ["serve"]`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := map[string]string{"WSMQ_PUBLISHER_KEYS": goodKey}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			if tc.name == "no keys outside dev mode" {
+				delete(env, "WSMQ_PUBLISHER_KEYS")
+			}
+			_, err := parse(tc.args, env)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Parse = %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestKeysAreNeverEchoedInErrors(t *testing.T) {
+	_, err := parse(nil, map[string]string{"WSMQ_PUBLISHER_KEYS": "secret-but-short"[:10] + ",x"})
+	if err == nil || strings.Contains(err.Error(), "secret") {
+		t.Fatalf("error %v echoes a key", err)
+	}
+}
+
+func TestOtherServicesVariablesAreIgnored(t *testing.T) {
+	_, err := parse(nil, map[string]string{"WSMQ_PUBLISHER_KEYS": goodKey, "WSMQ_AUTH_LISTEN": ":9091", "WSMQ_GATEWAY_ORIGINS": "*"})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,102 @@
+package service_test
+
+import (
+	"context"
+	"strconv"
+	"sync/atomic"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	publisherv1 "github.com/wsmq/wsmq/gen/wsmq/publisher/v1"
+	"github.com/wsmq/wsmq/pkg/testenv"
+	"github.com/wsmq/wsmq/services/publisher/internal/publishertest"
+)
+
+// roundTrips is a go-redis hook counting round trips to Redis: one per
+// command, one per pipeline. The health pinger's PINGs are not counted.
+type roundTrips struct{ n atomic.Int64 }
+
+func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() != "ping" {
+			h.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
+func benchClient(b *testing.B) (publisherv1.PublisherServiceClient, *roundTrips, context.Context) {
+	b.Helper()
+	r := testenv.StartRedis(b)
+	hook := &roundTrips{}
+	p := publishertest.Start(b, r.URL(), map[string]string{"WSMQ_PUBLISHER_HEALTH_INTERVAL": "1s"}, hook)
+	cc, err := grpc.NewClient(p.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cc.Close() })
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+publishertest.Key)
+	api := publisherv1.NewPublisherServiceClient(cc)
+	// Create the queue and load the script before measuring.
+	if _, err := api.Send(ctx, &publisherv1.SendRequest{Queue: "bench", Message: "warm-up"}); err != nil {
+		b.Fatal(err)
+	}
+	return api, hook, ctx
+}
+
+// BenchmarkSend measures Send end to end (gRPC over loopback, Redis),
+// from parallel callers.
+func BenchmarkSend(b *testing.B) {
+	api, hook, ctx := benchClient(b)
+	req := &publisherv1.SendRequest{Queue: "bench", Message: `{"event":"bench","payload":"0123456789abcdef"}`}
+	hook.n.Store(0)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := api.Send(ctx, req); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	b.ReportMetric(float64(hook.n.Load())/float64(b.N), "redis-rt/msg")
+}
+
+// BenchmarkSendBatch measures SendBatch of 1,000 items end to end.
+func BenchmarkSendBatch(b *testing.B) {
+	api, hook, ctx := benchClient(b)
+	const n = 1000
+	req := &publisherv1.SendBatchRequest{}
+	for i := range n {
+		req.Items = append(req.Items, &publisherv1.SendRequest{Queue: "bench", Message: "message " + strconv.Itoa(i)})
+	}
+	hook.n.Store(0)
+	b.ResetTimer()
+	for b.Loop() {
+		resp, err := api.SendBatch(ctx, req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if r := resp.GetResults()[n-1]; r.GetCode() != 0 {
+			b.Fatal(r.GetError())
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "msgs/s")
+	b.ReportMetric(float64(hook.n.Load())/float64(b.N*n), "redis-rt/msg")
+}
