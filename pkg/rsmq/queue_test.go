@@ -287,3 +287,35 @@ func TestCustomNamespacePrefixesEveryKey(t *testing.T) {
 		t.Fatalf("default namespace sees the queue: %v", err)
 	}
 }
+
+func TestQueueWithoutAllThreeAttributesIsNotFound(t *testing.T) {
+	e := newEnv(t, rsmq.Options{})
+	// As Node's _getQueue: vt, delay and maxsize must all be present.
+	if err := e.raw.HSet(e.ctx, "rsmq:partial:Q", "vt", "30", "delay", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.raw.ZAdd(e.ctx, "rsmq:partial", redis.Z{Score: 1, Member: strings.Repeat("a", 32)}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]func() error{
+		"send":    func() error { _, err := e.q.SendMessage(e.ctx, "partial", "m", 0); return err },
+		"receive": func() error { _, err := e.q.ReceiveMessage(e.ctx, "partial", 0); return err },
+		"pop":     func() error { _, err := e.q.PopMessage(e.ctx, "partial"); return err },
+		"change visibility": func() error {
+			_, err := e.q.ChangeMessageVisibility(e.ctx, "partial", strings.Repeat("a", 32), 0)
+			return err
+		},
+		"set attributes": func() error {
+			_, err := e.q.SetQueueAttributes(e.ctx, "partial", rsmq.AttributeChanges{VT: intp(1)})
+			return err
+		},
+	}
+	for name, call := range calls {
+		if err := call(); !errors.Is(err, rsmq.ErrQueueNotFound) {
+			t.Errorf("%s: %v, want ErrQueueNotFound", name, err)
+		}
+	}
+	if n := e.raw.ZCard(e.ctx, "rsmq:partial").Val(); n != 1 {
+		t.Fatalf("zset changed: %d members", n)
+	}
+}

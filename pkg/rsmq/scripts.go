@@ -29,6 +29,15 @@ local t = redis.call('TIME')
 local ts = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
+// luaQueue sets q to the queue's {vt, delay, maxsize} and returns missing
+// when one of them is absent, as Node's _getQueue answers queueNotFound.
+func luaQueue(missing string) string {
+	return `
+local q = redis.call('HMGET', KEYS[1], 'vt', 'delay', 'maxsize')
+if not q[1] or not q[2] or not q[3] then return ` + missing + ` end
+`
+}
+
 // Script status codes shared with Go.
 const (
 	stNotFound = -1
@@ -65,8 +74,7 @@ var attrsScript = redis.NewScript(luaNow + luaAttrs)
 // setAttrsScript: KEYS hash, zset; ARGV vt, delay, maxsize ("" = unchanged).
 // Queue must exist; sets modified = s and the given attributes, then returns
 // the attributes.
-var setAttrsScript = redis.NewScript(luaNow + `
-if redis.call('HEXISTS', KEYS[1], 'vt') == 0 then return {-1} end
+var setAttrsScript = redis.NewScript(luaNow + luaQueue("{-1}") + `
 redis.call('HSET', KEYS[1], 'modified', t[1])
 local names = {'vt', 'delay', 'maxsize'}
 for i = 1, 3 do
@@ -83,8 +91,7 @@ end
 // stored, 2 already stored, -1 queue not found, -2 message too long.
 var sendScript = redis.NewScript(luaNow + `
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {2, t[1], t[2]} end
-local q = redis.call('HMGET', KEYS[1], 'vt', 'delay', 'maxsize')
-if not q[1] or not q[2] or not q[3] then return {-1, t[1], t[2]} end
+` + luaQueue("{-1, t[1], t[2]}") + `
 local maxsize = tonumber(q[3])
 if maxsize ~= -1 and tonumber(ARGV[4]) > maxsize then return {-2, t[1], t[2]} end
 local delay = tonumber(ARGV[3])
@@ -107,9 +114,7 @@ return {1, t[1], t[2]}
 // the dead-letter queue (created with the source's attributes when missing).
 // Returns {1, next visible score or '0', {id, body, rc, fr, ...}, {dead ids}}
 // or {-1} when the queue does not exist.
-var receiveScript = redis.NewScript(luaNow + `
-local q = redis.call('HMGET', KEYS[1], 'vt', 'delay', 'maxsize')
-if not q[1] then return {-1} end
+var receiveScript = redis.NewScript(luaNow + luaQueue("{-1}") + `
 local vt = tonumber(ARGV[1])
 if vt < 0 then vt = tonumber(q[1]) end
 local mrc = tonumber(ARGV[3])
@@ -121,8 +126,8 @@ for _, id in ipairs(ids) do
 	if mrc > 0 and tonumber(redis.call('HGET', KEYS[1], rckey) or '0') + 1 > mrc then
 		if not dlqReady then
 			redis.call('HSETNX', KEYS[3], 'vt', q[1])
-			redis.call('HSETNX', KEYS[3], 'delay', q[2] or '0')
-			redis.call('HSETNX', KEYS[3], 'maxsize', q[3] or '65536')
+			redis.call('HSETNX', KEYS[3], 'delay', q[2])
+			redis.call('HSETNX', KEYS[3], 'maxsize', q[3])
 			redis.call('HSETNX', KEYS[3], 'created', t[1])
 			redis.call('HSETNX', KEYS[3], 'modified', t[1])
 			redis.call('SADD', KEYS[5], ARGV[4])
@@ -161,8 +166,7 @@ return {1, first[2] or '0', msgs, dead}
 // popScript: KEYS hash, zset. Node's popMessage: receive the first visible
 // message, then delete it. Returns {1, id, body, rc, fr}, {0} when none is
 // visible, {-1} when the queue does not exist.
-var popScript = redis.NewScript(luaNow + `
-if redis.call('HEXISTS', KEYS[1], 'vt') == 0 then return {-1} end
+var popScript = redis.NewScript(luaNow + luaQueue("{-1}") + `
 local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ts, 'LIMIT', 0, 1)
 if #ids == 0 then return {0} end
 local id = ids[1]
@@ -179,8 +183,7 @@ return {1, id, body, rc, fr}
 // changeVisScript: KEYS hash, zset; ARGV id, vt. Queue must exist; sets the
 // score of an existing member to ts+vt*1000. Returns 1, 0 (no such message)
 // or -1 (no queue).
-var changeVisScript = redis.NewScript(luaNow + `
-if redis.call('HEXISTS', KEYS[1], 'vt') == 0 then return -1 end
+var changeVisScript = redis.NewScript(luaNow + luaQueue("-1") + `
 if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
 redis.call('ZADD', KEYS[2], ts + tonumber(ARGV[2]) * 1000, ARGV[1])
 return 1
