@@ -8,12 +8,14 @@ PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GOLANGCI_LINT_VERSION      := v2.15.0
 FERRETDB_VERSION           := v1.24.2
+FUZZTIME ?= 10s
 
 MODULES = $(shell go list -m -f '{{.Dir}}/...')
 PROTOS  = $(shell find proto -name '*.proto' | sort)
 SERVICES = auth gateway publisher
+TOOLS    = wsmqctl wsmq-run wsmq-bench
 
-.PHONY: all deps tools proto proto-check build test test-short fuzz lint run bench bench-full clean
+.PHONY: all deps tools proto proto-check build test fuzz lint run compose-lint bench bench-full clean
 
 all: build
 
@@ -48,9 +50,10 @@ proto-check: proto
 	@git diff --exit-code --stat -- gen || { echo "gen/ is stale: run 'make proto' and commit gen/"; exit 1; }
 	@test -z "$$(git ls-files --others --exclude-standard gen)" || { echo "untracked files in gen/: run 'make proto' and commit gen/"; exit 1; }
 
-## build: build every service binary into bin/
+## build: build every service and tool binary into bin/
 build:
 	@for s in $(SERVICES); do go build -o $(BIN)/wsmq-$$s ./services/$$s || exit 1; done
+	@for t in $(TOOLS); do go build -o $(BIN)/$$t ./tools/$$t || exit 1; done
 
 ## test: every test of every module, with the race detector, against real servers
 test: tools
@@ -58,9 +61,9 @@ test: tools
 
 ## fuzz: run each fuzz target briefly
 fuzz:
-	go test -run '^$$' -fuzz FuzzValidateQueueName -fuzztime 10s ./pkg/rsmq
-	go test -run '^$$' -fuzz FuzzValidateID -fuzztime 10s ./pkg/rsmq
-	go test -run '^$$' -fuzz FuzzVerifyToken -fuzztime 10s ./services/auth/internal/tokens
+	go test -run '^$$' -fuzz FuzzValidateQueueName -fuzztime $(FUZZTIME) ./pkg/rsmq
+	go test -run '^$$' -fuzz FuzzValidateID -fuzztime $(FUZZTIME) ./pkg/rsmq
+	go test -run '^$$' -fuzz FuzzVerifyToken -fuzztime $(FUZZTIME) ./services/auth/internal/tokens
 
 ## lint: gofmt, go vet, golangci-lint
 lint: $(BIN)/golangci-lint
@@ -68,13 +71,22 @@ lint: $(BIN)/golangci-lint
 	go vet $(MODULES)
 	golangci-lint run $(MODULES)
 
-## run: start the whole stack on loopback (placeholder until the stack issue lands)
-run:
-	@echo "make run: the supervisor lands with the stack issue (#6)"; exit 1
+## run: install what is missing, then start the whole stack on loopback (Ctrl-C stops it)
+run: deps build tools
+	$(BIN)/wsmq-run -data $(ROOT)/data
 
-## bench: quick benchmarks of every part
-bench: tools
-	go test -run '^$$' -bench . -benchtime 2s $(MODULES)
+## compose-lint: validate docker-compose.yml without a Docker engine
+compose-lint:
+	docker-compose -f docker-compose.yml config -q
+
+## bench: quick benchmarks of every part (Go benchmarks, then end-to-end scenarios)
+bench: tools build
+	go test -run '^$$' -bench . -benchtime 1s $(MODULES)
+	$(BIN)/wsmq-bench -quick -bin $(BIN) -out bench/results
+
+## bench-full: end-to-end scenarios at full size
+bench-full: tools build
+	$(BIN)/wsmq-bench -full -bin $(BIN) -out bench/results
 
 clean:
 	rm -rf $(BIN)
