@@ -52,7 +52,7 @@ func TestSendBatchIsOneRoundTripWithPerItemErrors(t *testing.T) {
 			t.Fatalf("item %d: %+v, want error %v", i, r, wantErr[i])
 		}
 	}
-	if !(res[0].ID < res[5].ID && res[5].ID < res[6].ID) {
+	if res[0].ID >= res[5].ID || res[5].ID >= res[6].ID {
 		t.Fatalf("ids not in item order: %s %s %s", res[0].ID, res[5].ID, res[6].ID)
 	}
 	if n := e.raw.ZCard(e.ctx, "rsmq:q").Val(); n != 3 {

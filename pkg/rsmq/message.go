@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -109,8 +110,9 @@ func (c *Client) sendStatus(qname string, res []any, sent, got time.Time) error 
 // SendBatch sends all items in one pipelined round trip (two if Redis must
 // first load the script) and returns one result per item, in order. The
 // returned error is only for a failure of the whole batch (Redis
-// unreachable, more than MaxBatch items); items retried by go-redis are
-// stored once, as with SendMessage.
+// unreachable, more than MaxBatch items); then some items may have been
+// stored. A pipeline that go-redis retries stores each item once, as with
+// SendMessage.
 func (c *Client) SendBatch(ctx context.Context, items []SendItem) ([]SendResult, error) {
 	if len(items) > MaxBatch {
 		return nil, outOfRange("items", 0, MaxBatch)
@@ -227,11 +229,11 @@ func (c *Client) ReceiveMessages(ctx context.Context, qname string, opts Receive
 	if err := validateSeconds("vt", opts.VT, true); err != nil {
 		return nil, err
 	}
-	max := opts.Max
-	if max == 0 {
-		max = 1
+	limit := opts.Max
+	if limit == 0 {
+		limit = 1
 	}
-	if max < 1 || max > MaxBatch {
+	if limit < 1 || limit > MaxBatch {
 		return nil, outOfRange("max", 1, MaxBatch)
 	}
 	if opts.MaxReceiveCount < 0 {
@@ -247,7 +249,7 @@ func (c *Client) ReceiveMessages(ctx context.Context, qname string, opts Receive
 		}
 		keys = append(keys, c.hashKey(opts.DeadLetterQueue), c.zsetKey(opts.DeadLetterQueue), c.queuesKey())
 	}
-	res, err := receiveScript.Run(ctx, c.rdb, keys, opts.VT, max, opts.MaxReceiveCount, opts.DeadLetterQueue).Slice()
+	res, err := receiveScript.Run(ctx, c.rdb, keys, opts.VT, limit, opts.MaxReceiveCount, opts.DeadLetterQueue).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("rsmq: receive from %q: %w", qname, err)
 	}
@@ -395,6 +397,9 @@ func receiptArgs(qname string, rs []Receipt) ([]any, error) {
 	for _, r := range rs {
 		if err := ValidateID(r.ID); err != nil {
 			return nil, err
+		}
+		if r.RC < 1 { // a receipt comes from a receive: rc >= 1
+			return nil, outOfRange("rc", 1, math.MaxInt)
 		}
 		args = append(args, r.ID, strconv.FormatInt(r.RC, 10))
 	}

@@ -370,7 +370,7 @@ func TestStaleReceiptChangesNothingCurrentReceiptActs(t *testing.T) {
 func TestRealtimePublishesQueueSizeOnEverySend(t *testing.T) {
 	e := newEnv(t, rsmq.Options{})
 	sub := e.raw.Subscribe(e.ctx, "rsmq:rt:q")
-	defer sub.Close()
+	defer func() { _ = sub.Close() }()
 	if _, err := sub.Receive(e.ctx); err != nil { // subscription confirmed
 		t.Fatal(err)
 	}

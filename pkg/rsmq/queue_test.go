@@ -126,6 +126,10 @@ func TestOperationsRejectInvalidArgumentsWithNodeErrors(t *testing.T) {
 			_, err := e.q.DeleteByReceipt(ctx, "q", rsmq.Receipt{ID: "x", RC: 1})
 			return err
 		}, rsmq.ErrInvalidFormat, "id"},
+		{"delete by receipt rc 0", func() error {
+			_, err := e.q.DeleteByReceipt(ctx, "q", rsmq.Receipt{ID: id, RC: 0})
+			return err
+		}, rsmq.ErrInvalidValue, "rc"},
 		{"change by receipt vt -1", func() error {
 			_, err := e.q.ChangeVisibilityByReceipt(ctx, "q", rsmq.Receipt{ID: goodID, RC: 1}, -1)
 			return err

@@ -138,7 +138,7 @@ func TestSendRetriedAfterLostReplyIsStoredOnce(t *testing.T) {
 	e := newEnv(t, rsmq.Options{})
 	e.createQueue(t, "q", 30)
 	sub := e.raw.Subscribe(e.ctx, "rsmq:rt:q")
-	defer sub.Close()
+	defer func() { _ = sub.Close() }()
 	if _, err := sub.Receive(e.ctx); err != nil {
 		t.Fatal(err)
 	}
