@@ -18,14 +18,14 @@ func Example() {
 	defer cancel()
 
 	c, err := client.Dial(ctx, "127.0.0.1:9092", client.Options{
-		Key:      os.Getenv("WSMQ_PUBLISHER_KEY"), // "" for a dev-mode publisher
-		Insecure: true,                            // loopback; use TLS elsewhere
+		Key:      os.Getenv("WSMQ_CLIENT_KEY"), // "" for a dev-mode publisher
+		Insecure: true,                         // loopback; use TLS elsewhere
 		Retry:    client.Retry{MaxAttempts: 5, InitialBackoff: 100 * time.Millisecond},
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 
 	id, err := c.Send(ctx, "user-42", `{"text":"hello"}`, 0)
 	if err != nil {

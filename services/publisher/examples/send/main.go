@@ -3,7 +3,7 @@
 //
 //	go run ./services/publisher/examples/send -addr 127.0.0.1:9092 -queue q1 -message hi
 //
-// The key comes from WSMQ_PUBLISHER_KEY (empty for a dev-mode publisher).
+// The key comes from WSMQ_CLIENT_KEY (empty for a dev-mode publisher).
 package main
 
 import (
@@ -23,19 +23,21 @@ func main() {
 	delay := flag.Duration("delay", 0, "delay before the message is visible (0: queue default)")
 	plaintext := flag.Bool("plaintext", true, "no TLS (loopback)")
 	flag.Parse()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := client.Dial(ctx, *addr, client.Options{Key: os.Getenv("WSMQ_PUBLISHER_KEY"), Insecure: *plaintext})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	defer c.Close()
-	id, err := c.Send(ctx, *queue, *message, *delay)
+	id, err := send(*addr, *queue, *message, *delay, *plaintext)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	fmt.Println(id)
+}
+
+func send(addr, queue, message string, delay time.Duration, plaintext bool) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, addr, client.Options{Key: os.Getenv("WSMQ_CLIENT_KEY"), Insecure: plaintext})
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = c.Close() }()
+	return c.Send(ctx, queue, message, delay)
 }

@@ -21,14 +21,16 @@ const healthPrefix = "/grpc.health.v1.Health/"
 // Checker accepts calls that present one of its keys. An open Checker (dev
 // mode without keys) accepts every call.
 type Checker struct {
-	digests [][sha256.Size]byte
-	open    bool
+	digests  [][sha256.Size]byte
+	open     bool
+	onReject func()
 }
 
 // New returns a Checker for the given key digests. With no digests and open
 // true, every call is accepted; with no digests and open false, none is.
-func New(digests [][sha256.Size]byte, open bool) *Checker {
-	return &Checker{digests: digests, open: open && len(digests) == 0}
+// onReject, when not nil, is called for every rejected call (a metric).
+func New(digests [][sha256.Size]byte, open bool, onReject func()) *Checker {
+	return &Checker{digests: digests, open: open && len(digests) == 0, onReject: onReject}
 }
 
 // Check returns an Unauthenticated status error unless ctx carries a valid
@@ -70,6 +72,7 @@ func (c *Checker) known(key string) bool {
 func (c *Checker) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	if !strings.HasPrefix(info.FullMethod, healthPrefix) {
 		if err := c.Check(ctx); err != nil {
+			c.rejected()
 			return nil, err
 		}
 	}
@@ -80,8 +83,15 @@ func (c *Checker) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo
 func (c *Checker) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	if !strings.HasPrefix(info.FullMethod, healthPrefix) {
 		if err := c.Check(ss.Context()); err != nil {
+			c.rejected()
 			return err
 		}
 	}
 	return handler(srv, ss)
+}
+
+func (c *Checker) rejected() {
+	if c.onReject != nil {
+		c.onReject()
+	}
 }

@@ -21,6 +21,8 @@ type Metrics struct {
 	Latency *prometheus.HistogramVec
 	// RedisUp is 1 while the last Redis PING succeeded.
 	RedisUp prometheus.Gauge
+	// AuthFailures counts calls rejected for a missing or bad key.
+	AuthFailures prometheus.Counter
 }
 
 // New creates and registers the collectors.
@@ -40,8 +42,12 @@ func New() *Metrics {
 			Name: "wsmq_publisher_redis_up",
 			Help: "1 while Redis answers PING, else 0.",
 		}),
+		AuthFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wsmq_publisher_auth_failures_total",
+			Help: "Calls rejected as UNAUTHENTICATED (missing, malformed or unknown key).",
+		}),
 	}
-	m.Registry.MustRegister(m.Messages, m.Latency, m.RedisUp,
+	m.Registry.MustRegister(m.Messages, m.Latency, m.RedisUp, m.AuthFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

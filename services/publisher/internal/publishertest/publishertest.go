@@ -61,7 +61,7 @@ func Start(t testing.TB, redisURL string, env map[string]string, hook redis.Hook
 	if err != nil {
 		t.Fatalf("publishertest: config: %v", err)
 	}
-	var out io.Writer = io.Discard
+	out := io.Writer(io.Discard)
 	if os.Getenv("WSMQ_TEST_LOG") != "" {
 		out = os.Stderr
 	}

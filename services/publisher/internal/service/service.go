@@ -86,7 +86,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		}
 		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(tc)))
 	}
-	keys := keyauth.New(cfg.KeyDigests, cfg.Dev)
+	m := metrics.New()
+	keys := keyauth.New(cfg.KeyDigests, cfg.Dev, m.AuthFailures.Inc)
 	serverOpts = append(serverOpts,
 		grpc.ForceServerCodecV2(server.Codec()),
 		grpc.MaxRecvMsgSize(cfg.GRPCMaxMsgBytes),
@@ -95,7 +96,6 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		grpc.ChainStreamInterceptor(keys.Stream),
 	)
 
-	m := metrics.New()
 	q := rsmq.New(rdb, rsmq.Options{Namespace: cfg.Namespace, Realtime: true})
 	srv := server.New(q, server.Options{
 		MaxBatch:    cfg.MaxBatch,

@@ -452,6 +452,7 @@ func TestMetricsCountMessagesByMethodAndCode(t *testing.T) {
 		}
 	}
 	_, _ = e.api.Send(ctx, &publisherv1.SendRequest{Queue: "bad name", Message: "m"})
+	_, _ = e.api.Send(authed(t, "wrong-key-0123456789abcdef"), &publisherv1.SendRequest{Queue: "q", Message: "m"})
 	_, err := e.api.SendBatch(ctx, &publisherv1.SendBatchRequest{Items: []*publisherv1.SendRequest{
 		{Queue: "q", Message: "a"}, {Queue: "q", Message: "b"}, {Queue: "", Message: "c"}}})
 	if err != nil {
@@ -461,7 +462,7 @@ func TestMetricsCountMessagesByMethodAndCode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(resp.Body)
 	for _, want := range []string{
 		`wsmq_publisher_messages_total{code="OK",method="Send"} 3`,
@@ -470,6 +471,7 @@ func TestMetricsCountMessagesByMethodAndCode(t *testing.T) {
 		`wsmq_publisher_messages_total{code="InvalidArgument",method="SendBatch"} 1`,
 		`wsmq_publisher_send_duration_seconds_count{method="Send"} 4`,
 		`wsmq_publisher_redis_up 1`,
+		`wsmq_publisher_auth_failures_total 1`,
 	} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("/metrics lacks %s", want)
