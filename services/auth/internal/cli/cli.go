@@ -39,6 +39,7 @@ const usage = `usage:
   auth [flags] user revoke NAME     revoke all sessions of a user
   auth [flags] user rm NAME         delete a user and all its sessions
   auth [flags] user ls              list users with their session counts
+  auth help                         this text
 Run 'auth -h' for the flags; each has a WSMQ_* environment variable.`
 
 // Run runs the command in args.
@@ -59,15 +60,20 @@ func Run(ctx context.Context, args []string, env Env) error {
 		}
 		return Serve(ctx, cfg, env.Stderr)
 	}
-	if rest[0] != "user" {
-		return fmt.Errorf("unknown command %q\n%s", rest[0], usage)
+	switch rest[0] {
+	case "help":
+		_, err := fmt.Fprintln(env.Stdout, usage)
+		return err
+	case "user":
+	default:
+		return fmt.Errorf("unknown command %q (run 'auth help')", rest[0])
 	}
 	return runUser(ctx, cfg, rest[1:], env)
 }
 
 func runUser(ctx context.Context, cfg config.Config, args []string, env Env) error {
 	if len(args) == 0 {
-		return errors.New("user: missing subcommand\n" + usage)
+		return errors.New("user: missing subcommand (run 'auth help')")
 	}
 	sub, args := args[0], args[1:]
 	want := 1
@@ -77,10 +83,10 @@ func runUser(ctx context.Context, cfg config.Config, args []string, env Env) err
 	switch sub {
 	case "add", "passwd", "revoke", "rm", "ls":
 	default:
-		return fmt.Errorf("user: unknown subcommand %q\n%s", sub, usage)
+		return fmt.Errorf("user: unknown subcommand %q (run 'auth help')", sub)
 	}
 	if len(args) != want {
-		return fmt.Errorf("user %s: want %d argument(s), got %d\n%s", sub, want, len(args), usage)
+		return fmt.Errorf("user %s: want %d argument(s), got %d (passwords are read from stdin, never from arguments; run 'auth help')", sub, want, len(args))
 	}
 	var name string
 	if want == 1 {
@@ -114,7 +120,7 @@ func runUser(ctx context.Context, cfg config.Config, args []string, env Env) err
 		if err != nil {
 			return describe(err, name)
 		}
-		fmt.Fprintf(env.Stdout, "created user %s (id %s)\n", name, id)
+		return say(env, "created user %s (id %s)", name, id)
 	case "passwd":
 		pw, err := readPassword(env, "New password for "+name+": ")
 		if err != nil {
@@ -124,32 +130,39 @@ func runUser(ctx context.Context, cfg config.Config, args []string, env Env) err
 		if err != nil {
 			return describe(err, name)
 		}
-		fmt.Fprintf(env.Stdout, "password of %s changed; %d session(s) revoked\n", name, n)
+		return say(env, "password of %s changed; %d session(s) revoked", name, n)
 	case "revoke":
 		n, err := svc.RevokeUser(ctx, name)
 		if err != nil {
 			return describe(err, name)
 		}
-		fmt.Fprintf(env.Stdout, "%d session(s) of %s revoked\n", n, name)
+		return say(env, "%d session(s) of %s revoked", n, name)
 	case "rm":
 		n, err := svc.DeleteUser(ctx, name)
 		if err != nil {
 			return describe(err, name)
 		}
-		fmt.Fprintf(env.Stdout, "deleted user %s; %d session(s) revoked\n", name, n)
+		return say(env, "deleted user %s; %d session(s) revoked", name, n)
 	case "ls":
 		users, err := svc.ListUsers(ctx)
 		if err != nil {
 			return describe(err, "")
 		}
 		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tID\tCREATED\tSESSIONS")
+		// tabwriter buffers; Flush reports any write error.
+		_, _ = fmt.Fprintln(tw, "NAME\tID\tCREATED\tSESSIONS")
 		for _, u := range users {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", u.Name, u.ID, u.Created.UTC().Format(time.RFC3339), u.Sessions)
+			_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", u.Name, u.ID, u.Created.UTC().Format(time.RFC3339), u.Sessions)
 		}
 		return tw.Flush()
 	}
 	return nil
+}
+
+// say prints one line of command output.
+func say(env Env, format string, args ...any) error {
+	_, err := fmt.Fprintf(env.Stdout, format+"\n", args...)
+	return err
 }
 
 // describe turns a store error into a message for the operator.
@@ -169,15 +182,15 @@ func describe(err error, name string) error {
 // stdin is a terminal, else the first line of stdin.
 func readPassword(env Env, prompt string) (string, error) {
 	if f, ok := env.Stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		fmt.Fprint(env.Stderr, prompt)
+		_, _ = fmt.Fprint(env.Stderr, prompt)
 		a, err := term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(env.Stderr)
+		_, _ = fmt.Fprintln(env.Stderr)
 		if err != nil {
 			return "", fmt.Errorf("read password: %w", err)
 		}
-		fmt.Fprint(env.Stderr, "Repeat: ")
+		_, _ = fmt.Fprint(env.Stderr, "Repeat: ")
 		b, err := term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(env.Stderr)
+		_, _ = fmt.Fprintln(env.Stderr)
 		if err != nil {
 			return "", fmt.Errorf("read password: %w", err)
 		}

@@ -82,6 +82,7 @@ func TestUserCommandsAdministerUsersWithoutAServer(t *testing.T) {
 		{"rm again", "", []string{"user", "rm", "alice"}, "", `user "alice" not found`},
 		{"unknown subcommand", "", []string{"user", "frobnicate"}, "", "unknown subcommand"},
 		{"unknown command", "", []string{"frobnicate"}, "", "unknown command"},
+		{"help", "", []string{"help"}, "auth [flags] user add NAME", ""},
 	}
 	for _, s := range steps {
 		r := run(t, vars, s.stdin, s.args...)
@@ -164,7 +165,7 @@ func TestServeInDevModeServesCLIUsersAndTheDemoUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	c := authv1.NewAuthServiceClient(conn)
 	for user, pw := range map[string]string{"alice": "correct horse", "demo": "demo"} {
 		r, err := c.Authenticate(ctx, &authv1.AuthenticateRequest{UserName: user, Password: pw})
@@ -182,7 +183,7 @@ func TestServeInDevModeServesCLIUsersAndTheDemoUser(t *testing.T) {
 			t.Fatal(err)
 		}
 		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
 			t.Errorf("GET %s: %d, body lacks %q", path, resp.StatusCode, want)
 		}

@@ -157,7 +157,7 @@ func ParseFlags(c Config, args []string, output io.Writer) (Config, []string, er
 		fs.Func(s.flag, s.usage+" (env "+s.env+")", s.set)
 	}
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: auth [flags] [serve [flags] | user add|passwd|revoke|rm NAME | user ls]\n\nflags:\n")
+		_, _ = fmt.Fprintf(fs.Output(), "usage: auth [flags] [serve [flags] | user add|passwd|revoke|rm NAME | user ls | help]\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

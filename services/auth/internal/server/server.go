@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
 	authv1 "github.com/wsmq/wsmq/gen/wsmq/auth/v1"
@@ -104,6 +105,9 @@ func New(o Options) *Server {
 	s.grpc = grpc.NewServer(grpc.ChainUnaryInterceptor(s.intercept))
 	authv1.RegisterAuthServiceServer(s.grpc, s)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
+	// Reflection lets grpcurl and friends call the service without the
+	// .proto files; the contract is public anyway.
+	reflection.Register(s.grpc)
 	s.setServing(false)
 	return s
 }
