@@ -42,6 +42,26 @@
 //     slightly later now. CreateQueue retried after a lost reply returns
 //     ErrQueueExists for the queue it created.
 //
+// # Round trips
+//
+// One per call: CreateQueue, DeleteQueue, ListQueues, GetQueueAttributes,
+// SetQueueAttributes, SendMessage, SendBatch (all items pipelined),
+// ReceiveMessage, ReceiveMessages, PopMessage, DeleteMessage,
+// ChangeMessageVisibility, the receipt calls (one script for all receipts)
+// and NextVisible (one pipeline). A Client's first send adds one TIME call; a
+// script not yet cached by Redis adds one EVAL (SendBatch: one SCRIPT LOAD
+// and one more pipeline).
+//
+// # Differences from Node rsmq
+//
+// Same stored effects; Node's two round trips (TIME + attributes, then the
+// write) become one script reading TIME itself. Message.Sent is whole
+// milliseconds (Node: a fraction). The realtime PUBLISH happens inside the
+// send script. ReceiveMessages, receipts, dead-lettering and NextVisible are
+// extensions over the same format; a dead-letter queue is created with the
+// source queue's vt, delay and maxsize, and a moved body is not checked
+// against an existing dead-letter queue's smaller maxsize.
+//
 // The layout puts two keys of one queue (with different hash slots) in one
 // script, so the Client does not work on Redis Cluster.
 package rsmq

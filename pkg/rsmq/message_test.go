@@ -409,3 +409,38 @@ func TestErrorNameMapsSentinels(t *testing.T) {
 		t.Fatal("foreign error named")
 	}
 }
+
+func TestConcurrentSendsGetDistinctIncreasingTimePrefixes(t *testing.T) {
+	e := newEnv(t, rsmq.Options{})
+	e.createQueue(t, "q", 30)
+	var (
+		mu       sync.Mutex
+		prefixes = map[string]bool{}
+		wg       sync.WaitGroup
+	)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			last := ""
+			for range 100 {
+				id, err := e.q.SendMessage(e.ctx, "q", "m", 0)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if id[:10] <= last {
+					t.Errorf("prefix %s not after %s in one goroutine", id[:10], last)
+				}
+				last = id[:10]
+				mu.Lock()
+				prefixes[id[:10]] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(prefixes) != 800 {
+		t.Fatalf("%d distinct time prefixes for 800 sends of one Client", len(prefixes))
+	}
+}
