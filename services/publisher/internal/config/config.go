@@ -198,6 +198,7 @@ func Parse(args []string, lookupEnv func(string) (string, bool), environ []strin
 	var errs []error
 	errs = append(errs, unknownEnv(all, environ)...)
 	var c Config
+	badKeys := false
 	for _, s := range all {
 		v, from := s.def, "default"
 		if s.flag != "" && given[s.flag] {
@@ -206,11 +207,17 @@ func Parse(args []string, lookupEnv func(string) (string, bool), environ []strin
 			v, from = ev, s.env
 		}
 		if err := s.apply(&c, v); err != nil {
+			badKeys = badKeys || s.env == "WSMQ_PUBLISHER_KEYS"
 			if s.secret {
 				errs = append(errs, fmt.Errorf("config: %s: %w", from, err))
 			} else {
 				errs = append(errs, fmt.Errorf("config: %s=%q: %w", from, v, err))
 			}
+		}
+	}
+	if len(c.KeyDigests) == 0 && !c.Dev {
+		if !badKeys { // a malformed key was reported already
+			errs = append(errs, errors.New("config: WSMQ_PUBLISHER_KEYS is required outside dev mode (set WSMQ_DEV=1 for a keyless dev publisher)"))
 		}
 	}
 	errs = append(errs, c.check()...)
@@ -223,9 +230,6 @@ func Parse(args []string, lookupEnv func(string) (string, bool), environ []strin
 // check validates rules that involve several settings.
 func (c Config) check() []error {
 	var errs []error
-	if !c.Dev && len(c.KeyDigests) == 0 {
-		errs = append(errs, errors.New("config: WSMQ_PUBLISHER_KEYS is required outside dev mode (set WSMQ_DEV=1 for a keyless dev publisher)"))
-	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("config: WSMQ_TLS_CERT and WSMQ_TLS_KEY must be set together"))
 	}

@@ -558,3 +558,22 @@ func TestShutdownLetsInFlightCallsFinish(t *testing.T) {
 		t.Fatalf("Send after shutdown = %v, want Unavailable", err)
 	}
 }
+
+func TestPublisherStartsWhileRedisIsDownAndServesOnceItAnswers(t *testing.T) {
+	r := testenv.StartRedis(t)
+	r.Stop()
+	p := publishertest.Start(t, r.URL(), nil, nil)
+	cc := dial(t, p.Addr)
+	hc := healthpb.NewHealthClient(cc)
+	waitHealth(t, hc, healthpb.HealthCheckResponse_NOT_SERVING)
+	api := publisherv1.NewPublisherServiceClient(cc)
+	ctx := authed(t, publishertest.Key)
+	if _, err := api.Send(ctx, &publisherv1.SendRequest{Queue: "q", Message: "m"}); status.Code(err) != codes.Unavailable {
+		t.Fatalf("Send before Redis started = %v, want Unavailable", err)
+	}
+	r.Start()
+	waitHealth(t, hc, healthpb.HealthCheckResponse_SERVING)
+	if _, err := api.Send(ctx, &publisherv1.SendRequest{Queue: "q", Message: "m"}); err != nil {
+		t.Fatalf("Send once Redis answers: %v", err)
+	}
+}
