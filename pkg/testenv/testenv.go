@@ -63,8 +63,9 @@ func FreePort(t testing.TB) int {
 	if err != nil {
 		t.Fatalf("testenv: free port: %v", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	port := l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+	return port
 }
 
 // WaitDial waits until addr accepts TCP connections or the deadline passes.
