@@ -15,6 +15,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/wsmq/wsmq/services/publisher/internal/config"
 	"github.com/wsmq/wsmq/services/publisher/internal/service"
 )
@@ -40,8 +42,19 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel})).With("service", "publisher")
+	// go-redis logs through a process-wide logger (pool dial failures while
+	// Redis is down); route it into the JSON log.
+	redis.SetLogger(redisLog{log.With("component", "go-redis")})
 	if cfg.Dev && len(cfg.KeyDigests) == 0 {
 		log.Warn("dev mode: caller keys are not checked")
 	}
 	return service.Run(ctx, cfg, log, service.Options{})
+}
+
+// redisLog adapts slog to go-redis's logger interface. Its messages repeat
+// what the readiness pinger reports, so they are debug level.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, fmt.Sprintf(format, v...))
 }
