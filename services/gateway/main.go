@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -98,6 +99,14 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	redisReady := func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
 	srv := server.New(scfg, engine, auth, redisReady, m, log)
 
+	if cfg.PprofListen != "" {
+		stopPprof, err := servePprof(cfg.PprofListen, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
+
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s (set WSMQ_GATEWAY_LISTEN to change it): %w", cfg.Listen, err)
@@ -152,4 +161,22 @@ func checkEviction(ctx context.Context, rdb *redis.Client, cfg config.Config, lo
 		return nil
 	}
 	return errors.New(msg + " (or set WSMQ_ALLOW_EVICTION=1 to start anyway)")
+}
+
+// servePprof serves net/http/pprof on its own listener (never on the public
+// one) and returns a function that stops it.
+func servePprof(addr string, log *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("WSMQ_PPROF_LISTEN %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("pprof listening", "addr", ln.Addr().String())
+	return func() { _ = srv.Close() }, nil
 }

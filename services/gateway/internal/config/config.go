@@ -44,9 +44,8 @@ type Config struct {
 	AllowEviction   bool    // start even when Redis may evict keys
 	ShutdownTimeout time.Duration
 	AuthTimeout     time.Duration
-	Demo            bool // serve /demo (always on in dev mode)
-	PublisherAddr   string
-	PublisherKey    string
+	Demo            bool   // serve /demo (always on in dev mode)
+	PprofListen     string // WSMQ_PPROF_LISTEN: net/http/pprof address, "" = off
 }
 
 // Parse reads args (without the program name) and the environment through
@@ -126,8 +125,7 @@ func Parse(args []string, getenv func(string) string) (Config, error) {
 	dur(&c.ShutdownTimeout, "shutdown-timeout", "WSMQ_SHUTDOWN_TIMEOUT", 10*time.Second, "graceful shutdown deadline")
 	dur(&c.AuthTimeout, "auth-timeout", "WSMQ_AUTH_TIMEOUT", 3*time.Second, "deadline of calls to the auth service")
 	boolean(&c.Demo, "demo", "WSMQ_DEMO", "serve the /demo page (always on in dev mode)")
-	str(&c.PublisherAddr, "publisher-addr", "WSMQ_PUBLISHER_ADDR", "127.0.0.1:9092", "publisher address for the dev demo's send helper")
-	str(&c.PublisherKey, "publisher-key", "WSMQ_DEMO_PUBLISHER_KEY", "", "publisher key for the dev demo's send helper")
+	str(&c.PprofListen, "pprof-listen", "WSMQ_PPROF_LISTEN", "", "address for net/http/pprof (empty: off; keep it on loopback)")
 
 	if err := fs.Parse(args); err != nil {
 		return c, fmt.Errorf("config: %w", err)
