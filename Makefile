@@ -64,6 +64,8 @@ fuzz:
 	go test -run '^$$' -fuzz FuzzValidateQueueName -fuzztime $(FUZZTIME) ./pkg/rsmq
 	go test -run '^$$' -fuzz FuzzValidateID -fuzztime $(FUZZTIME) ./pkg/rsmq
 	go test -run '^$$' -fuzz FuzzVerifyToken -fuzztime $(FUZZTIME) ./services/auth/internal/tokens
+	go test -run '^$$' -fuzz FuzzDecodeSendRequest -fuzztime $(FUZZTIME) ./services/publisher/internal/server
+	go test -run '^$$' -fuzz FuzzCommandAndFrames -fuzztime $(FUZZTIME) ./services/gateway/internal/wsconn
 
 ## lint: gofmt, go vet, golangci-lint
 lint: $(BIN)/golangci-lint

@@ -1,0 +1,92 @@
+package wsconn
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/wsmq/wsmq/pkg/rsmq"
+)
+
+func TestParseCommand(t *testing.T) {
+	for _, tc := range []struct {
+		in        string
+		verb, arg string
+		ok        bool
+	}{
+		{"/subscribe/q1", "subscribe", "q1", true},
+		{"/unsubscribe/u-x", "unsubscribe", "u-x", true},
+		{"/ack/abc", "ack", "abc", true},
+		{"/subscribe/", "subscribe", "", true},
+		{"/subscribe/a/b", "subscribe", "a/b", true},
+		{"subscribe/q", "", "", false},
+		{"/subscribe", "", "", false},
+		{"/publish/q", "", "", false},
+		{"", "", "", false},
+	} {
+		verb, arg, ok := parseCommand(tc.in)
+		if verb != tc.verb || arg != tc.arg || ok != tc.ok {
+			t.Errorf("parseCommand(%q) = %q, %q, %v; want %q, %q, %v", tc.in, verb, arg, ok, tc.verb, tc.arg, tc.ok)
+		}
+	}
+}
+
+func TestMayUse(t *testing.T) {
+	for _, tc := range []struct {
+		queue string
+		ok    bool
+	}{
+		{"u1", true}, {"u1-news", true}, {"u1-", false}, {"u1x", false}, {"u2", false}, {"x-u1", false}, {"u", false},
+	} {
+		if got := MayUse("u1", tc.queue); got != tc.ok {
+			t.Errorf("MayUse(u1, %q) = %v, want %v", tc.queue, got, tc.ok)
+		}
+	}
+}
+
+func TestMessageFrameIsJSONWithTheOriginalFieldNames(t *testing.T) {
+	m := rsmq.Message{ID: "abc", Message: "he said \"hi\"\n\t\u2028<tag>&\x01é😀", RC: 3, Sent: 1730000000123}
+	b := appendMessageFrame(nil, "q-1", &m)
+	var got struct {
+		Queue, ID, Message string
+		RC, Sent           int64
+	}
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	if got.Queue != "q-1" || got.ID != "abc" || got.Message != m.Message || got.RC != 3 || got.Sent != m.Sent {
+		t.Fatalf("decoded %+v from %s", got, b)
+	}
+}
+
+func FuzzCommandAndFrames(f *testing.F) {
+	for _, s := range []string{"/subscribe/q", "/ack/x", "\xff\xfe", "a\"b\\c\u2029", "/", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		verb, arg, ok := parseCommand(s)
+		if ok && "/"+verb+"/"+arg != s {
+			t.Fatalf("parseCommand(%q) lost input: %q %q", s, verb, arg)
+		}
+		b := appendJSONString(nil, s)
+		var back string
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("appendJSONString(%q) = %s: not JSON: %v", s, b, err)
+		}
+		// Each invalid byte becomes one U+FFFD, as Node's decoder shows it.
+		var want strings.Builder
+		for i := 0; i < len(s); {
+			r, n := utf8.DecodeRuneInString(s[i:])
+			want.WriteRune(r)
+			i += n
+		}
+		if back != want.String() {
+			t.Fatalf("round trip of %q gave %q", s, back)
+		}
+		ev := eventFrame("error", "message", s)
+		if !json.Valid(ev) {
+			t.Fatalf("eventFrame with %q is not JSON: %s", s, ev)
+		}
+	})
+}
