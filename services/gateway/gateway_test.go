@@ -76,7 +76,7 @@ func TestBadCredentialsAreRefusedBeforeUpgrade(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ws, res, err := dialRaw(gw, tc.c)
 			if err == nil {
-				ws.Close()
+				_ = ws.Close()
 				t.Fatal("upgraded with bad credentials")
 			}
 			if res == nil || res.StatusCode != http.StatusUnauthorized {
@@ -174,7 +174,7 @@ func TestOfflineMessagesArriveInOrderThroughAnotherGateway(t *testing.T) {
 	// Subscribe once on A and leave: the queue exists and is kept.
 	c := dial(t, a, sess, "")
 	c.subscribe(sess.UserID)
-	c.ws.Close()
+	_ = c.ws.Close()
 
 	var ids []string
 	for i := range 100 {
@@ -340,7 +340,7 @@ func stalledClient(t *testing.T, gw *gateway, sess session) *websocket.Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ws.Close() })
+	t.Cleanup(func() { _ = ws.Close() })
 	if err := ws.WriteMessage(websocket.TextMessage, []byte("/subscribe/"+sess.UserID)); err != nil {
 		t.Fatal(err)
 	}
@@ -470,6 +470,6 @@ func TestCompetingConnectionsGetEachMessageOnce(t *testing.T) {
 }
 
 func jsonBody(res *http.Response, v any) error {
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }()
 	return json.NewDecoder(res.Body).Decode(v)
 }

@@ -28,7 +28,9 @@ func TestConnectionGoroutinesEndWithTheirConnection(t *testing.T) {
 	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }) }()
 	defer func() {
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			t.Errorf("gateway run: %v", err)
+		}
 	}()
 	gw := &gateway{addr: addr}
 	eventually(t, waitLong, "in-process gateway ready", func() bool {
@@ -36,7 +38,7 @@ func TestConnectionGoroutinesEndWithTheirConnection(t *testing.T) {
 		if err != nil {
 			return false
 		}
-		res.Body.Close()
+		_ = res.Body.Close()
 		return res.StatusCode == http.StatusOK
 	})
 	sess := s.user(gw, "leaky")
@@ -49,8 +51,8 @@ func TestConnectionGoroutinesEndWithTheirConnection(t *testing.T) {
 		}
 		s.send(sess.UserID, "one of them gets it")
 		for _, c := range clients {
-			c.ws.Close()
-			c.closeErr()
+			_ = c.ws.Close()
+			_ = c.closeErr()
 		}
 	}
 	cycle(2) // warm-up: pools and the realtime connection exist from now on

@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	ropts.ReadTimeout = 3 * time.Second
 	ropts.WriteTimeout = 3 * time.Second
 	rdb := redis.NewClient(ropts)
-	defer rdb.Close()
+	defer func() { _ = rdb.Close() }()
 	m := metrics.New()
 	rdb.AddHook(m.RedisHook())
 	if err := checkEviction(ctx, rdb, cfg, log); err != nil {
@@ -76,7 +76,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
-	defer auth.Close()
+	defer func() { _ = auth.Close() }()
 
 	scfg := server.Config{
 		Conn: wsconn.Options{

@@ -30,7 +30,7 @@ func TestConnectionPolicies(t *testing.T) {
 				t.Fatalf("origin %s: err %v (response %v), want allowed=%v", origin, err, res, ok)
 			}
 			if err == nil {
-				ws.Close()
+				_ = ws.Close()
 			} else if res == nil || res.StatusCode != http.StatusForbidden {
 				t.Fatalf("origin %s: response %v, want 403", origin, res)
 			}
@@ -44,13 +44,13 @@ func TestConnectionPolicies(t *testing.T) {
 		if err == nil || res == nil || res.StatusCode != http.StatusTooManyRequests {
 			t.Fatalf("third connection: %v %v, want 429", err, res)
 		}
-		c1.ws.Close()
-		c1.closeErr()
+		_ = c1.ws.Close()
+		_ = c1.closeErr()
 		// The slot frees once the gateway has seen the close.
 		eventually(t, waitLong, "slot freed", func() bool {
 			ws, _, err := dialRaw(gw, creds{token: sess.Token})
 			if err == nil {
-				ws.Close()
+				_ = ws.Close()
 			}
 			return err == nil
 		})
@@ -61,7 +61,7 @@ func TestConnectionPolicies(t *testing.T) {
 		eventually(t, waitLong, "connection slots free", func() bool {
 			ws, _, err := dialRaw(gw, creds{token: sess.Token})
 			if err == nil {
-				ws.Close()
+				_ = ws.Close()
 			}
 			return err == nil
 		})

@@ -76,9 +76,9 @@ func newStack(t *testing.T, gatewayEnv ...string) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cc.Close() })
+	t.Cleanup(func() { _ = cc.Close() })
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
-	t.Cleanup(func() { rdb.Close() })
+	t.Cleanup(func() { _ = rdb.Close() })
 	return &stack{
 		t: t, redis: r, rdb: rdb,
 		queues:   rsmq.New(rdb, rsmq.Options{Realtime: true}),
@@ -146,7 +146,7 @@ func postLogin(t *testing.T, gw *gateway, name, password string) (session, int) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }()
 	var sess session
 	if err := json.NewDecoder(res.Body).Decode(&sess); err != nil {
 		t.Fatalf("login body: %v", err)
@@ -254,7 +254,7 @@ func dialCreds(t *testing.T, gw *gateway, c creds) *client {
 			cl.frames <- f
 		}
 	}()
-	t.Cleanup(func() { ws.Close() })
+	t.Cleanup(func() { _ = ws.Close() })
 	return cl
 }
 
