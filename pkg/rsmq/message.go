@@ -253,6 +253,11 @@ func (c *Client) ReceiveMessages(ctx context.Context, qname string, opts Receive
 	if err != nil {
 		return nil, fmt.Errorf("rsmq: receive from %q: %w", qname, err)
 	}
+	return parseReceiveReply(qname, res)
+}
+
+// parseReceiveReply decodes one queue's receiveOne reply.
+func parseReceiveReply(qname string, res []any) (*ReceiveResult, error) {
 	if len(res) == 1 && toInt64(res[0]) == stNotFound {
 		return nil, fmt.Errorf("%w: %q", ErrQueueNotFound, qname)
 	}
@@ -434,4 +439,100 @@ func (c *Client) NextVisible(ctx context.Context, qnames []string) ([]int64, err
 		}
 	}
 	return out, nil
+}
+
+// QueueRequest is one queue's part of ReceiveFromQueues.
+type QueueRequest struct {
+	Queue           string
+	Max             int    // 1..MaxBatch messages; 0 means 1
+	DeadLetterQueue string // required when the call's maxReceiveCount > 0
+}
+
+// ReceiveFromQueues is ReceiveMessages for several queues in ONE script call
+// (one round trip), all with visibility timeout vt (QueueDefault = each
+// queue's) and the same maxReceiveCount. results[i] or errs[i] answers
+// reqs[i] (errs[i] is ErrQueueNotFound-wrapped for a missing queue); the
+// returned error is for a failure of the whole call.
+func (c *Client) ReceiveFromQueues(ctx context.Context, vt, maxReceiveCount int, reqs []QueueRequest) ([]*ReceiveResult, []error, error) {
+	if err := validateSeconds("vt", vt, true); err != nil {
+		return nil, nil, err
+	}
+	if maxReceiveCount < 0 {
+		return nil, nil, outOfRange("maxReceiveCount", 0, 1<<31-1)
+	}
+	keys := make([]string, 1, 1+4*len(reqs))
+	keys[0] = c.queuesKey()
+	args := make([]any, 2, 2+2*len(reqs))
+	args[0], args[1] = vt, maxReceiveCount
+	for _, r := range reqs {
+		if err := ValidateQueueName(r.Queue); err != nil {
+			return nil, nil, err
+		}
+		limit := r.Max
+		if limit == 0 {
+			limit = 1
+		}
+		if limit < 1 || limit > MaxBatch {
+			return nil, nil, outOfRange("max", 1, MaxBatch)
+		}
+		dlq := r.DeadLetterQueue
+		if maxReceiveCount > 0 && (ValidateQueueName(dlq) != nil || dlq == r.Queue) {
+			return nil, nil, badFormat("deadLetterQueue")
+		}
+		if dlq == "" {
+			dlq = r.Queue // never written: only used when maxReceiveCount > 0
+		}
+		keys = append(keys, c.hashKey(r.Queue), c.zsetKey(r.Queue), c.hashKey(dlq), c.zsetKey(dlq))
+		args = append(args, limit, dlq)
+	}
+	if len(reqs) == 0 {
+		return nil, nil, nil
+	}
+	res, err := receiveMultiScript.Run(ctx, c.rdb, keys, args...).Slice()
+	if err != nil {
+		return nil, nil, fmt.Errorf("rsmq: receive from %d queues: %w", len(reqs), err)
+	}
+	if len(res) != len(reqs) {
+		return nil, nil, fmt.Errorf("rsmq: receive from %d queues: %d replies", len(reqs), len(res))
+	}
+	results := make([]*ReceiveResult, len(reqs))
+	errs := make([]error, len(reqs))
+	for i, r := range res {
+		one, _ := r.([]any)
+		results[i], errs[i] = parseReceiveReply(reqs[i].Queue, one)
+	}
+	return results, errs, nil
+}
+
+// QueueReceipts are receipts of one queue, for DeleteByReceiptsMulti.
+type QueueReceipts struct {
+	Queue    string
+	Receipts []Receipt
+}
+
+// DeleteByReceiptsMulti is DeleteByReceipts for several queues in ONE script
+// call. It returns how many messages were deleted.
+func (c *Client) DeleteByReceiptsMulti(ctx context.Context, batches []QueueReceipts) (int, error) {
+	keys := make([]string, 0, 2*len(batches))
+	var args []any
+	for _, b := range batches {
+		if len(b.Receipts) == 0 {
+			continue
+		}
+		ra, err := receiptArgs(b.Queue, b.Receipts)
+		if err != nil {
+			return 0, err
+		}
+		keys = append(keys, c.hashKey(b.Queue), c.zsetKey(b.Queue))
+		args = append(args, len(b.Receipts))
+		args = append(args, ra...)
+	}
+	if len(keys) == 0 {
+		return 0, nil
+	}
+	n, err := deleteMultiScript.Run(ctx, c.rdb, keys, args...).Int()
+	if err != nil {
+		return 0, fmt.Errorf("rsmq: delete by receipt in %d queues: %w", len(keys)/2, err)
+	}
+	return n, nil
 }

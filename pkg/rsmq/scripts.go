@@ -105,8 +105,8 @@ end
 return {1, t[1], t[2]}
 `)
 
-// receiveScript: KEYS hash, zset[, dlq hash, dlq zset, QUEUES];
-// ARGV vt (-1 = queue's), max, maxReceiveCount (0 = none), dlq name.
+// luaReceiveOne defines receiveOne(hash, zset, dlq hash, dlq zset, QUEUES,
+// vt (-1 = queue's), max, maxReceiveCount (0 = none), dlq name).
 //
 // Each of up to max visible messages is received as Node's receiveMessage
 // does (score ts+vt*1000, totalrecv+1, rc+1, fr = ts on the first receive),
@@ -114,53 +114,77 @@ return {1, t[1], t[2]}
 // the dead-letter queue (created with the source's attributes when missing).
 // Returns {1, next visible score or '0', {id, body, rc, fr, ...}, {dead ids}}
 // or {-1} when the queue does not exist.
-var receiveScript = redis.NewScript(luaNow + luaQueue("{-1}") + `
-local vt = tonumber(ARGV[1])
-if vt < 0 then vt = tonumber(q[1]) end
-local mrc = tonumber(ARGV[3])
-local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ts, 'LIMIT', 0, tonumber(ARGV[2]))
-local msgs, dead = {}, {}
-local dlqReady = false
-for _, id in ipairs(ids) do
-	local rckey, frkey = id .. ':rc', id .. ':fr'
-	if mrc > 0 and tonumber(redis.call('HGET', KEYS[1], rckey) or '0') + 1 > mrc then
-		if not dlqReady then
-			redis.call('HSETNX', KEYS[3], 'vt', q[1])
-			redis.call('HSETNX', KEYS[3], 'delay', q[2])
-			redis.call('HSETNX', KEYS[3], 'maxsize', q[3])
-			redis.call('HSETNX', KEYS[3], 'created', t[1])
-			redis.call('HSETNX', KEYS[3], 'modified', t[1])
-			redis.call('SADD', KEYS[5], ARGV[4])
-			dlqReady = true
-		end
-		local body = redis.call('HGET', KEYS[1], id)
-		if body then
-			redis.call('ZADD', KEYS[4], ts, id)
-			redis.call('HSET', KEYS[3], id, body)
-			redis.call('HINCRBY', KEYS[3], 'totalsent', 1)
-		end
-		redis.call('ZREM', KEYS[2], id)
-		redis.call('HDEL', KEYS[1], id, rckey, frkey)
-		dead[#dead + 1] = id
-	else
-		redis.call('ZADD', KEYS[2], ts + vt * 1000, id)
-		redis.call('HINCRBY', KEYS[1], 'totalrecv', 1)
-		local body = redis.call('HGET', KEYS[1], id) or ''
-		local rc = redis.call('HINCRBY', KEYS[1], rckey, 1)
-		local fr = ts
-		if rc == 1 then
-			redis.call('HSET', KEYS[1], frkey, ts)
+const luaReceiveOne = `
+local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName)
+	local q = redis.call('HMGET', kh, 'vt', 'delay', 'maxsize')
+	if not q[1] or not q[2] or not q[3] then return {-1} end
+	local vt = tonumber(vtArg)
+	if vt < 0 then vt = tonumber(q[1]) end
+	local mrc = tonumber(mrcArg)
+	local ids = redis.call('ZRANGEBYSCORE', kz, '-inf', ts, 'LIMIT', 0, tonumber(maxArg))
+	local msgs, dead = {}, {}
+	local dlqReady = false
+	for _, id in ipairs(ids) do
+		local rckey, frkey = id .. ':rc', id .. ':fr'
+		if mrc > 0 and tonumber(redis.call('HGET', kh, rckey) or '0') + 1 > mrc then
+			if not dlqReady then
+				redis.call('HSETNX', kdh, 'vt', q[1])
+				redis.call('HSETNX', kdh, 'delay', q[2])
+				redis.call('HSETNX', kdh, 'maxsize', q[3])
+				redis.call('HSETNX', kdh, 'created', t[1])
+				redis.call('HSETNX', kdh, 'modified', t[1])
+				redis.call('SADD', kq, dlqName)
+				dlqReady = true
+			end
+			local body = redis.call('HGET', kh, id)
+			if body then
+				redis.call('ZADD', kdz, ts, id)
+				redis.call('HSET', kdh, id, body)
+				redis.call('HINCRBY', kdh, 'totalsent', 1)
+			end
+			redis.call('ZREM', kz, id)
+			redis.call('HDEL', kh, id, rckey, frkey)
+			dead[#dead + 1] = id
 		else
-			fr = tonumber(redis.call('HGET', KEYS[1], frkey) or '0')
+			redis.call('ZADD', kz, ts + vt * 1000, id)
+			redis.call('HINCRBY', kh, 'totalrecv', 1)
+			local body = redis.call('HGET', kh, id) or ''
+			local rc = redis.call('HINCRBY', kh, rckey, 1)
+			local fr = ts
+			if rc == 1 then
+				redis.call('HSET', kh, frkey, ts)
+			else
+				fr = tonumber(redis.call('HGET', kh, frkey) or '0')
+			end
+			msgs[#msgs + 1] = id
+			msgs[#msgs + 1] = body
+			msgs[#msgs + 1] = rc
+			msgs[#msgs + 1] = fr
 		end
-		msgs[#msgs + 1] = id
-		msgs[#msgs + 1] = body
-		msgs[#msgs + 1] = rc
-		msgs[#msgs + 1] = fr
 	end
+	local first = redis.call('ZRANGE', kz, 0, 0, 'WITHSCORES')
+	return {1, first[2] or '0', msgs, dead}
 end
-local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-return {1, first[2] or '0', msgs, dead}
+`
+
+// receiveScript: KEYS hash, zset[, dlq hash, dlq zset, QUEUES];
+// ARGV vt (-1 = queue's), max, maxReceiveCount (0 = none), dlq name.
+// One queue's receiveOne.
+var receiveScript = redis.NewScript(luaNow + luaReceiveOne + `
+return receiveOne(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+`)
+
+// receiveMultiScript: KEYS QUEUES, then per queue hash, zset, dlq hash, dlq
+// zset; ARGV vt, maxReceiveCount, then per queue max, dlq name. Runs
+// receiveOne for each queue in order; returns one reply per queue.
+var receiveMultiScript = redis.NewScript(luaNow + luaReceiveOne + `
+local out = {}
+for i = 0, (#KEYS - 1) / 4 - 1 do
+	local k = 2 + i * 4
+	out[i + 1] = receiveOne(KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[1],
+		ARGV[1], ARGV[3 + i * 2], ARGV[2], ARGV[4 + i * 2])
+end
+return out
 `)
 
 // popScript: KEYS hash, zset. Node's popMessage: receive the first visible
@@ -189,18 +213,37 @@ redis.call('ZADD', KEYS[2], ts + tonumber(ARGV[2]) * 1000, ARGV[1])
 return 1
 `)
 
-// deleteByReceiptScript: KEYS hash, zset; ARGV id1, rc1, id2, rc2, ...
-// Deletes each message that still exists with stored rc equal to its
-// receipt's rc. Returns how many were deleted.
-var deleteByReceiptScript = redis.NewScript(`
-local n = 0
-for i = 1, #ARGV, 2 do
-	local id = ARGV[i]
-	if redis.call('ZSCORE', KEYS[2], id) and (redis.call('HGET', KEYS[1], id .. ':rc') or '0') == ARGV[i + 1] then
-		redis.call('ZREM', KEYS[2], id)
-		redis.call('HDEL', KEYS[1], id, id .. ':rc', id .. ':fr')
-		n = n + 1
+// luaDeleteReceipts defines deleteReceipts(hash, zset, first, last): for
+// ARGV[first..last] as id, rc pairs, deletes each message that still exists
+// with stored rc equal to its receipt's rc. Returns how many were deleted.
+const luaDeleteReceipts = `
+local function deleteReceipts(kh, kz, first, last)
+	local n = 0
+	for i = first, last, 2 do
+		local id = ARGV[i]
+		if redis.call('ZSCORE', kz, id) and (redis.call('HGET', kh, id .. ':rc') or '0') == ARGV[i + 1] then
+			redis.call('ZREM', kz, id)
+			redis.call('HDEL', kh, id, id .. ':rc', id .. ':fr')
+			n = n + 1
+		end
 	end
+	return n
+end
+`
+
+// deleteByReceiptScript: KEYS hash, zset; ARGV id1, rc1, id2, rc2, ...
+var deleteByReceiptScript = redis.NewScript(luaDeleteReceipts + `
+return deleteReceipts(KEYS[1], KEYS[2], 1, #ARGV)
+`)
+
+// deleteMultiScript: KEYS per queue hash, zset; ARGV per queue the number of
+// receipts followed by their id, rc pairs. Returns how many were deleted.
+var deleteMultiScript = redis.NewScript(luaDeleteReceipts + `
+local n, a = 0, 1
+for k = 1, #KEYS, 2 do
+	local count = tonumber(ARGV[a])
+	n = n + deleteReceipts(KEYS[k], KEYS[k + 1], a + 1, a + 2 * count)
+	a = a + 1 + 2 * count
 end
 return n
 `)
