@@ -296,15 +296,18 @@ func (e *Engine) enqueue(s *Subscription) {
 	}
 }
 
-func (e *Engine) next() *Subscription {
+// nextBatch takes up to n subscriptions from the ready list.
+func (e *Engine) nextBatch(n int) []*Subscription {
 	e.readyMu.Lock()
 	defer e.readyMu.Unlock()
 	if len(e.ready) == 0 {
 		return nil
 	}
-	s := e.ready[0]
-	e.ready[0] = nil
-	e.ready = e.ready[1:]
+	k := min(n, len(e.ready))
+	batch := make([]*Subscription, k)
+	copy(batch, e.ready)
+	clear(e.ready[:k])
+	e.ready = e.ready[k:]
 	if len(e.ready) == 0 {
 		e.ready = nil // let the backing array go
 	} else {
@@ -314,14 +317,17 @@ func (e *Engine) next() *Subscription {
 		default:
 		}
 	}
-	return s
+	return batch
 }
+
+// pullBatch is the most subscriptions one worker serves with one Redis call.
+const pullBatch = 64
 
 func (e *Engine) worker() {
 	defer e.wg.Done()
 	for {
-		s := e.next()
-		if s == nil {
+		batch := e.nextBatch(pullBatch)
+		if len(batch) == 0 {
 			select {
 			case <-e.ctx.Done():
 				return
@@ -329,19 +335,23 @@ func (e *Engine) worker() {
 				continue
 			}
 		}
-		s.mu.Lock()
-		s.state = running
-		s.mu.Unlock()
-		again := s.pull()
-		s.mu.Lock()
-		if (again || s.state == rerun) && !s.closed {
-			s.state = scheduled
+		for _, s := range batch {
+			s.mu.Lock()
+			s.state = running
 			s.mu.Unlock()
-			e.enqueue(s)
-			continue
 		}
-		s.state = idle
-		s.mu.Unlock()
+		again := e.pull(batch)
+		for i, s := range batch {
+			s.mu.Lock()
+			if (again[i] || s.state == rerun) && !s.closed {
+				s.state = scheduled
+				s.mu.Unlock()
+				e.enqueue(s)
+				continue
+			}
+			s.state = idle
+			s.mu.Unlock()
+		}
 	}
 }
 
@@ -366,56 +376,82 @@ func (s *Subscription) credit(now time.Time) int {
 	return s.e.cfg.Prefetch - n
 }
 
-// pull receives what the subscription can take and hands it to the sink. It
-// reports whether to pull again at once.
-func (s *Subscription) pull() bool {
-	e := s.e
+// pull receives, in one Redis call, what each subscription of batch can
+// take, and hands the messages to their sinks. again[i] reports whether
+// batch[i] should be pulled again at once.
+func (e *Engine) pull(batch []*Subscription) (again []bool) {
+	again = make([]bool, len(batch))
 	now := time.Now()
+	idx := make([]int, 0, len(batch)) // batch index of each request
+	reqs := make([]rsmq.QueueRequest, 0, len(batch))
+	for i, s := range batch {
+		if got := s.reserve(now); got > 0 {
+			idx = append(idx, i)
+			reqs = append(reqs, rsmq.QueueRequest{Queue: s.queue, Max: got, DeadLetterQueue: s.dlq})
+		}
+	}
+	if len(reqs) == 0 {
+		return again
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, e.cfg.CallTimeout)
+	results, errs, err := e.q.ReceiveFromQueues(ctx, e.cfg.VisibilityTimeout, e.cfg.MaxReceiveCount, reqs)
+	cancel()
+	for k, i := range idx {
+		s, granted := batch[i], reqs[k].Max
+		switch {
+		case err != nil:
+			s.failed(err, granted)
+		case errs[k] != nil:
+			s.failed(errs[k], granted)
+		default:
+			again[i] = s.deliver(results[k], granted)
+		}
+	}
+	return again
+}
+
+// reserve returns how many messages to ask Redis for: the subscription's
+// credit, bounded by the slots its sink grants.
+func (s *Subscription) reserve(now time.Time) int {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return false
+		return 0
 	}
 	want := s.credit(now)
 	s.starved = want <= 0
 	s.mu.Unlock()
 	if want <= 0 {
 		s.armExpiry()
-		return false
+		return 0
 	}
-	got := s.sink.Reserve(s, want)
-	if got == 0 {
-		return false // the sink signals when its writer drains
+	return s.sink.Reserve(s, want) // 0: the sink signals when its writer drains
+}
+
+// failed handles a receive error: a missing queue waits for a publisher to
+// recreate it (notifications and the sweep still watch it); anything else
+// is retried in a second.
+func (s *Subscription) failed(err error, granted int) {
+	s.sink.Release(granted)
+	e := s.e
+	if errors.Is(err, rsmq.ErrQueueNotFound) || e.ctx.Err() != nil {
+		return
 	}
-	ctx, cancel := context.WithTimeout(e.ctx, e.cfg.CallTimeout)
-	res, err := e.q.ReceiveMessages(ctx, s.queue, rsmq.ReceiveOptions{
-		VT:              e.cfg.VisibilityTimeout,
-		Max:             got,
-		MaxReceiveCount: e.cfg.MaxReceiveCount,
-		DeadLetterQueue: s.dlq,
-	})
-	cancel()
-	if err != nil {
-		s.sink.Release(got)
-		if errors.Is(err, rsmq.ErrQueueNotFound) {
-			// Deleted (or lost with a Redis restart): nothing to deliver
-			// until a publisher recreates it; the sweep and notifications
-			// still watch it.
-			return false
-		}
-		if e.ctx.Err() == nil {
-			e.log.Warn("receive failed; retrying", "queue", s.queue, "err", err)
-			s.armTimer(time.Now().Add(time.Second).UnixMilli())
-		}
-		return false
-	}
+	e.log.Warn("receive failed; retrying", "queue", s.queue, "err", err)
+	s.armTimer(time.Now().Add(time.Second).UnixMilli())
+}
+
+// deliver hands received messages to the sink and reports whether the queue
+// may hold more right now.
+func (s *Subscription) deliver(res *rsmq.ReceiveResult, granted int) bool {
+	e := s.e
 	if n := len(res.DeadLettered); n > 0 {
 		e.m.DeadLettered.Add(float64(n))
 		e.log.Info("messages moved to dead-letter queue", "queue", s.queue, "dlq", s.dlq, "count", n)
 	}
 	msgs := res.Messages
-	if len(msgs) < got {
-		s.sink.Release(got - len(msgs))
+	if len(msgs) < granted {
+		s.sink.Release(granted - len(msgs))
 	}
 	if len(msgs) > 0 {
 		deadline := time.Now().Add(e.vt())
@@ -433,7 +469,7 @@ func (s *Subscription) pull() bool {
 			return false
 		}
 	}
-	if len(msgs) == got {
+	if len(msgs)+len(res.DeadLettered) >= granted {
 		return true // the queue may hold more
 	}
 	if res.NextVisible > 0 {
@@ -615,11 +651,12 @@ func (e *Engine) giveBack(queue string, rs []rsmq.Receipt) {
 	e.returnNow(context.Background(), queue, rs)
 }
 
-// deleter batches deletions: whatever is waiting is sent in one call per
-// queue.
+// deleter batches deletions: whatever is waiting, across queues, goes to
+// Redis in one call.
 func (e *Engine) deleter() {
 	defer e.delWG.Done()
 	byQueue := make(map[string][]rsmq.Receipt)
+	var batches []rsmq.QueueReceipts
 	for d := range e.deletes {
 		byQueue[d.queue] = append(byQueue[d.queue], d.r)
 		n := 1
@@ -636,18 +673,20 @@ func (e *Engine) deleter() {
 				break drain
 			}
 		}
+		batches = batches[:0]
 		for q, rs := range byQueue {
-			e.deleteReceipts(q, rs)
+			batches = append(batches, rsmq.QueueReceipts{Queue: q, Receipts: rs})
 			delete(byQueue, q)
 		}
+		e.deleteReceipts(batches, n)
 	}
 }
 
-func (e *Engine) deleteReceipts(queue string, rs []rsmq.Receipt) {
+func (e *Engine) deleteReceipts(batches []rsmq.QueueReceipts, n int) {
 	var err error
 	for attempt := range 3 {
 		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.CallTimeout)
-		_, err = e.q.DeleteByReceipts(ctx, queue, rs)
+		_, err = e.q.DeleteByReceiptsMulti(ctx, batches)
 		cancel()
 		if err == nil {
 			return
@@ -655,7 +694,7 @@ func (e *Engine) deleteReceipts(queue string, rs []rsmq.Receipt) {
 		time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond) // back off before retrying Redis
 	}
 	e.log.Warn("delete failed; the messages will be delivered again after the visibility timeout",
-		"queue", queue, "count", len(rs), "err", err)
+		"queues", len(batches), "count", n, "err", err)
 }
 
 // wakeQueue signals every local subscription of queue.

@@ -1,0 +1,57 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDefaultsMatchTheDesign(t *testing.T) {
+	c, err := Parse(nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:3000" || c.AuthAddr != "127.0.0.1:9091" || c.RedisURL != "redis://127.0.0.1:6379/0" ||
+		c.NS != "rsmq" || c.VisibilityTimeout != 30 || c.Prefetch != 64 || c.MaxReceiveCount != 10 ||
+		c.ReverifyInterval != time.Minute || c.Dev || c.Demo {
+		t.Fatalf("defaults %+v", c)
+	}
+}
+
+func TestFlagsWinOverEnvironmentAndDevEnablesDemo(t *testing.T) {
+	c, err := Parse([]string{"-prefetch", "5"}, env(map[string]string{"WSMQ_PREFETCH": "7", "WSMQ_DEV": "1", "WSMQ_ALLOWED_ORIGINS": "https://a, https://b"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Prefetch != 5 || !c.Dev || !c.Demo || len(c.AllowedOrigins) != 2 || c.AllowedOrigins[1] != "https://b" {
+		t.Fatalf("got %+v", c)
+	}
+}
+
+func TestInvalidSettingsAreNamed(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"WSMQ_PREFETCH": "many"}, "WSMQ_PREFETCH"},
+		{map[string]string{"WSMQ_PREFETCH": "0"}, "WSMQ_PREFETCH"},
+		{map[string]string{"WSMQ_VISIBILITY_TIMEOUT": "0"}, "WSMQ_VISIBILITY_TIMEOUT"},
+		{map[string]string{"WSMQ_REDIS_URL": "http://x"}, "WSMQ_REDIS_URL"},
+		{map[string]string{"WSMQ_RSMQ_NS": "a:b"}, "WSMQ_RSMQ_NS"},
+		{map[string]string{"WSMQ_SWEEP_INTERVAL": "soon"}, "WSMQ_SWEEP_INTERVAL"},
+		{map[string]string{"WSMQ_DEV": "maybe"}, "WSMQ_DEV"},
+		{map[string]string{"WSMQ_LOG_LEVEL": "loud"}, "WSMQ_LOG_LEVEL"},
+		{map[string]string{"WSMQ_CONN_RATE": "-1"}, "WSMQ_CONN_RATE"},
+		{map[string]string{"WSMQ_READ_LIMIT": "10"}, "WSMQ_READ_LIMIT"},
+	} {
+		_, err := Parse(nil, env(tc.env))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want one naming %s", tc.env, err, tc.want)
+		}
+	}
+	if _, err := Parse([]string{"extra"}, env(nil)); err == nil {
+		t.Error("stray argument accepted")
+	}
+}
