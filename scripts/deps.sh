@@ -8,6 +8,10 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v protoc >/dev/null || need+=(protobuf-compiler)
 [ -f /usr/include/google/protobuf/timestamp.proto ] || need+=(libprotobuf-dev)
 command -v docker-compose >/dev/null || need+=(docker-compose)
+# The browser test needs Chromium; CI asks for it with WSMQ_DEPS_BROWSER=1.
+if [ "${WSMQ_DEPS_BROWSER:-0}" = 1 ]; then
+  command -v chromium >/dev/null || need+=(chromium)
+fi
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
