@@ -473,3 +473,20 @@ func jsonBody(res *http.Response, v any) error {
 	defer func() { _ = res.Body.Close() }()
 	return json.NewDecoder(res.Body).Decode(v)
 }
+
+func TestDelayedMessageArrivesWhenVisibleWithoutWaitingForTheSweep(t *testing.T) {
+	s := newStack(t, "WSMQ_SWEEP_INTERVAL=1m", "WSMQ_HOT_SWEEP_INTERVAL=1m")
+	gw := s.startGateway()
+	sess := s.user(gw, "rita")
+	c := dial(t, gw, sess, "")
+	c.subscribe(sess.UserID)
+	start := time.Now()
+	if _, err := s.queues.SendMessage(context.Background(), sess.UserID, "later", 1); err != nil {
+		t.Fatal(err)
+	}
+	f := c.messages(1)[0]
+	d := time.Since(start)
+	if f.Message != "later" || d < 900*time.Millisecond || d > 10*time.Second {
+		t.Fatalf("got %+v after %s, want it after its 1 s delay (the sweep runs once a minute)", f, d)
+	}
+}
