@@ -396,7 +396,10 @@ func (s *Stack) specs(b binaries) [][]spec {
 			},
 			{
 				name: "mongo", bin: b.mongo, env: base,
-				args:      []string{"-listen", s.addr(s.ports.Mongo), "-data", filepath.Join(s.dataDir, "mongo")},
+				args: []string{"-listen", s.addr(s.ports.Mongo), "-data", filepath.Join(s.dataDir, "mongo"),
+					// FerretDB logs every error reply (unsupported commands the
+					// driver tries) as multi-line warnings: noise here.
+					"-log-level", "error"},
 				readyLine: "mongodb://",
 				check:     func(ctx context.Context) error { return tcpDial(ctx, s.addr(s.ports.Mongo)) },
 			},
