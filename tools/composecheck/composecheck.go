@@ -1,0 +1,188 @@
+// Package composecheck checks wsmq's docker-compose.yml offline, stricter than
+// `docker-compose config`: it loads the file with the Compose Specification's
+// own Go loader (github.com/compose-spec/compose-go/v2) and checks the rules
+// the deployment relies on (health checks, healthy dependencies, a scalable
+// gateway, Redis durability, no inline secrets).
+package composecheck
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/types"
+)
+
+// Services are the services every wsmq compose file must define.
+var Services = []string{"redis", "mongo", "auth", "publisher", "gateway", "lb"}
+
+// secretName matches environment variables that hold secrets.
+var secretName = regexp.MustCompile(`(?i)(SECRET|TOKEN|KEYS?|PASSWORD)$`)
+
+// envRef is a value that is only a reference to a variable (from .env or
+// the shell), e.g. "${WSMQ_JWT_SECRET:-}".
+var envRef = regexp.MustCompile(`^\$\{[A-Z0-9_]+(:?[-?][^}]*)?\}$`)
+
+// Check loads file (a compose file) and returns every rule it breaks, as
+// readable sentences; an error means the file could not be loaded at all.
+func Check(ctx context.Context, file string) ([]string, error) {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return nil, fmt.Errorf("composecheck: %w", err)
+	}
+	details := types.ConfigDetails{
+		WorkingDir:  filepath.Dir(abs),
+		ConfigFiles: []types.ConfigFile{{Filename: abs}},
+		Environment: types.Mapping{},
+	}
+	name := func(o *loader.Options) { o.SetProjectName("wsmq", true) }
+	project, err := loader.LoadWithContext(ctx, details, name)
+	if err != nil {
+		return nil, fmt.Errorf("composecheck: load %s: %w", file, err)
+	}
+	// The same file before interpolation: secrets must be ${VAR} references.
+	raw, err := loader.LoadModelWithContext(ctx, details, name, func(o *loader.Options) {
+		o.SkipInterpolation = true
+		o.SkipResolveEnvironment = true
+		o.SkipValidation = true
+	})
+	if err != nil {
+		return nil, fmt.Errorf("composecheck: load %s uninterpolated: %w", file, err)
+	}
+
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+
+	for _, s := range Services {
+		if _, ok := project.Services[s]; !ok {
+			add("service %s is missing", s)
+		}
+	}
+	for _, name := range sortedNames(project.Services) {
+		svc := project.Services[name]
+		checkHealth(svc, add)
+		for dep, d := range svc.DependsOn {
+			if d.Condition != types.ServiceConditionHealthy {
+				add("service %s depends on %s with condition %q, want %q", name, dep, d.Condition, types.ServiceConditionHealthy)
+			}
+		}
+		for k, v := range rawEnvironment(raw, name) {
+			if secretName.MatchString(k) && !envRef.MatchString(v) {
+				add("service %s: secret %s is written inline (%q): take it from .env as ${%s:-}", name, k, redact(v), k)
+			}
+		}
+		if v, ok := svc.Environment["WSMQ_DEV"]; ok && v != nil && *v != "" && *v != "0" && *v != "false" {
+			add("service %s runs in dev mode (WSMQ_DEV=%s): compose is the production stack", name, *v)
+		}
+	}
+
+	if gw, ok := project.Services["gateway"]; ok {
+		for _, p := range gw.Ports {
+			if p.Published != "" {
+				add("service gateway publishes host port %s: it cannot scale; publish the lb instead", p.Published)
+			}
+		}
+		if gw.ContainerName != "" {
+			add("service gateway has container_name %q: it cannot scale", gw.ContainerName)
+		}
+	}
+	if lb, ok := project.Services["lb"]; ok {
+		if !slices.ContainsFunc(lb.Ports, func(p types.ServicePortConfig) bool { return p.Target == 3000 && p.Published != "" }) {
+			add("service lb does not publish port 3000")
+		}
+		if _, ok := lb.DependsOn["gateway"]; !ok {
+			add("service lb does not depend on gateway")
+		}
+	}
+	if r, ok := project.Services["redis"]; ok {
+		cmd := " " + strings.Join(r.Command, " ") + " "
+		for _, want := range []string{" --appendonly yes ", " --appendfsync everysec ", " --maxmemory-policy noeviction "} {
+			if !strings.Contains(cmd, want) {
+				add("service redis: command %q lacks %q", strings.TrimSpace(cmd), strings.TrimSpace(want))
+			}
+		}
+		if !hasNamedVolume(r, "/data") {
+			add("service redis: /data is not on a named volume")
+		}
+	}
+	if m, ok := project.Services["mongo"]; ok && !hasNamedVolume(m, "/data/db") {
+		add("service mongo: /data/db is not on a named volume")
+	}
+	return problems, nil
+}
+
+// checkHealth requires a health check whose probe, for a wsmq service,
+// targets a port the service exposes.
+func checkHealth(svc types.ServiceConfig, add func(string, ...any)) {
+	hc := svc.HealthCheck
+	if hc == nil || hc.Disable || len(hc.Test) < 2 || hc.Test[0] == "NONE" {
+		add("service %s has no healthcheck", svc.Name)
+		return
+	}
+	if svc.Build == nil {
+		return
+	}
+	// A built (distroless) image has no shell: the probe must be exec form.
+	if hc.Test[0] != "CMD" {
+		add("service %s: healthcheck %q must be exec form [\"CMD\", ...]: the image has no shell", svc.Name, hc.Test)
+		return
+	}
+	port := ""
+	for _, a := range hc.Test[1:] {
+		if m := regexp.MustCompile(`127\.0\.0\.1:(\d+)`).FindStringSubmatch(a); m != nil {
+			port = m[1]
+		}
+	}
+	if port == "" || !slices.Contains(svc.Expose, port) {
+		add("service %s: healthcheck %q probes port %q, which the service does not expose %q", svc.Name, hc.Test, port, svc.Expose)
+	}
+}
+
+// rawEnvironment is the environment of service as written in the file
+// (model from LoadModelWithContext without interpolation), map or list form.
+func rawEnvironment(model map[string]any, service string) map[string]string {
+	env := map[string]string{}
+	services, _ := model["services"].(map[string]any)
+	svc, _ := services[service].(map[string]any)
+	switch e := svc["environment"].(type) {
+	case map[string]any:
+		for k, v := range e {
+			if v != nil {
+				env[k] = fmt.Sprint(v)
+			}
+		}
+	case []any:
+		for _, item := range e {
+			if k, v, ok := strings.Cut(fmt.Sprint(item), "="); ok {
+				env[k] = v
+			}
+		}
+	}
+	return env
+}
+
+func hasNamedVolume(svc types.ServiceConfig, target string) bool {
+	return slices.ContainsFunc(svc.Volumes, func(v types.ServiceVolumeConfig) bool {
+		return v.Type == types.VolumeTypeVolume && v.Source != "" && v.Target == target
+	})
+}
+
+func sortedNames(m types.Services) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func redact(v string) string {
+	if len(v) <= 4 {
+		return "****"
+	}
+	return v[:2] + "…"
+}

@@ -1,0 +1,210 @@
+package composecheck
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// repoRoot is two directories up from this package.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func TestRepoComposeFileFollowsTheDeploymentRules(t *testing.T) {
+	problems, err := Check(context.Background(), filepath.Join(repoRoot(t), "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Error(p)
+	}
+}
+
+// good is a minimal compose file that passes every rule; each case below
+// breaks one.
+const good = `
+services:
+  redis:
+    image: redis:7
+    command: ["redis-server", "--appendonly", "yes", "--appendfsync", "everysec", "--maxmemory-policy", "noeviction"]
+    volumes: ["redis-data:/data"]
+    healthcheck: {test: ["CMD", "redis-cli", "ping"]}
+  mongo:
+    image: mongo:7
+    volumes: ["mongo-data:/data/db"]
+    healthcheck: {test: ["CMD", "mongosh", "--eval", "1"]}
+  auth:
+    build: {context: ., target: auth}
+    environment:
+      WSMQ_JWT_SECRET: ${WSMQ_JWT_SECRET:-}
+    expose: ["9091"]
+    healthcheck: {test: ["CMD", "/usr/local/bin/healthprobe", "grpc", "127.0.0.1:9091"]}
+    depends_on: {mongo: {condition: service_healthy}}
+  publisher:
+    build: {context: ., target: publisher}
+    environment:
+      WSMQ_PUBLISHER_KEYS: ${WSMQ_PUBLISHER_KEYS:-}
+    expose: ["9192"]
+    healthcheck: {test: ["CMD", "/usr/local/bin/healthprobe", "http://127.0.0.1:9192/readyz"]}
+    depends_on: {redis: {condition: service_healthy}}
+  gateway:
+    build: {context: ., target: gateway}
+    expose: ["3000"]
+    healthcheck: {test: ["CMD", "/usr/local/bin/healthprobe", "http://127.0.0.1:3000/readyz"]}
+    depends_on: {redis: {condition: service_healthy}, auth: {condition: service_healthy}}
+  lb:
+    image: nginx:alpine
+    ports: ["3000:3000"]
+    healthcheck: {test: ["CMD", "wget", "-q", "http://127.0.0.1:3000/lb-healthz"]}
+    depends_on: {gateway: {condition: service_healthy}}
+volumes:
+  redis-data:
+  mongo-data:
+`
+
+func TestCheckReportsEachBrokenRule(t *testing.T) {
+	tests := []struct {
+		name    string
+		old     string // replaced in good by new
+		new     string
+		problem string // regexp one reported problem must match
+	}{
+		{"gateway without healthcheck",
+			`healthcheck: {test: ["CMD", "/usr/local/bin/healthprobe", "http://127.0.0.1:3000/readyz"]}`, ``,
+			`service gateway has no healthcheck`},
+		{"healthcheck disabled",
+			`healthcheck: {test: ["CMD", "redis-cli", "ping"]}`, `healthcheck: {disable: true}`,
+			`service redis has no healthcheck`},
+		{"shell-form probe in a distroless image",
+			`["CMD", "/usr/local/bin/healthprobe", "grpc", "127.0.0.1:9091"]`, `["CMD-SHELL", "healthprobe grpc 127.0.0.1:9091"]`,
+			`service auth: healthcheck .* must be exec form`},
+		{"probe on a port the service does not expose",
+			`"http://127.0.0.1:3000/readyz"`, `"http://127.0.0.1:3001/readyz"`,
+			`service gateway: healthcheck .* probes port "3001"`},
+		{"dependency only started, not healthy",
+			`depends_on: {mongo: {condition: service_healthy}}`, `depends_on: {mongo: {condition: service_started}}`,
+			`service auth depends on mongo with condition "service_started"`},
+		{"gateway on a fixed host port",
+			`expose: ["3000"]`, `expose: ["3000"]` + "\n    ports: [\"3000:3000\"]",
+			`service gateway publishes host port 3000`},
+		{"redis without AOF",
+			`"--appendonly", "yes", `, ``,
+			`service redis: command .* lacks "--appendonly yes"`},
+		{"redis that may evict queued messages",
+			`"--maxmemory-policy", "noeviction"`, `"--maxmemory-policy", "allkeys-lru"`,
+			`lacks "--maxmemory-policy noeviction"`},
+		{"redis data in the container layer",
+			`volumes: ["redis-data:/data"]`, ``,
+			`service redis: /data is not on a named volume`},
+		{"inline secret",
+			`WSMQ_JWT_SECRET: ${WSMQ_JWT_SECRET:-}`, `WSMQ_JWT_SECRET: hunter2-hunter2-hunter2-hunter2-x`,
+			`service auth: secret WSMQ_JWT_SECRET is written inline`},
+		{"secret with an inline default",
+			`WSMQ_PUBLISHER_KEYS: ${WSMQ_PUBLISHER_KEYS:-}`, `WSMQ_PUBLISHER_KEYS: key-${X:-}`,
+			`service publisher: secret WSMQ_PUBLISHER_KEYS is written inline`},
+		{"dev mode",
+			`WSMQ_PUBLISHER_KEYS: ${WSMQ_PUBLISHER_KEYS:-}`, `WSMQ_DEV: "1"`,
+			`service publisher runs in dev mode`},
+		{"no load balancer",
+			"  lb:\n    image: nginx:alpine\n    ports: [\"3000:3000\"]\n", "  lb:\n    image: nginx:alpine\n",
+			`service lb does not publish port 3000`},
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "docker-compose.yml")
+	if err := os.WriteFile(file, []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	problems, err := Check(context.Background(), file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(problems) != 0 {
+		t.Fatalf("the good file has problems: %q", problems)
+	}
+
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !strings.Contains(good, tt.old) {
+				t.Fatalf("test case: %q not in the good file", tt.old)
+			}
+			file := filepath.Join(t.TempDir(), "docker-compose.yml")
+			if err := os.WriteFile(file, []byte(strings.Replace(good, tt.old, tt.new, 1)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			problems, err := Check(context.Background(), file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			re := regexp.MustCompile(tt.problem)
+			for _, p := range problems {
+				if re.MatchString(p) {
+					return
+				}
+			}
+			t.Fatalf("no problem matches %q; got %q", tt.problem, problems)
+		})
+	}
+}
+
+func TestEnvExampleHoldsPlaceholdersOnly(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), ".env.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if !ok || strings.HasPrefix(k, "#") || !secretName.MatchString(k) {
+			continue
+		}
+		seen[k] = true
+		for _, item := range strings.Split(v, ",") {
+			// Placeholders are shorter than any service accepts (16 bytes),
+			// so a copied .env.example cannot run in production by mistake.
+			if !strings.HasPrefix(item, "change-me") || len(item) >= 16 {
+				t.Errorf("%s: %q is not a short change-me placeholder", k, item)
+			}
+		}
+	}
+	for _, k := range []string{"WSMQ_JWT_SECRET", "WSMQ_AUTH_ADMIN_TOKEN", "WSMQ_PUBLISHER_KEYS"} {
+		if !seen[k] {
+			t.Errorf(".env.example lacks %s", k)
+		}
+	}
+	if !strings.Contains(string(b), "openssl rand -base64 48") {
+		t.Error(".env.example does not say how to generate secrets")
+	}
+}
+
+func TestDockerfileRunsServicesAsNonRootOnAStaticBase(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := string(b)
+	for _, want := range []string{
+		"CGO_ENABLED=0",
+		"FROM gcr.io/distroless/static-debian12:nonroot AS runtime",
+		"USER nonroot:nonroot",
+		"FROM runtime AS auth",
+		"FROM runtime AS publisher",
+		"FROM runtime AS gateway",
+		"/out/healthprobe",
+	} {
+		if !strings.Contains(df, want) {
+			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+	if regexp.MustCompile(`(?m)^USER\s+(root|0)\b`).MatchString(df) {
+		t.Error("Dockerfile switches to root")
+	}
+}
