@@ -34,16 +34,16 @@ func Check(ctx context.Context, file string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("composecheck: %w", err)
 	}
+	project, err := Load(ctx, abs, nil)
+	if err != nil {
+		return nil, err
+	}
 	details := types.ConfigDetails{
 		WorkingDir:  filepath.Dir(abs),
 		ConfigFiles: []types.ConfigFile{{Filename: abs}},
 		Environment: types.Mapping{},
 	}
 	name := func(o *loader.Options) { o.SetProjectName("wsmq", true) }
-	project, err := loader.LoadWithContext(ctx, details, name)
-	if err != nil {
-		return nil, fmt.Errorf("composecheck: load %s: %w", file, err)
-	}
 	// The same file before interpolation: secrets must be ${VAR} references.
 	raw, err := loader.LoadModelWithContext(ctx, details, name, func(o *loader.Options) {
 		o.SkipInterpolation = true
@@ -113,6 +113,28 @@ func Check(ctx context.Context, file string) ([]string, error) {
 		add("service mongo: /data/db is not on a named volume")
 	}
 	return problems, nil
+}
+
+// Load loads the compose file with env as the variables that ${VAR} refers
+// to (what docker compose reads from .env and the shell; nil: none).
+func Load(ctx context.Context, file string, env map[string]string) (*types.Project, error) {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return nil, fmt.Errorf("composecheck: %w", err)
+	}
+	details := types.ConfigDetails{
+		WorkingDir:  filepath.Dir(abs),
+		ConfigFiles: []types.ConfigFile{{Filename: abs}},
+		Environment: types.Mapping(env),
+	}
+	if details.Environment == nil {
+		details.Environment = types.Mapping{}
+	}
+	project, err := loader.LoadWithContext(ctx, details, func(o *loader.Options) { o.SetProjectName("wsmq", true) })
+	if err != nil {
+		return nil, fmt.Errorf("composecheck: load %s: %w", file, err)
+	}
+	return project, nil
 }
 
 // checkHealth requires a health check whose probe, for a wsmq service,

@@ -31,13 +31,13 @@ const usage = `usage:
 func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("healthprobe", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	fs.Usage = func() { _, _ = fmt.Fprint(stderr, usage) }
 	timeout := fs.Duration("timeout", 3*time.Second, "deadline of the probe")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
 	if *timeout <= 0 {
-		fmt.Fprintln(stderr, "healthprobe: -timeout must be positive")
+		_, _ = fmt.Fprintln(stderr, "healthprobe: -timeout must be positive")
 		return exitUsage
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
@@ -58,7 +58,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		return exitUsage
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "healthprobe: unhealthy: %v\n", err)
+		_, _ = fmt.Fprintf(stderr, "healthprobe: unhealthy: %v\n", err)
 		return exitUnhealthy
 	}
 	return exitHealthy
