@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -50,44 +49,27 @@ func tcpDial(ctx context.Context, addr string) error {
 	return c.Close()
 }
 
-// grpcHealth returns a check that answers nil once the gRPC health service
-// at addr reports the whole server ("") SERVING. The connection is made
-// once, lazily, and kept for the stack's life.
-func grpcHealth(addr string) (check func(context.Context) error, closeConn func()) {
-	var (
-		mu sync.Mutex
-		cc *grpc.ClientConn
-	)
-	check = func(ctx context.Context) error {
-		mu.Lock()
-		if cc == nil {
-			c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-			if err != nil {
-				mu.Unlock()
-				return err
-			}
-			cc = c
-		}
-		conn := cc
-		mu.Unlock()
-		res, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
-		if err != nil {
-			return err
-		}
-		if res.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-			return fmt.Errorf("health status %s", res.GetStatus())
-		}
-		return nil
+// grpcHealth answers nil once the gRPC health service at addr reports
+// the whole server ("") SERVING. Each check dials afresh: a kept client
+// that failed to connect before the server listened would wait out gRPC's
+// reconnect backoff (1s) and delay readiness by as much.
+func grpcHealth(ctx context.Context, addr string) error {
+	if err := tcpDial(ctx, addr); err != nil {
+		return err
 	}
-	closeConn = func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if cc != nil {
-			_ = cc.Close()
-			cc = nil
-		}
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
 	}
-	return check, closeConn
+	defer func() { _ = cc.Close() }()
+	res, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
+	if err != nil {
+		return err
+	}
+	if res.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		return fmt.Errorf("health status %s", res.GetStatus())
+	}
+	return nil
 }
 
 // httpOK returns a check that answers nil once url answers 200.

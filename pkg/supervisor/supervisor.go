@@ -88,11 +88,10 @@ type Stack struct {
 	adminToken   string
 	publisherKey string
 
-	sink    *logSink
-	procs   []*proc // start order
-	byName  map[string]*proc
-	closers []func()
-	exits   chan error
+	sink   *logSink
+	procs  []*proc // start order
+	byName map[string]*proc
+	exits  chan error
 
 	stopOnce sync.Once
 	stopErr  error
@@ -100,8 +99,8 @@ type Stack struct {
 
 // Start checks every port is free (the error names the port and the flag /
 // WSMQ_RUN_* setting that changes it), starts redis-server, wsmq-mongowire,
-// auth, publisher and the gateway(s) in that order (independent ones
-// together), and waits until each is ready by health checks: Redis PING,
+// auth, publisher and the gateway(s) in that order (Redis and MongoDB
+// together, then auth and publisher together), and waits until each is ready by health checks: Redis PING,
 // the mongo URI line and TCP, auth and publisher gRPC health SERVING, the
 // gateway's /readyz 200. On failure it stops what it started and returns an
 // error with the failing process's last log lines.
@@ -319,7 +318,7 @@ func (s *Stack) addr(port int) string { return net.JoinHostPort("127.0.0.1", str
 func gatewayName(i int) string { return "gateway-" + strconv.Itoa(i) }
 
 // specs returns the processes in start phases: Redis and MongoDB first,
-// then auth and publisher, then the gateways.
+// then auth and publisher, then the gateways (each phase ready before the next).
 func (s *Stack) specs(b binaries) [][]spec {
 	redisArgs := []string{
 		"--port", strconv.Itoa(s.ports.Redis), "--bind", "127.0.0.1",
@@ -370,9 +369,8 @@ func (s *Stack) specs(b binaries) [][]spec {
 			pubEnv = append(pubEnv, "WSMQ_PUBLISHER_KEYS="+s.publisherKey)
 		}
 	}
-	authCheck, authClose := grpcHealth(s.AuthAddr())
-	pubCheck, pubClose := grpcHealth(s.PublisherAddr())
-	s.closers = append(s.closers, authClose, pubClose)
+	authCheck := func(ctx context.Context) error { return grpcHealth(ctx, s.AuthAddr()) }
+	pubCheck := func(ctx context.Context) error { return grpcHealth(ctx, s.PublisherAddr()) }
 
 	var gateways []spec
 	for i := range s.gatewayPorts {
@@ -408,6 +406,9 @@ func (s *Stack) specs(b binaries) [][]spec {
 			{name: "auth", bin: b.auth, args: []string{"serve"}, env: authEnv, check: authCheck},
 			{name: "publisher", bin: b.publisher, env: pubEnv, check: pubCheck},
 		},
+		// After auth is ready: a gateway started earlier finds auth down and
+		// its gRPC client then waits a reconnect backoff (1s) before /readyz
+		// turns 200.
 		gateways,
 	}
 }
@@ -538,9 +539,6 @@ func (s *Stack) Stop(ctx context.Context) error {
 			if err := s.procs[i].stop(ctx, StopGrace); err != nil && first == nil {
 				first = err
 			}
-		}
-		for _, c := range s.closers {
-			c()
 		}
 		if s.tempData {
 			if err := os.RemoveAll(s.dataDir); err != nil && first == nil {
