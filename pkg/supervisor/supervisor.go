@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -83,6 +84,7 @@ type Stack struct {
 	ports        Ports
 	gatewayPorts []int
 	dataDir      string
+	dataLock     *os.File
 	tempData     bool
 	mongoURI     string
 	adminToken   string
@@ -271,7 +273,17 @@ func (s *Stack) prepareData() error {
 			return fmt.Errorf("data dir: %w", err)
 		}
 	}
-	s.dataDir = abs
+	// One stack per data dir: two redis-servers appending to one AOF, or
+	// two SQLite writers, would corrupt it. The lock dies with the process.
+	lock, err := os.OpenFile(filepath.Join(abs, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = lock.Close()
+		return fmt.Errorf("data dir %s is in use by another running stack (stop it, or choose another -data / WSMQ_RUN_DATA): %w", abs, err)
+	}
+	s.dataDir, s.dataLock = abs, lock
 	return nil
 }
 
@@ -539,6 +551,9 @@ func (s *Stack) Stop(ctx context.Context) error {
 			if err := s.procs[i].stop(ctx, StopGrace); err != nil && first == nil {
 				first = err
 			}
+		}
+		if s.dataLock != nil {
+			_ = s.dataLock.Close() // releases the flock
 		}
 		if s.tempData {
 			if err := os.RemoveAll(s.dataDir); err != nil && first == nil {

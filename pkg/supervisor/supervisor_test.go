@@ -296,3 +296,25 @@ func TestStartWithoutDevModeGeneratesSecrets(t *testing.T) {
 	}
 	grpcServing(t, s.PublisherAddr())
 }
+
+func TestSecondStackOnTheSameDataDirIsRefused(t *testing.T) {
+	cfg := supervisortest.Config(t)
+	s := supervisortest.Start(t, cfg)
+	other, err := supervisor.FreePorts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := cfg
+	second.Ports = other
+	if s2, err := supervisor.Start(ctxFor(t, 30*time.Second), second); err == nil {
+		_ = s2.Stop(context.Background())
+		t.Fatal("a second stack started on the same data dir")
+	} else if !strings.Contains(err.Error(), "in use by another running stack") {
+		t.Fatalf("error %v does not say the data dir is in use", err)
+	}
+	if err := s.Stop(ctxFor(t, 30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	// Released by Stop: the data dir is usable again.
+	supervisortest.Start(t, second)
+}
