@@ -354,3 +354,29 @@ func TestParseConfigTakesFlagsOverEnvAndNamesBadValues(t *testing.T) {
 		})
 	}
 }
+
+func TestWsmqRunSecondSignalKillsWhatIsLeft(t *testing.T) {
+	dir, bin := binDir(t)
+	ports, err := supervisor.FreePorts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startRun(t, bin, append([]string{"-bin", dir, "-persist=false"}, portFlags(ports)...)...)
+	p.waitLine(t, "wsmq-run: ready in ", 90*time.Second)
+	pids := parsePIDs(t, p.waitLine(t, "wsmq-run: pids ", 5*time.Second))
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	p.waitLine(t, "wsmq-run: interrupt: stopping", 10*time.Second)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// Either the stop finished before the second signal (exit 0) or the
+	// rest was killed (exit 1); in both cases nothing is left.
+	err = p.wait(t, 30*time.Second)
+	var ee *exec.ExitError
+	if err != nil && (!errors.As(err, &ee) || ee.ExitCode() != 1) {
+		t.Fatalf("exit after two signals: %v", err)
+	}
+	assertGone(t, pids)
+}
