@@ -1,0 +1,238 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wsmq/wsmq/services/publisher/client"
+)
+
+// run is the whole bench: parse, start or reach the stack, run the
+// scenarios, write the report.
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	cfg, err := parseConfig(args)
+	if err != nil {
+		return err
+	}
+	logf := func(format string, a ...any) { _, _ = fmt.Fprintf(stdout, "wsmq-bench: "+format+"\n", a...) }
+	began := time.Now()
+	nofile, err := raiseNoFile()
+	if err != nil {
+		return fmt.Errorf("raise the open-files limit: %w", err)
+	}
+	if err := os.MkdirAll(cfg.out, 0o755); err != nil {
+		return err
+	}
+	cfg.stem = began.Format("2006-01-02") + "-" + cfg.mode
+	if cfg.chart == "" {
+		cfg.chart = filepath.Join(filepath.Dir(filepath.Clean(cfg.out)), "chart")
+	}
+
+	var t *target
+	if cfg.target {
+		t, err = useTarget(ctx, cfg)
+	} else {
+		log := io.Discard
+		if cfg.stackLog != "" {
+			f, err := os.Create(cfg.stackLog)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = f.Close() }()
+			log = f
+		}
+		logf("starting the stack from %s", cfg.bin)
+		t, err = startStack(ctx, cfg, log)
+	}
+	if err != nil {
+		return err
+	}
+	defer func() {
+		_ = t.rdb.Close()
+		if err := t.stop(context.Background()); err != nil {
+			logf("stop the stack: %v", err)
+		}
+	}()
+
+	rep := &Report{
+		Date:       began.Format(time.RFC3339),
+		Mode:       cfg.mode,
+		Command:    "wsmq-bench " + strings.Join(args, " "),
+		Machine:    machine(ctx, t, nofile),
+		GatewayEnv: t.gatewayEnv,
+		Notes: []string{
+			"One bench user; each websocket client subscribes to its own queue <userId>-<suffix> (per-user delivery without creating thousands of users through bcrypt).",
+			fmt.Sprintf("Publishers: %d concurrent gRPC clients, SendBatch of %d messages in fanout/ack (each message stamped with its send time just before its batch is sent), 1,000 in burst and batch; bodies %d+ bytes.", cfg.publishers, cfg.pubBatch, cfg.pad+20),
+			"All processes (Redis, MongoDB-wire server, auth, publisher, gateway and this bench with its websocket clients) share the machine; the bench's own CPU is shown as `bench`.",
+		},
+	}
+	if cfg.rate > 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("fanout/ack publishers are paced to %.0f msgs/s in total.", cfg.rate))
+	}
+
+	sess, err := login(ctx, t.gatewayURL, cfg.user, cfg.password)
+	if err != nil {
+		return err
+	}
+	pub, err := client.Dial(ctx, t.publisherAddr, client.Options{Key: t.publisherKey, Insecure: true})
+	if err != nil {
+		return fmt.Errorf("dial the publisher: %w", err)
+	}
+	defer func() { _ = pub.Close() }()
+	r := &runner{cfg: cfg, t: t, sess: sess, pub: pub, runID: newRunID(), logf: logf}
+
+	for _, s := range cfg.scenarios {
+		var results []Result
+		switch s {
+		case "fanout":
+			for _, c := range cfg.fanoutClients {
+				logf("fanout: %d clients, %d messages", c, cfg.fanoutMsgs)
+				results = append(results, r.fanout(ctx, c, cfg.fanoutMsgs, false))
+			}
+		case "ack":
+			logf("ack: %d clients, %d messages, manual acks", cfg.ackClients, cfg.ackMsgs)
+			results = append(results, r.fanout(ctx, cfg.ackClients, cfg.ackMsgs, true))
+		case "burst":
+			logf("burst: %d messages queued, then %d clients", cfg.burstMsgs, cfg.burstClients)
+			results = append(results, r.burst(ctx, cfg.burstClients, cfg.burstMsgs))
+		case "idle":
+			for _, c := range cfg.idleConns {
+				logf("idle: %d connections watched for %s", c, cfg.idleWindow)
+				results = append(results, r.idle(ctx, c, cfg.idleWindow))
+			}
+		case "batch":
+			logf("batch: %d messages in SendBatch of %d", cfg.batchMsgs, cfg.batchSize)
+			results = append(results, r.batch(ctx, cfg.batchMsgs, cfg.batchSize, cfg.batchQueues))
+		}
+		for _, res := range results {
+			logf("  %s", oneLine(res))
+		}
+		rep.Results = append(rep.Results, results...)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	if cfg.floor {
+		logf("redis floor: redis-benchmark -t set,get -n %d", cfg.floorRequests)
+		floor, cmd, err := r.redisFloor(ctx)
+		rep.RedisFloorCm = cmd
+		if err != nil {
+			rep.Notes = append(rep.Notes, "Redis floor not measured: "+err.Error())
+		}
+		rep.RedisFloor = floor
+	}
+	rep.Profile = r.profile
+	if err := t.stop(ctx); err != nil {
+		logf("stop the stack: %v", err)
+	}
+	t.stop = func(context.Context) error { return nil }
+
+	if cfg.goBench {
+		repo := cfg.repo
+		if repo == "" {
+			repo = filepath.Dir(filepath.Clean(cfg.bin))
+		}
+		if _, err := os.Stat(filepath.Join(repo, "go.work")); err != nil {
+			rep.GoBenchError = "no go.work in " + repo + " (set -repo)"
+		} else {
+			logf("go benchmarks: publisher Send/SendBatch, auth Verify (-benchtime %s)", cfg.goBenchTime)
+			rep.GoBench, err = runGoBench(ctx, repo, cfg.goBenchTime)
+			if err != nil {
+				rep.GoBenchError = err.Error()
+			}
+		}
+	}
+	rep.TotalSec = round(time.Since(began).Seconds(), 1)
+	return writeReport(rep, cfg, logf)
+}
+
+func writeReport(rep *Report, cfg *config, logf func(string, ...any)) error {
+	js, err := rep.JSON()
+	if err != nil {
+		return err
+	}
+	base := filepath.Join(cfg.out, cfg.stem)
+	if err := os.WriteFile(base+".json", js, 0o644); err != nil {
+		return err
+	}
+	md := rep.Markdown()
+	if err := os.WriteFile(base+".md", []byte(md), 0o644); err != nil {
+		return err
+	}
+	files := []string{base + ".json", base + ".md"}
+	charts, err := writeCharts(rep, cfg.chart)
+	if err != nil {
+		logf("chart: %v", err)
+	}
+	files = append(files, charts...)
+	logf("wrote %s", strings.Join(files, ", "))
+	return nil
+}
+
+func oneLine(r Result) string {
+	if r.Error != "" {
+		return r.Name + ": FAILED: " + r.Error
+	}
+	s := fmt.Sprintf("%s: %.2fs", r.Name, r.DurationSec)
+	if r.MsgsPerSec > 0 {
+		s += fmt.Sprintf(", %s msgs/s", num(r.MsgsPerSec))
+	}
+	if r.Latency != nil {
+		s += fmt.Sprintf(", p50 %s p99 %s max %s ms", num(r.Latency.P50), num(r.Latency.P99), num(r.Latency.Max))
+	}
+	if r.Scenario != "idle" && r.Scenario != "batch" {
+		s += fmt.Sprintf(", lost %d dup %d", r.Lost, r.Duplicated)
+	}
+	if r.RedisPerMsg > 0 {
+		s += fmt.Sprintf(", %s Redis cmds/msg", num(r.RedisPerMsg))
+	}
+	if r.Scenario == "idle" {
+		s += fmt.Sprintf(", %s conn/s, %s KB RSS/conn, %s Redis cmds/s per sub", num(r.ConnectPerSec), num(r.RSSPerConnKB), num(r.RedisPerSecPerSub))
+	}
+	if len(r.CPU) > 0 {
+		s += ", CPU s gw/pub/redis/bench " + cpus(r.CPU)
+	}
+	return s
+}
+
+// machine describes the host from /proc and the stack's Redis.
+func machine(ctx context.Context, t *target, nofile uint64) Machine {
+	m := Machine{CPUs: runtime.NumCPU(), Go: runtime.Version(), OpenFilesMax: nofile}
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+		_ = f.Close()
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				kb, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+				m.MemoryMB = kb / 1024
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = "Linux " + strings.TrimSpace(string(b))
+	}
+	if info, err := t.rdb.Info(ctx, "server").Result(); err == nil {
+		for line := range strings.Lines(info) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
+				m.Redis = v
+			}
+		}
+	}
+	return m
+}
