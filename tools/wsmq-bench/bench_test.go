@@ -267,7 +267,7 @@ func TestQuickFanoutThroughTheSupervisorLosesNothing(t *testing.T) {
 	r := &runner{cfg: cfg, t: tg, sess: sess, pub: pub, runID: newRunID()}
 
 	for _, manual := range []bool{false, true} {
-		res := r.fanout(ctx, 20, 200, manual)
+		res := r.fanout(ctx, 20, 200, manual, 0)
 		if res.Error != "" {
 			t.Fatalf("%s: %s", res.Name, res.Error)
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image/color"
 	"path/filepath"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -89,7 +90,13 @@ func latencyPlot(r *Report) (*plot.Plot, error) {
 		p.Legend.Add(s.name, bars)
 	}
 	p.Legend.Top = true
+	p.Legend.Left = true
 	p.NominalX(names...)
+	top := 10.0
+	for _, v := range p99 {
+		top = max(top, v)
+	}
+	p.Y.Min, p.Y.Max = 0, top*1.45 // room for the legend above the bars
 	target := plotter.NewFunction(func(float64) float64 { return 10 })
 	target.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
 	target.Color = color.Gray{Y: 0x60}
@@ -109,7 +116,11 @@ func throughputPlot(r *Report) (*plot.Plot, error) {
 		if res.MsgsPerSec == 0 || res.Clients == 0 || res.Error != "" {
 			continue
 		}
-		series[res.Scenario] = append(series[res.Scenario], plotter.XY{X: float64(res.Clients), Y: res.MsgsPerSec})
+		key := res.Scenario
+		if res.RatePerSec > 0 {
+			key += fmt.Sprintf(" paced %gk/s", res.RatePerSec/1000)
+		}
+		series[key] = append(series[key], plotter.XY{X: float64(res.Clients), Y: res.MsgsPerSec})
 	}
 	shapes := map[string]draw.GlyphDrawer{"fanout": draw.CircleGlyph{}, "ack": draw.TriangleGlyph{}, "burst": draw.SquareGlyph{}}
 	colors := map[string]color.Color{"fanout": color.RGBA{R: 0x4c, G: 0x72, B: 0xb0, A: 0xff}, "ack": color.RGBA{R: 0x55, G: 0xa8, B: 0x68, A: 0xff}, "burst": color.RGBA{R: 0xc4, G: 0x4e, B: 0x52, A: 0xff}}
@@ -120,11 +131,16 @@ func throughputPlot(r *Report) (*plot.Plot, error) {
 		if err != nil {
 			return nil, err
 		}
-		if c, ok := colors[name]; ok {
+		base, _, paced := strings.Cut(name, " ")
+		if c, ok := colors[base]; ok {
 			line.Color, points.Color = c, c
 		}
-		if s, ok := shapes[name]; ok {
+		if s, ok := shapes[base]; ok {
 			points.Shape = s
+		}
+		if paced {
+			line.Dashes = []vg.Length{vg.Points(2), vg.Points(2)}
+			points.Shape = draw.RingGlyph{}
 		}
 		points.Radius = vg.Points(4)
 		p.Add(line, points)
@@ -139,8 +155,9 @@ func throughputPlot(r *Report) (*plot.Plot, error) {
 	p.Add(target)
 	p.Legend.Add("fanout 1k target", target)
 	p.Legend.Top = true
+	p.Legend.Left = true
 	p.X.Min = 0
 	p.X.Max = max(maxX*1.1, 1100)
-	p.Y.Max = max(p.Y.Max*1.15, 22000)
+	p.Y.Max = max(p.Y.Max*1.3, 26000)
 	return p, nil
 }

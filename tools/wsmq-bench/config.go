@@ -38,6 +38,7 @@ type config struct {
 	dialParallel  int
 	quiet         time.Duration
 	fanoutClients []int
+	fanoutRates   []float64
 	fanoutMsgs    int
 	ackClients    int
 	ackMsgs       int
@@ -56,11 +57,13 @@ type config struct {
 	repo          string
 	profile       bool
 	profileLen    time.Duration
+	render        string // re-render this results JSON and exit
 }
 
 // sizes per mode: quick fits `make bench` in under 3 minutes on 2 cores.
 type sizes struct {
 	fanoutClients []int
+	fanoutRates   []float64
 	fanoutMsgs    int
 	ackClients    int
 	ackMsgs       int
@@ -73,8 +76,8 @@ type sizes struct {
 }
 
 var presets = map[string]sizes{
-	"quick": {[]int{1000}, 30000, 1000, 20000, 1000, 50000, []int{2000}, 10 * time.Second, 100000, 200000},
-	"full":  {[]int{1000, 5000, 10000}, 100000, 1000, 100000, 1000, 100000, []int{10000}, 20 * time.Second, 500000, 200000},
+	"quick": {[]int{1000}, []float64{0, 20000}, 100000, 1000, 50000, 1000, 100000, []int{5000}, 10 * time.Second, 200000, 200000},
+	"full":  {[]int{1000, 5000, 10000}, []float64{0, 20000}, 200000, 1000, 100000, 1000, 100000, []int{10000}, 20 * time.Second, 500000, 200000},
 }
 
 var allScenarios = []string{"idle", "fanout", "ack", "burst", "batch"}
@@ -120,7 +123,8 @@ func parseConfig(args []string) (*config, error) {
 	fs.Var(&senv, "stack-env", "extra KEY=VALUE for every service (repeatable)")
 	fs.IntVar(&c.publishers, "publishers", 4, "concurrent gRPC publishers")
 	fs.IntVar(&c.pubBatch, "publish-batch", 50, "messages per SendBatch in fanout/ack (1: unary Send)")
-	fs.Float64Var(&c.rate, "rate", 0, "fanout/ack publish rate limit in msgs/s (0: as fast as possible)")
+	fs.Float64Var(&c.rate, "rate", 0, "ack publish rate limit in msgs/s (0: as fast as possible)")
+	fanR := fs.String("fanout-rates", "", "fanout publish rates in msgs/s, comma-separated, 0 = as fast as possible (default per mode: 0,20000)")
 	fs.IntVar(&c.pad, "pad", 32, "padding bytes per message body (besides the stamp and sequence)")
 	fs.IntVar(&c.dialParallel, "dial-parallel", 64, "concurrent websocket dials")
 	fs.DurationVar(&c.quiet, "quiet", 5*time.Second, "stop waiting for missing messages after this long without progress")
@@ -137,11 +141,12 @@ func parseConfig(args []string) (*config, error) {
 	fs.IntVar(&c.batchQueues, "batch-queues", 100, "queues the batch scenario spreads over")
 	fs.BoolVar(&c.floor, "redis-floor", true, "run redis-benchmark against the stack's Redis")
 	fs.IntVar(&c.floorRequests, "floor-requests", 0, "redis-benchmark -n")
-	fs.BoolVar(&c.goBench, "gobench", false, "also run the publisher and auth Go benchmarks (needs the source tree, -repo)")
+	fs.BoolVar(&c.goBench, "gobench", true, "also run the publisher and auth Go benchmarks (needs the source tree, -repo)")
 	fs.StringVar(&c.goBenchTime, "gobench-time", "1s", "-benchtime of those Go benchmarks")
 	fs.StringVar(&c.repo, "repo", "", "repository root for -gobench (default: the parent of -bin)")
 	fs.BoolVar(&c.profile, "profile", false, "capture the gateway's CPU profile during the first fanout (sets WSMQ_PPROF_LISTEN)")
 	fs.DurationVar(&c.profileLen, "profile-seconds", 10*time.Second, "length of that profile")
+	fs.StringVar(&c.render, "render", "", "only re-render the Markdown and chart of this results JSON")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -174,7 +179,17 @@ func parseConfig(args []string) (*config, error) {
 			errs = append(errs, fmt.Errorf("-idle-conns: %w", err))
 		}
 	}
-	c.fanoutClients, c.idleConns = p.fanoutClients, p.idleConns
+	if *fanR != "" {
+		p.fanoutRates = nil
+		for f := range strings.SplitSeq(*fanR, ",") {
+			v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+			if err != nil || v < 0 {
+				errs = append(errs, fmt.Errorf("-fanout-rates: %q is not a rate >= 0", f))
+			}
+			p.fanoutRates = append(p.fanoutRates, v)
+		}
+	}
+	c.fanoutClients, c.idleConns, c.fanoutRates = p.fanoutClients, p.idleConns, p.fanoutRates
 	def := func(v *int, d int) {
 		if *v == 0 {
 			*v = d

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -34,6 +35,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	cfg.stem = began.Format("2006-01-02") + "-" + cfg.mode
 	if cfg.chart == "" {
 		cfg.chart = filepath.Join(filepath.Dir(filepath.Clean(cfg.out)), "chart")
+	}
+	if cfg.render != "" {
+		return rerender(cfg, logf)
 	}
 
 	var t *target
@@ -74,8 +78,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			"All processes (Redis, MongoDB-wire server, auth, publisher, gateway and this bench with its websocket clients) share the machine; the bench's own CPU is shown as `bench`.",
 		},
 	}
+	rep.Notes = append(rep.Notes, "A scenario name ending in @N k/s had its publishers paced to that total rate (open loop), to read latency at a given load; the others publish as fast as they can (closed loop), so their latency includes queueing at saturation.")
 	if cfg.rate > 0 {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("fanout/ack publishers are paced to %.0f msgs/s in total.", cfg.rate))
+		rep.Notes = append(rep.Notes, fmt.Sprintf("ack publishers are paced to %.0f msgs/s in total.", cfg.rate))
 	}
 
 	sess, err := login(ctx, t.gatewayURL, cfg.user, cfg.password)
@@ -94,12 +99,18 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		switch s {
 		case "fanout":
 			for _, c := range cfg.fanoutClients {
-				logf("fanout: %d clients, %d messages", c, cfg.fanoutMsgs)
-				results = append(results, r.fanout(ctx, c, cfg.fanoutMsgs, false))
+				for _, rate := range cfg.fanoutRates {
+					pace := "as fast as the publishers go"
+					if rate > 0 {
+						pace = fmt.Sprintf("paced to %.0f msgs/s", rate)
+					}
+					logf("fanout: %d clients, %d messages, %s", c, cfg.fanoutMsgs, pace)
+					results = append(results, r.fanout(ctx, c, cfg.fanoutMsgs, false, rate))
+				}
 			}
 		case "ack":
 			logf("ack: %d clients, %d messages, manual acks", cfg.ackClients, cfg.ackMsgs)
-			results = append(results, r.fanout(ctx, cfg.ackClients, cfg.ackMsgs, true))
+			results = append(results, r.fanout(ctx, cfg.ackClients, cfg.ackMsgs, true, cfg.rate))
 		case "burst":
 			logf("burst: %d messages queued, then %d clients", cfg.burstMsgs, cfg.burstClients)
 			results = append(results, r.burst(ctx, cfg.burstClients, cfg.burstMsgs))
@@ -152,6 +163,21 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	rep.TotalSec = round(time.Since(began).Seconds(), 1)
 	return writeReport(rep, cfg, logf)
+}
+
+// rerender rewrites the Markdown and the chart of a saved report.
+func rerender(cfg *config, logf func(string, ...any)) error {
+	b, err := os.ReadFile(cfg.render)
+	if err != nil {
+		return err
+	}
+	var rep Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return fmt.Errorf("%s: %w", cfg.render, err)
+	}
+	cfg.out = filepath.Dir(cfg.render)
+	cfg.stem = strings.TrimSuffix(filepath.Base(cfg.render), ".json")
+	return writeReport(&rep, cfg, logf)
 }
 
 func writeReport(rep *Report, cfg *config, logf func(string, ...any)) error {

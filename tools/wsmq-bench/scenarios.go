@@ -156,13 +156,16 @@ func (r *runner) deliveryDeadline(msgs int) time.Duration {
 
 // fanout: clients subscribed to their own queues, publishers sending while
 // they listen. manual selects ?ack=manual with an /ack per message.
-func (r *runner) fanout(ctx context.Context, clients, msgs int, manual bool) Result {
+func (r *runner) fanout(ctx context.Context, clients, msgs int, manual bool, rate float64) Result {
 	kind := "fanout"
 	if manual {
 		kind = "ack"
 	}
 	res := Result{Scenario: kind, Name: fmt.Sprintf("%s-%d", kind, clients), Clients: clients, Messages: msgs,
-		Publishers: r.cfg.publishers, PublishBatch: r.cfg.pubBatch, RatePerSec: r.cfg.rate}
+		Publishers: r.cfg.publishers, PublishBatch: r.cfg.pubBatch, RatePerSec: rate}
+	if rate > 0 {
+		res.Name += fmt.Sprintf("@%gk/s", rate/1000)
+	}
 	prefix := r.prefix(kind[:1])
 	t0 := time.Now()
 	f, err := connect(ctx, r.t.gatewayURL, r.sess, clients, r.cfg.dialParallel, prefix, manual, nil)
@@ -181,7 +184,7 @@ func (r *runner) fanout(ctx context.Context, clients, msgs int, manual bool) Res
 	}
 	profDone := r.startProfile(ctx, res.Name)
 	start := time.Now()
-	pubDur, err := r.publish(ctx, msgs, queueNames(r.sess.UserID, prefix, clients), r.cfg.publishers, r.cfg.pubBatch, r.cfg.rate)
+	pubDur, err := r.publish(ctx, msgs, queueNames(r.sess.UserID, prefix, clients), r.cfg.publishers, r.cfg.pubBatch, rate)
 	if err != nil {
 		return res.fail(err)
 	}
