@@ -96,6 +96,17 @@ func TestParseGatewayCommandsReadsTheRedisCounter(t *testing.T) {
 	}
 }
 
+func TestParseMemStatsReadsRuntimeFigures(t *testing.T) {
+	page := "heap profile: 1: 2 [3: 4] @ heap/1048576\n# runtime.MemStats\n# Alloc = 1234\n# HeapInuse = 8192\n# Stack = 65536 / 98304\n# PauseNs = [0 0]\n"
+	got := parseMemStats(page)
+	if got["HeapInuse"] != 8192 || got["Stack"] != 65536 || got["Alloc"] != 1234 {
+		t.Fatalf("parseMemStats = %v", got)
+	}
+	if _, ok := got["PauseNs"]; ok {
+		t.Fatal("a list value should be skipped")
+	}
+}
+
 func TestParseProcStatCPUAddsUserAndSystemTicks(t *testing.T) {
 	// comm with spaces and parentheses, utime 250, stime 50 ticks.
 	stat := "1234 (wsmq (gate way)) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 8 0 100 1000 200"

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"image/color"
+	"math"
 	"path/filepath"
 	"strings"
 
@@ -64,7 +65,7 @@ func latencyPlot(r *Report) (*plot.Plot, error) {
 		if res.Latency == nil {
 			continue
 		}
-		names = append(names, res.Name)
+		names = append(names, shortName(res))
 		p50 = append(p50, res.Latency.P50)
 		p90 = append(p90, res.Latency.P90)
 		p99 = append(p99, res.Latency.P99)
@@ -92,6 +93,8 @@ func latencyPlot(r *Report) (*plot.Plot, error) {
 	p.Legend.Top = true
 	p.Legend.Left = true
 	p.NominalX(names...)
+	p.X.Tick.Label.Rotation = math.Pi / 9
+	p.X.Tick.Label.XAlign = draw.XRight
 	top := 10.0
 	for _, v := range p99 {
 		top = max(top, v)
@@ -103,6 +106,19 @@ func latencyPlot(r *Report) (*plot.Plot, error) {
 	p.Add(target)
 	p.Legend.Add("p99 target (fanout 1k)", target)
 	return p, nil
+}
+
+// shortName labels a bar: "fanout 1k", "fanout 10k @20k/s", "ack 1k".
+func shortName(r Result) string {
+	n := fmt.Sprint(r.Clients)
+	if r.Clients%1000 == 0 {
+		n = fmt.Sprintf("%dk", r.Clients/1000)
+	}
+	s := r.Scenario + " " + n
+	if r.RatePerSec > 0 {
+		s += fmt.Sprintf(" @%gk/s", r.RatePerSec/1000)
+	}
+	return s
 }
 
 func throughputPlot(r *Report) (*plot.Plot, error) {

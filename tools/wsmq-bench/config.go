@@ -106,7 +106,7 @@ func parseConfig(args []string) (*config, error) {
 	full := fs.Bool("full", false, "the issue's full sizes (make bench-full)")
 	fs.StringVar(&c.bin, "bin", "bin", "directory of the wsmq binaries (supervisor mode)")
 	fs.StringVar(&c.out, "out", "bench/results", "directory for <date>-<mode>.json/.md and the profile")
-	fs.StringVar(&c.chart, "chart", "", "chart path without extension (default: <out>/../chart, .png and .svg)")
+	fs.StringVar(&c.chart, "chart", "", "chart path without extension (default: <out>/../chart-<mode>; .png and .svg)")
 	scen := fs.String("scenarios", strings.Join(allScenarios, ","), "scenarios to run, in order")
 	fs.BoolVar(&c.target, "target", false, "bench an already running stack (use -gateway, -publisher, -redis)")
 	fs.StringVar(&c.gatewayURL, "gateway", "http://127.0.0.1:3000", "target gateway URL")

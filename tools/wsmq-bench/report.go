@@ -35,6 +35,10 @@ type Result struct {
 	RSSPerConnKB       float64 `json:"gateway_rss_per_conn_kb,omitempty"`
 	RedisPerSec        float64 `json:"redis_cmds_per_sec,omitempty"`
 	RedisPerSecPerSub  float64 `json:"redis_cmds_per_sec_per_sub,omitempty"`
+	// Per idle connection, from the gateway's pprof listener (when it has one):
+	// goroutines, heap_inuse_kb, stack_inuse_kb.
+	GatewayPerConn map[string]float64 `json:"gateway_per_conn,omitempty"`
+	HeapProfile    *Profile           `json:"heap_profile,omitempty"`
 
 	RedisCommands  int64              `json:"redis_cmds"`
 	RedisPerMsg    float64            `json:"redis_cmds_per_msg,omitempty"`
@@ -252,6 +256,12 @@ func (r *Report) Markdown() string {
 				num(res.RedisPerSec), num(res.RedisPerSecPerSub), num(res.DurationSec), cpus(res.CPU))
 		}
 	}
+	for _, res := range r.Results {
+		if g := res.GatewayPerConn; g != nil {
+			w("\n%s, per connection inside the gateway (Go runtime, via pprof): %s goroutines, %s KB heap in use, %s KB goroutine stacks.\n",
+				res.Name, num(g["goroutines"]), num(g["heap_inuse_kb"]), num(g["stack_inuse_kb"]))
+		}
+	}
 
 	if len(r.RedisFloor) > 0 {
 		w("\n## Redis floor (same machine)\n\n`%s`\n\n| test | requests/s | p50 ms |\n|---|---|---|\n", r.RedisFloorCm)
@@ -335,6 +345,11 @@ func (r *Report) Markdown() string {
 		}
 	}
 
+	for _, res := range r.Results {
+		if p := res.HeapProfile; p != nil {
+			w("\n## Gateway heap in use (%s)\n\nFile: `%s`\n\n```\n%s```\n", res.Name, p.File, p.Top)
+		}
+	}
 	if p := r.Profile; p != nil {
 		w("\n## Gateway CPU profile (%s, %d s)\n\n", p.Scenario, p.Seconds)
 		if p.Error != "" {

@@ -33,11 +33,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	cfg.stem = began.Format("2006-01-02") + "-" + cfg.mode
-	if cfg.chart == "" {
-		cfg.chart = filepath.Join(filepath.Dir(filepath.Clean(cfg.out)), "chart")
-	}
 	if cfg.render != "" {
 		return rerender(cfg, logf)
+	}
+	if cfg.chart == "" {
+		cfg.chart = filepath.Join(filepath.Dir(filepath.Clean(cfg.out)), "chart-"+cfg.mode)
 	}
 
 	var t *target
@@ -177,6 +177,9 @@ func rerender(cfg *config, logf func(string, ...any)) error {
 	}
 	cfg.out = filepath.Dir(cfg.render)
 	cfg.stem = strings.TrimSuffix(filepath.Base(cfg.render), ".json")
+	if cfg.chart == "" {
+		cfg.chart = filepath.Join(filepath.Dir(filepath.Clean(cfg.out)), "chart-"+rep.Mode)
+	}
 	return writeReport(&rep, cfg, logf)
 }
 

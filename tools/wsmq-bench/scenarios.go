@@ -251,6 +251,7 @@ func (r *runner) idle(ctx context.Context, conns int, window time.Duration) Resu
 	res := Result{Scenario: "idle", Name: fmt.Sprintf("idle-%d", conns), Clients: conns}
 	prefix := r.prefix("i")
 	rss0 := r.t.rss("gateway")
+	mem0 := r.t.gatewayMemory(ctx)
 	start := time.Now()
 	f, err := connect(ctx, r.t.gatewayURL, r.sess, conns, r.cfg.dialParallel, prefix, false, nil)
 	if err != nil {
@@ -274,6 +275,23 @@ func (r *runner) idle(ctx context.Context, conns int, window time.Duration) Resu
 		return res.fail(err)
 	}
 	rss1 := r.t.rss("gateway")
+	mem1 := r.t.gatewayMemory(ctx)
+	if r.cfg.profile && r.t.pprofURL != "" {
+		file := filepath.Join(r.cfg.out, r.cfg.stem+"-"+res.Name+"-heap.pprof")
+		if top, err := heapTop(ctx, r.t.pprofURL, file); err != nil {
+			res.Notes = append(res.Notes, "heap profile not taken: "+err.Error())
+		} else {
+			res.HeapProfile = &Profile{Scenario: res.Name, File: file, Top: top}
+		}
+	}
+	if mem0 != nil && mem1 != nil {
+		per := func(k string) float64 { return round(float64(mem1[k]-mem0[k])/float64(conns), 2) }
+		res.GatewayPerConn = map[string]float64{
+			"goroutines":     per("goroutines"),
+			"heap_inuse_kb":  round(per("HeapInuse")/1024, 2),
+			"stack_inuse_kb": round(per("Stack")/1024, 2),
+		}
+	}
 	u := between(s0, s1)
 	res.DurationSec = round(u.seconds, 2)
 	res.CPU = u.cpu
@@ -319,6 +337,63 @@ func (r *runner) batch(ctx context.Context, msgs, size, queues int) Result {
 	return res
 }
 
+// gatewayMemory reads the gateway's goroutine count and runtime memory
+// figures through its pprof listener; nil without one.
+func (t *target) gatewayMemory(ctx context.Context) map[string]int64 {
+	if t.pprofURL == "" {
+		return nil
+	}
+	get := func(path string) string {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.pprofURL+path, nil)
+		if err != nil {
+			return ""
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return ""
+		}
+		defer func() { _ = resp.Body.Close() }()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+		return string(b)
+	}
+	m := parseMemStats(get("/debug/pprof/heap?debug=1&gc=1"))
+	g := get("/debug/pprof/goroutine?debug=1")
+	if line, _, _ := strings.Cut(g, "\n"); strings.HasPrefix(line, "goroutine profile: total ") {
+		n, err := strconv.ParseInt(strings.TrimPrefix(line, "goroutine profile: total "), 10, 64)
+		if err == nil {
+			m["goroutines"] = n
+		}
+	}
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+// parseMemStats reads the "# Name = value" runtime.MemStats lines at the
+// end of a /debug/pprof/heap?debug=1 page ("# Stack = inuse / sys" gives
+// Stack = inuse).
+func parseMemStats(page string) map[string]int64 {
+	out := map[string]int64{}
+	for line := range strings.Lines(page) {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "# ")
+		if !ok {
+			continue
+		}
+		k, v, ok := strings.Cut(rest, " = ")
+		if !ok {
+			continue
+		}
+		v, _, _ = strings.Cut(v, " / ") // "# Stack = inuse / sys"
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			continue
+		}
+		out[k] = n
+	}
+	return out
+}
+
 // startProfile captures the gateway's CPU profile for the first scenario
 // that asks, when the gateway has a pprof listener. The returned channel
 // closes when the profile is written; nil when none is taken.
@@ -345,8 +420,25 @@ func (r *runner) startProfile(ctx context.Context, name string) <-chan struct{} 
 	return done
 }
 
+// heapTop saves the gateway's heap profile and returns its top in-use
+// allocation sites.
+func heapTop(ctx context.Context, base, file string) (string, error) {
+	if err := fetchPprof(ctx, base+"/debug/pprof/heap?gc=1", file); err != nil {
+		return "", err
+	}
+	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-sample_index=inuse_space", "-nodecount=15", file).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go tool pprof: %v: %s", err, out)
+	}
+	return string(out), nil
+}
+
 func fetchProfile(ctx context.Context, base string, seconds int, file string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, seconds), nil)
+	return fetchPprof(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, seconds), file)
+}
+
+func fetchPprof(ctx context.Context, url, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
