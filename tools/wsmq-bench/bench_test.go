@@ -192,6 +192,8 @@ func TestReportRendersJSONAndMarkdown(t *testing.T) {
 			{Scenario: "fanout", Name: "fanout-1000", Clients: 1000, Messages: 30000, MsgsPerSec: 21000, Delivered: 30000,
 				Latency: &Latency{Count: 30000, P50: 2, P90: 5, P99: 12.5, Max: 40}, RedisPerMsg: 3.5,
 				RedisByCommand: map[string]int64{"evalsha": 60000, "publish": 30000}, CPU: map[string]float64{"gateway": 3.2}},
+			{Scenario: "fanout", Name: "fanout-5000", Clients: 5000, Messages: 30000, MsgsPerSec: 9000, Delivered: 30000},
+			{Scenario: "fanout", Name: "fanout-1000@20k/s", Clients: 1000, Messages: 30000, MsgsPerSec: 19990, RatePerSec: 20000, Delivered: 30000},
 			{Scenario: "idle", Name: "idle-10000", Clients: 10000, DurationSec: 10, RSSPerConnKB: 30.5, RedisPerSecPerSub: 0.1,
 				RedisByCommand: map[string]int64{"evalsha": 10000}},
 			{Scenario: "burst", Name: "burst-100000", Messages: 100000, Error: "dial: refused"},
@@ -206,7 +208,7 @@ func TestReportRendersJSONAndMarkdown(t *testing.T) {
 	if err := json.Unmarshal(js, &back); err != nil {
 		t.Fatalf("JSON does not read back: %v", err)
 	}
-	if len(back.Results) != 3 || back.Results[0].Latency.P99 != 12.5 || back.Results[1].RSSPerConnKB != 30.5 {
+	if len(back.Results) != 5 || back.Results[0].Latency.P99 != 12.5 || back.Results[3].RSSPerConnKB != 30.5 {
 		t.Fatalf("JSON round trip lost figures: %+v", back.Results)
 	}
 	md := rep.Markdown()
@@ -223,6 +225,11 @@ func TestReportRendersJSONAndMarkdown(t *testing.T) {
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("Markdown lacks %q:\n%s", want, md)
+		}
+	}
+	for _, unwanted := range []string{"| delivered msgs/s | fanout-5000", "| delivered msgs/s | fanout-1000@20k/s"} {
+		if strings.Contains(md, unwanted) {
+			t.Errorf("Markdown checks a goal against a run it is not for (%q):\n%s", unwanted, md)
 		}
 	}
 	files, err := writeCharts(rep, t.TempDir()+"/chart")
