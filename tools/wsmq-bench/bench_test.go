@@ -70,6 +70,10 @@ func TestParseCommandStatsReadsCallsPerCommand(t *testing.T) {
 	if got["evalsha"] != 1200 || got["client|setinfo"] != 2 || got["info"] != 9 || len(got) != 3 {
 		t.Fatalf("parseCommandStats = %v", got)
 	}
+	usec, err := parseCommandUsec(info)
+	if err != nil || usec["evalsha"] != 5000 || usec["info"] != 300 {
+		t.Fatalf("parseCommandUsec = %v, %v", usec, err)
+	}
 	if _, err := parseCommandStats("cmdstat_get:calls=x,usec=1\r\n"); err == nil {
 		t.Fatal("a malformed calls value should be an error")
 	}

@@ -40,10 +40,12 @@ type Result struct {
 	GatewayPerConn map[string]float64 `json:"gateway_per_conn,omitempty"`
 	HeapProfile    *Profile           `json:"heap_profile,omitempty"`
 
-	RedisCommands  int64              `json:"redis_cmds"`
-	RedisPerMsg    float64            `json:"redis_cmds_per_msg,omitempty"`
-	RedisByCommand map[string]int64   `json:"redis_cmds_by_command,omitempty"`
-	CPU            map[string]float64 `json:"cpu_sec,omitempty"` // process → CPU seconds in the window
+	RedisCommands  int64            `json:"redis_cmds"`
+	RedisPerMsg    float64          `json:"redis_cmds_per_msg,omitempty"`
+	RedisByCommand map[string]int64 `json:"redis_cmds_by_command,omitempty"`
+	// Microseconds Redis spent per command (a script's time includes the commands it runs).
+	RedisUsecByCommand map[string]int64   `json:"redis_usec_by_command,omitempty"`
+	CPU                map[string]float64 `json:"cpu_sec,omitempty"` // process → CPU seconds in the window
 	// Commands the gateway itself sent (its wsmq_gateway_redis_commands_total):
 	// no script-internal commands; a pipeline's commands count one each.
 	GatewayCalls       int64            `json:"gateway_redis_calls,omitempty"`
@@ -75,6 +77,7 @@ func (r *Result) fill(tr *tracker, u usage, start, last time.Time) {
 	r.CPU = u.cpu
 	r.RedisCommands = u.total
 	r.RedisByCommand = u.commands
+	r.RedisUsecByCommand = u.usec
 	r.GatewayCalls, r.GatewayByCommand = u.gwTotal, u.gateway
 	if r.Delivered > 0 {
 		r.RedisPerMsg = round(float64(u.total)/float64(r.Delivered), 3)
@@ -328,6 +331,9 @@ func (r *Report) Markdown() string {
 			}
 		}
 		w("- **%s** (%s): %s\n", res.Name, per, strings.Join(parts, ", "))
+		if len(res.RedisUsecByCommand) > 0 && div > 0 && res.Scenario != "idle" {
+			w("  - Redis time per message: %s\n", usecLine(res.RedisUsecByCommand, div))
+		}
 		if len(res.GatewayByCommand) > 0 && res.Delivered > 0 {
 			var gparts []string
 			for _, k := range sortedKeys(res.GatewayByCommand) {
@@ -367,6 +373,21 @@ func (r *Report) Markdown() string {
 		}
 	}
 	return b.String()
+}
+
+// usecLine renders the costliest commands' Redis time per message (µs),
+// top-level commands (scripts, PUBLISH, ...) first as they include what they run.
+func usecLine(usec map[string]int64, div float64) string {
+	names := sortedKeys(usec)
+	sort.SliceStable(names, func(i, j int) bool { return usec[names[i]] > usec[names[j]] })
+	var parts []string
+	for i, k := range names {
+		if i == 6 {
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s %s µs", k, num(round(float64(usec[k])/div, 2))))
+	}
+	return strings.Join(parts, ", ") + " (a script's time includes the commands it runs)"
 }
 
 // cpus renders the CPU seconds of the main processes.

@@ -332,6 +332,7 @@ func (r *runner) batch(ctx context.Context, msgs, size, queues int) Result {
 	res.CPU = u.cpu
 	res.RedisCommands = u.total
 	res.RedisByCommand = u.commands
+	res.RedisUsecByCommand = u.usec
 	res.RedisPerMsg = round(float64(u.total)/float64(msgs), 3)
 	res.Notes = append(res.Notes, fmt.Sprintf("%d queues; Redis commands count every command, including those run inside scripts and MULTI blocks", queues))
 	return res

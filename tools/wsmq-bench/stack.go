@@ -166,6 +166,7 @@ type snapshot struct {
 	at       time.Time
 	cpu      map[string]float64
 	commands map[string]int64
+	usec     map[string]int64
 	gateway  map[string]int64 // commands the gateway sent, by its own metric
 }
 
@@ -181,6 +182,9 @@ func (t *target) snapshot(ctx context.Context) (snapshot, error) {
 		return s, fmt.Errorf("redis INFO commandstats: %w", err)
 	}
 	if s.commands, err = parseCommandStats(info); err != nil {
+		return s, err
+	}
+	if s.usec, err = parseCommandUsec(info); err != nil {
 		return s, err
 	}
 	s.gateway = t.gatewayCommands(ctx)
@@ -238,6 +242,7 @@ type usage struct {
 	cpu      map[string]float64
 	commands map[string]int64
 	total    int64
+	usec     map[string]int64
 	gateway  map[string]int64 // nil when the gateway's metrics were not read
 	gwTotal  int64
 }
@@ -250,6 +255,7 @@ func between(a, b snapshot) usage {
 		}
 	}
 	u.commands, u.total = commandDelta(a.commands, b.commands)
+	u.usec, _ = commandDelta(a.usec, b.usec)
 	if a.gateway != nil && b.gateway != nil {
 		u.gateway, u.gwTotal = commandDelta(a.gateway, b.gateway)
 	}

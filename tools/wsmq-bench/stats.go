@@ -48,9 +48,19 @@ func summarize(samples []time.Duration) *Latency {
 	}
 }
 
-// parseCommandStats reads the "cmdstat_<name>:calls=N,..." lines of
+// parseCommandStats reads the "cmdstat_<name>:calls=N,usec=U,..." lines of
 // INFO commandstats into name → calls.
 func parseCommandStats(info string) (map[string]int64, error) {
+	return parseCommandField(info, "calls")
+}
+
+// parseCommandUsec reads name → usec (microseconds spent in the command;
+// a script's usec includes the commands it runs) from INFO commandstats.
+func parseCommandUsec(info string) (map[string]int64, error) {
+	return parseCommandField(info, "usec")
+}
+
+func parseCommandField(info, key string) (map[string]int64, error) {
 	out := map[string]int64{}
 	for line := range strings.Lines(info) {
 		line = strings.TrimSpace(line)
@@ -60,12 +70,12 @@ func parseCommandStats(info string) (map[string]int64, error) {
 		}
 		for field := range strings.SplitSeq(rest, ",") {
 			k, v, _ := strings.Cut(field, "=")
-			if k != "calls" {
+			if k != key {
 				continue
 			}
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
-				return nil, fmt.Errorf("commandstats: %q: bad calls value %q", name, v)
+				return nil, fmt.Errorf("commandstats: %q: bad %s value %q", name, key, v)
 			}
 			out[strings.TrimPrefix(name, "cmdstat_")] = n
 		}
