@@ -139,7 +139,11 @@ func (c *cli) listen(ctx context.Context, args []string) error {
 		return nil
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		if *count > 0 {
-			return fmt.Errorf("stopped after %d of %d messages: %w", l.got, *count, context.Cause(ctx))
+			why := "interrupted"
+			if errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+				why = "--timeout " + timeout.String() + " reached"
+			}
+			return fmt.Errorf("stopped after %d of %d messages: %s", l.got, *count, why)
 		}
 		return nil // --timeout or Ctrl-C without --count: a normal end
 	default:

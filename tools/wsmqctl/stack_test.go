@@ -231,7 +231,7 @@ func TestCLIAgainstARunningStack(t *testing.T) {
 			{"bad tokens", base.with("WSMQ_TOKEN", "bad", "WSMQ_ACCESS_TOKEN", "bad"), nil, "HTTP 401"},
 			{"gateway down", base.with("WSMQ_GATEWAY_URL", "http://127.0.0.1:1"), nil, "cannot connect"},
 			{"forbidden queue", base, []string{"--queue", "someone-else"}, "refused: forbidden"},
-			{"count not reached", base, []string{"--count", "1", "--timeout", "300ms"}, "stopped after 0 of 1"},
+			{"count not reached", base, []string{"--count", "1", "--timeout", "300ms"}, "stopped after 0 of 1 messages: --timeout 300ms reached"},
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
