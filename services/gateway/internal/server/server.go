@@ -285,14 +285,20 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	s.conns[c] = cl
 	s.mu.Unlock()
 	s.m.Connections.Inc()
-	defer func() {
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-		s.m.Connections.Dec()
-		release()
+	// Serve on a fresh goroutine and let the handler return: net/http then
+	// drops its per-connection buffers and the handler's deep stack, which
+	// would otherwise stay alive (about 10 KB) for the socket's lifetime.
+	// The server's WaitGroup (s.wg, taken above) owns this goroutine.
+	go func() {
+		defer func() {
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+			s.m.Connections.Dec()
+			release()
+		}()
+		c.Serve(first)
 	}()
-	c.Serve(first)
 }
 
 func tokenFrame(token string, expiresAt int64) []byte {
