@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -239,7 +240,10 @@ func (e *Engine) Subscribe(ctx context.Context, sink Sink, queue string, manual 
 	qs := e.queues[queue]
 	first := qs == nil
 	if first {
-		qs = &queueState{subs: make(map[*Subscription]struct{}), nextSweep: time.Now().Add(e.cfg.SweepInterval)}
+		// A random first check spreads the sweep of queues subscribed
+		// together (a reconnect storm) over the interval.
+		first := time.Duration(rand.Int64N(int64(e.cfg.SweepInterval))) + e.cfg.SweepInterval/10
+		qs = &queueState{subs: make(map[*Subscription]struct{}), nextSweep: time.Now().Add(first)}
 		e.queues[queue] = qs
 	}
 	qs.subs[s] = struct{}{}
@@ -786,6 +790,23 @@ func (e *Engine) sweep(now time.Time) {
 	if len(due) == 0 {
 		return
 	}
+	// Chunks keep each pipeline short, so deliveries never wait behind a
+	// long sweep in Redis.
+	for len(due) > 0 {
+		n := min(len(due), sweepChunk)
+		if !e.sweepQueues(now, due[:n]) {
+			return
+		}
+		due = due[n:]
+	}
+}
+
+// sweepChunk is the most queues checked in one pipeline.
+const sweepChunk = 256
+
+// sweepQueues checks queues and wakes those with visible messages; false
+// when Redis failed.
+func (e *Engine) sweepQueues(now time.Time, due []string) bool {
 	ctx, cancel := context.WithTimeout(e.ctx, e.cfg.CallTimeout)
 	defer cancel()
 	scores, err := e.q.NextVisible(ctx, due)
@@ -793,7 +814,7 @@ func (e *Engine) sweep(now time.Time) {
 		if e.ctx.Err() == nil {
 			e.log.Warn("sweep failed", "queues", len(due), "err", err)
 		}
-		return
+		return false
 	}
 	nowMs := now.UnixMilli()
 	for i, q := range due {
@@ -811,4 +832,5 @@ func (e *Engine) sweep(now time.Time) {
 		e.mu.Unlock()
 		e.wakeQueue(q, false)
 	}
+	return true
 }
