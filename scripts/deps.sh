@@ -8,9 +8,11 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v protoc >/dev/null || need+=(protobuf-compiler)
 [ -f /usr/include/google/protobuf/timestamp.proto ] || need+=(libprotobuf-dev)
 command -v docker-compose >/dev/null || need+=(docker-compose)
-# The browser test needs Chromium; CI asks for it with WSMQ_DEPS_BROWSER=1.
-if [ "${WSMQ_DEPS_BROWSER:-0}" = 1 ]; then
+# The browser test needs Chromium and the load-balancer test nginx; CI asks
+# for them with WSMQ_DEPS_CI=1 (make run does not need them).
+if [ "${WSMQ_DEPS_CI:-0}" = 1 ]; then
   command -v chromium >/dev/null || need+=(chromium)
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 fi
 
 if [ ${#need[@]} -eq 0 ]; then
@@ -29,4 +31,8 @@ apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # `make run` starts its own.
 if [[ " ${need[*]} " == *" redis-server "* ]]; then
   service redis-server stop >/dev/null 2>&1 || true
+fi
+# Likewise nginx: the test runs its own on a free port.
+if [[ " ${need[*]} " == *" nginx-light "* ]]; then
+  service nginx stop >/dev/null 2>&1 || true
 fi
