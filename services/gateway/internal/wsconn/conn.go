@@ -271,7 +271,19 @@ func (c *Conn) subscribe(queue string) {
 	// The confirmation is queued before the subscription is registered, so
 	// it precedes the queue's first message.
 	confirm := func() { c.sendEvent(eventFrame("subscribed", "queue", queue)) }
-	s, err := c.engine.Subscribe(ctx, c, queue, c.opts.Manual, confirm)
+	// The Redis work runs on a short-lived goroutine: its deep stack then
+	// dies with it instead of staying with the reader for the life of the
+	// socket (most sockets are idle, and their stacks are their memory).
+	var (
+		s    *delivery.Subscription
+		err  error
+		done = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		s, err = c.engine.Subscribe(ctx, c, queue, c.opts.Manual, confirm)
+	}()
+	<-done
 	if err != nil {
 		c.log.Warn("subscribe failed", "user", c.user, "queue", queue, "err", err)
 		c.sendQueueError("unavailable", queue, "the queue store is unavailable; try again")
@@ -378,7 +390,7 @@ func (c *Conn) writeLoop() {
 	var (
 		buf     []byte
 		batch   []frame
-		written = make(map[*delivery.Subscription][]rsmq.Message)
+		written map[*delivery.Subscription][]rsmq.Message // made on the first message
 	)
 	for {
 		select {
@@ -421,6 +433,9 @@ func (c *Conn) writeLoop() {
 				return
 			}
 			if f.sub != nil {
+				if written == nil {
+					written = make(map[*delivery.Subscription][]rsmq.Message)
+				}
 				written[f.sub] = append(written[f.sub], f.msg)
 				msgs++
 			}
