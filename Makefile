@@ -8,6 +8,7 @@ PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GOLANGCI_LINT_VERSION      := v2.15.0
 FERRETDB_VERSION           := v1.24.2
+GRPCURL_VERSION            := v1.9.4
 FUZZTIME ?= 10s
 
 MODULES = $(shell go list -m -f '{{.Dir}}/...')
@@ -34,6 +35,9 @@ $(BIN)/protoc-gen-go-grpc:
 
 $(BIN)/golangci-lint:
 	GOBIN=$(BIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+$(BIN)/grpcurl:
+	GOBIN=$(BIN) go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 
 $(BIN)/wsmq-mongowire: tools/mongowire/main.go tools/mongowire/go.mod
 	cd tools/mongowire && GOWORK=off go build -o $(BIN)/wsmq-mongowire .

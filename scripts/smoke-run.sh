@@ -110,6 +110,23 @@ else
   cli="wsmqctl step SKIPPED"
 fi
 
+# The README's commands against the same stack: the tour's login, and the
+# grpcurl examples (grpcurl is built into bin/ by `make bin/grpcurl`).
+if [ -x bin/grpcurl ]; then
+  echo demo | HOME="$WORK/home" bin/wsmqctl login --user demo >"$WORK/readme-login.log" 2>&1 \
+    || { cat "$WORK/readme-login.log" >&2; fail "README: echo demo | bin/wsmqctl login --user demo failed"; }
+  bin/grpcurl -plaintext -import-path proto -proto wsmq/publisher/v1/publisher.proto \
+    -d '{"queue":"q1","message":"hi"}' 127.0.0.1:9092 wsmq.publisher.v1.PublisherService/Send >"$WORK/grpcurl.log" 2>&1 \
+    && grep -q '"id"' "$WORK/grpcurl.log" || { cat "$WORK/grpcurl.log" >&2; fail "README: grpcurl Send failed"; }
+  user="readme$RANDOM"
+  bin/grpcurl -plaintext -H 'authorization: Bearer dev-admin-token' \
+    -d '{"user_name":"'"$user"'","password":"correct horse battery"}' 127.0.0.1:9091 wsmq.auth.v1.AuthService/CreateUser >"$WORK/grpcurl.log" 2>&1 \
+    && grep -q '"userId"' "$WORK/grpcurl.log" || { cat "$WORK/grpcurl.log" >&2; fail "README: grpcurl CreateUser failed"; }
+  say "README commands (wsmqctl login from stdin, grpcurl Send and CreateUser) work"
+elif [ "${CI:-}" = "true" ]; then
+  fail "bin/grpcurl missing: run make bin/grpcurl"
+fi
+
 say "sending SIGINT (Ctrl-C) to make run"
 kill -INT -- "-$MAKE_PID"
 end=$((SECONDS + 40))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/wsmq/wsmq/pkg/supervisor/supervisortest"
 	"github.com/wsmq/wsmq/services/publisher/client"
+	"github.com/wsmq/wsmq/tools/e2e"
 )
 
 func TestPercentileUsesNearestRank(t *testing.T) {
@@ -277,7 +278,7 @@ func TestQuickFanoutThroughTheSupervisorLosesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess, err := login(ctx, tg.gatewayURL, "demo", "demo")
+	sess, err := e2e.Login(ctx, tg.gatewayURL, "demo", "demo")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wsmq/wsmq/services/publisher/client"
+	"github.com/wsmq/wsmq/tools/e2e"
 )
 
 // run is the whole bench: parse, start or reach the stack, run the
@@ -83,7 +84,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("ack publishers are paced to %.0f msgs/s in total.", cfg.rate))
 	}
 
-	sess, err := login(ctx, t.gatewayURL, cfg.user, cfg.password)
+	sess, err := e2e.Login(ctx, t.gatewayURL, cfg.user, cfg.password)
 	if err != nil {
 		return err
 	}

@@ -3,11 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -16,38 +14,12 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/wsmq/wsmq/tools/e2e"
 )
 
-// session holds the bench user's credentials from POST /v1/authenticate.
-type session struct {
-	Token       string `json:"token"`
-	AccessToken string `json:"accessToken"`
-	UserID      string `json:"userId"`
-}
-
-// login authenticates the bench user through the gateway.
-func login(ctx context.Context, gatewayURL, user, password string) (session, error) {
-	body, _ := json.Marshal(map[string]string{"userName": user, "password": password})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, gatewayURL+"/v1/authenticate", bytes.NewReader(body))
-	if err != nil {
-		return session{}, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return session{}, fmt.Errorf("login: %w", err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	if resp.StatusCode != http.StatusOK {
-		return session{}, fmt.Errorf("login as %q: HTTP %d: %s", user, resp.StatusCode, strings.TrimSpace(string(raw)))
-	}
-	var s session
-	if err := json.Unmarshal(raw, &s); err != nil || s.UserID == "" || s.Token == "" {
-		return session{}, fmt.Errorf("login: unexpected answer %q", raw)
-	}
-	return s, nil
-}
+// session is the bench user's login: POST /v1/authenticate's answer.
+type session = e2e.Session
 
 // message bodies are "<unix ns sent>.<sequence>." followed by padding, so
 // receivers compute latency and detect loss and duplicates cheaply.
