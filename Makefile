@@ -16,7 +16,7 @@ PROTOS  = $(shell find proto -name '*.proto' | sort)
 SERVICES = auth gateway publisher
 TOOLS    = wsmqctl wsmq-run wsmq-bench
 
-.PHONY: all deps tools proto proto-check build test fuzz lint run compose-lint bench bench-full clean
+.PHONY: all deps grpcurl tools proto proto-check build test fuzz lint run compose-lint bench bench-full clean
 
 all: build
 
@@ -35,6 +35,9 @@ $(BIN)/protoc-gen-go-grpc:
 
 $(BIN)/golangci-lint:
 	GOBIN=$(BIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+## grpcurl: install grpcurl into bin/ (the README's gRPC examples; CI runs them)
+grpcurl: $(BIN)/grpcurl
 
 $(BIN)/grpcurl:
 	GOBIN=$(BIN) go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)

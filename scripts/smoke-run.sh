@@ -111,7 +111,7 @@ else
 fi
 
 # The README's commands against the same stack: the tour's login, and the
-# grpcurl examples (grpcurl is built into bin/ by `make bin/grpcurl`).
+# grpcurl examples (grpcurl is built into bin/ by `make grpcurl`).
 if [ -x bin/grpcurl ]; then
   echo demo | HOME="$WORK/home" bin/wsmqctl login --user demo >"$WORK/readme-login.log" 2>&1 \
     || { cat "$WORK/readme-login.log" >&2; fail "README: echo demo | bin/wsmqctl login --user demo failed"; }
@@ -124,7 +124,7 @@ if [ -x bin/grpcurl ]; then
     && grep -q '"userId"' "$WORK/grpcurl.log" || { cat "$WORK/grpcurl.log" >&2; fail "README: grpcurl CreateUser failed"; }
   say "README commands (wsmqctl login from stdin, grpcurl Send and CreateUser) work"
 elif [ "${CI:-}" = "true" ]; then
-  fail "bin/grpcurl missing: run make bin/grpcurl"
+  fail "bin/grpcurl missing: run make grpcurl"
 fi
 
 say "sending SIGINT (Ctrl-C) to make run"
