@@ -101,6 +101,7 @@ type Engine struct {
 	readyCh chan struct{} // one token per wake-up of an idle worker
 
 	deletes chan deletion
+	delStop chan struct{} // closed by Stop: deleters drain and exit
 }
 
 type queueState struct {
@@ -127,6 +128,7 @@ func New(cfg Config, rdb redis.UniversalClient, q *rsmq.Client, m *metrics.Metri
 		queues:  make(map[string]*queueState),
 		readyCh: make(chan struct{}, 1),
 		deletes: make(chan deletion, 1<<16),
+		delStop: make(chan struct{}),
 	}
 }
 
@@ -162,7 +164,7 @@ func (e *Engine) Stop() {
 	e.cancel()
 	_ = e.ps.Close()
 	e.wg.Wait()
-	close(e.deletes)
+	close(e.delStop)
 	e.delWG.Wait()
 }
 
@@ -542,7 +544,7 @@ func (s *Subscription) Written(msgs []rsmq.Message) {
 		wake, s.starved = s.starved, false
 		s.mu.Unlock()
 		for i := range msgs {
-			s.e.deletes <- deletion{queue: s.queue, r: msgs[i].Receipt()}
+			s.e.queueDelete(deletion{queue: s.queue, r: msgs[i].Receipt()})
 		}
 		s.e.m.Acked.Add(float64(len(msgs)))
 	} else {
@@ -583,7 +585,7 @@ func (s *Subscription) Ack(id string) bool {
 	if !ok {
 		return false
 	}
-	s.e.deletes <- deletion{queue: s.queue, r: rsmq.Receipt{ID: id, RC: f.rc}}
+	s.e.queueDelete(deletion{queue: s.queue, r: rsmq.Receipt{ID: id, RC: f.rc}})
 	s.e.m.Acked.Inc()
 	if wake {
 		s.Signal()
@@ -655,22 +657,39 @@ func (e *Engine) giveBack(queue string, rs []rsmq.Receipt) {
 	e.returnNow(context.Background(), queue, rs)
 }
 
+// queueDelete hands a deletion to the deleters. After Stop (a connection
+// outliving the shutdown deadline) it is dropped: the message reappears
+// after its visibility timeout, so nothing is lost, at worst redelivered.
+func (e *Engine) queueDelete(d deletion) {
+	select {
+	case e.deletes <- d:
+	case <-e.delStop:
+	}
+}
+
 // deleter batches deletions: whatever is waiting, across queues, goes to
-// Redis in one call.
+// Redis in one call. On Stop it sends what is queued, then exits.
 func (e *Engine) deleter() {
 	defer e.delWG.Done()
 	byQueue := make(map[string][]rsmq.Receipt)
 	var batches []rsmq.QueueReceipts
-	for d := range e.deletes {
+	for {
+		var d deletion
+		select {
+		case d = <-e.deletes:
+		case <-e.delStop:
+			select {
+			case d = <-e.deletes:
+			default:
+				return
+			}
+		}
 		byQueue[d.queue] = append(byQueue[d.queue], d.r)
 		n := 1
 	drain:
 		for n < deleteBatch {
 			select {
-			case d, ok := <-e.deletes:
-				if !ok {
-					break drain
-				}
+			case d := <-e.deletes:
 				byQueue[d.queue] = append(byQueue[d.queue], d.r)
 				n++
 			default:
