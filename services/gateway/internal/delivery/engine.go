@@ -95,6 +95,7 @@ type Engine struct {
 	queues  map[string]*queueState
 	stopped bool
 	ps      *redis.PubSub
+	psMu    sync.Mutex // orders SUBSCRIBE/UNSUBSCRIBE with the served-queue check
 
 	readyMu sync.Mutex
 	ready   []*Subscription
@@ -252,11 +253,7 @@ func (e *Engine) Subscribe(ctx context.Context, sink Sink, queue string, manual 
 	e.mu.Unlock()
 	e.m.Subscriptions.Inc()
 	if first {
-		// A failed SUBSCRIBE is remembered by go-redis and replayed on
-		// reconnect; the sweep covers the gap.
-		if err := e.ps.Subscribe(ctx, e.q.RealtimeChannel(queue)); err != nil {
-			e.log.Warn("realtime subscribe failed; sweep covers the queue", "queue", queue, "err", err)
-		}
+		e.syncRealtime(ctx, queue)
 	}
 	s.Signal()
 	return s, nil
@@ -469,6 +466,9 @@ func (s *Subscription) deliver(res *rsmq.ReceiveResult, granted int) bool {
 			}
 		}
 		s.mu.Unlock()
+		if closed {
+			s.sink.Release(len(msgs)) // Deliver, which would use the slots, is skipped
+		}
 		if closed || !s.sink.Deliver(s, msgs) {
 			s.forget(msgs)
 			e.giveBack(s.queue, receipts(msgs))
@@ -631,12 +631,33 @@ func (s *Subscription) Close(ctx context.Context) {
 	e.mu.Unlock()
 	e.m.Subscriptions.Dec()
 	if last && !stopped {
-		if err := e.ps.Unsubscribe(ctx, e.q.RealtimeChannel(s.queue)); err != nil {
-			e.log.Debug("realtime unsubscribe failed", "queue", s.queue, "err", err)
-		}
+		e.syncRealtime(ctx, s.queue)
 	}
 	if len(back) > 0 {
 		e.returnNow(ctx, s.queue, back)
+	}
+}
+
+// syncRealtime subscribes to queue's realtime channel when the queue is
+// served and unsubscribes when it is not, deciding under psMu so a last
+// unsubscribe racing a new first subscribe cannot leave a served queue
+// without notifications. A failed SUBSCRIBE is remembered by go-redis and
+// replayed on reconnect; the sweep covers the gap.
+func (e *Engine) syncRealtime(ctx context.Context, queue string) {
+	e.psMu.Lock()
+	defer e.psMu.Unlock()
+	e.mu.Lock()
+	served := e.queues[queue] != nil
+	e.mu.Unlock()
+	ch := e.q.RealtimeChannel(queue)
+	if served {
+		if err := e.ps.Subscribe(ctx, ch); err != nil {
+			e.log.Warn("realtime subscribe failed; sweep covers the queue", "queue", queue, "err", err)
+		}
+		return
+	}
+	if err := e.ps.Unsubscribe(ctx, ch); err != nil {
+		e.log.Debug("realtime unsubscribe failed", "queue", queue, "err", err)
 	}
 }
 

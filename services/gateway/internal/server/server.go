@@ -282,8 +282,13 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		first = tokenFrame(id.Token, id.ExpiresAt)
 	}
 	s.mu.Lock()
+	draining := s.draining
 	s.conns[c] = cl
 	s.mu.Unlock()
+	if draining {
+		// Shutdown took its snapshot while this socket was upgrading.
+		c.Close(wsconn.CloseGoingAway, "server shutting down")
+	}
 	s.m.Connections.Inc()
 	// Serve on a fresh goroutine and let the handler return: net/http then
 	// drops its per-connection buffers and the handler's deep stack, which
