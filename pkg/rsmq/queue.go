@@ -2,6 +2,7 @@ package rsmq
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 )
@@ -50,6 +51,20 @@ func (c *Client) CreateQueue(ctx context.Context, qname string, cfg QueueConfig)
 		return fmt.Errorf("%w: %q", ErrQueueExists, qname)
 	}
 	return nil
+}
+
+// EnsureQueue creates qname with cfg unless it exists, and reports whether
+// it created it. It is how wsmq creates queues on demand (first send,
+// subscribe), so all those paths give a new queue the same attributes.
+func (c *Client) EnsureQueue(ctx context.Context, qname string, cfg QueueConfig) (created bool, err error) {
+	err = c.CreateQueue(ctx, qname, cfg)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrQueueExists):
+		return false, nil
+	}
+	return false, err
 }
 
 // DeleteQueue deletes qname and all its messages; ErrQueueNotFound when

@@ -1,6 +1,8 @@
 package rsmq
 
 import (
+	"errors"
+	"fmt"
 	"unicode/utf8"
 )
 
@@ -9,9 +11,17 @@ const (
 	maxQueueNameLen = 160
 	idLen           = 32
 	idTimeLen       = 10
-	maxSeconds      = 9999999
-	minMaxSize      = 1024
-	maxMaxSize      = 65536
+)
+
+// Limits of queue attributes (RSMQ.md).
+const (
+	// MaxVTOrDelay is the largest visibility timeout or delay, seconds.
+	MaxVTOrDelay = 9999999
+	// MinMaxSize and MaxMaxSize bound a queue's maxsize (unless MaxSizeUnlimited).
+	MinMaxSize = 1024
+	MaxMaxSize = 65536
+	// maxNamespaceLen bounds a key namespace (wsmq's rule; Node accepts any).
+	maxNamespaceLen = 64
 )
 
 // ValidateQueueName reports whether name matches ^[a-zA-Z0-9_-]{1,160}$.
@@ -25,6 +35,20 @@ func ValidateQueueName(name string) error {
 	for i := 0; i < len(name); i++ {
 		if c := name[i]; !isAlnum(c) && c != '_' && c != '-' {
 			return badFormat("qname")
+		}
+	}
+	return nil
+}
+
+// ValidateNamespace reports whether ns can prefix wsmq's keys: 1 to 64
+// printable ASCII characters without ':' (the key separator) or spaces.
+func ValidateNamespace(ns string) error {
+	if ns == "" || len(ns) > maxNamespaceLen {
+		return fmt.Errorf("namespace must be 1 to %d characters", maxNamespaceLen)
+	}
+	for i := 0; i < len(ns); i++ {
+		if c := ns[i]; c <= ' ' || c > '~' || c == ':' {
+			return errors.New("namespace must be printable ASCII without ':' or spaces")
 		}
 	}
 	return nil
@@ -55,17 +79,17 @@ func validateSeconds(field string, v int, allowDefault bool) error {
 	if allowDefault && v == QueueDefault {
 		return nil
 	}
-	if v < 0 || v > maxSeconds {
-		return outOfRange(field, 0, maxSeconds)
+	if v < 0 || v > MaxVTOrDelay {
+		return outOfRange(field, 0, MaxVTOrDelay)
 	}
 	return nil
 }
 
 func validateMaxSize(v int) error {
-	if v == MaxSizeUnlimited || v >= minMaxSize && v <= maxMaxSize {
+	if v == MaxSizeUnlimited || v >= MinMaxSize && v <= MaxMaxSize {
 		return nil
 	}
-	return outOfRange("maxsize", minMaxSize, maxMaxSize)
+	return outOfRange("maxsize", MinMaxSize, MaxMaxSize)
 }
 
 // validateMessage accepts only valid UTF-8 and returns the message's length

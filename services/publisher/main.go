@@ -1,8 +1,9 @@
 // Command publisher is the wsmq publisher service: a gRPC server that puts
 // messages on RSMQ queues in Redis for the gateway to deliver.
 //
-// Configuration comes from flags with WSMQ_* environment fallbacks; run
-// `publisher -h` for the list, or see README.md.
+// This file is the whole wiring: configuration, dependencies, servers, and
+// the ordered stop. Request handling is in internal/server, settings in
+// internal/config. Run `publisher -h` for the settings, or see README.md.
 package main
 
 import (
@@ -11,20 +12,34 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	publisherv1 "github.com/wsmq/wsmq/gen/wsmq/publisher/v1"
+	"github.com/wsmq/wsmq/pkg/bearer"
+	pkgconfig "github.com/wsmq/wsmq/pkg/config"
+	"github.com/wsmq/wsmq/pkg/redisconn"
+	"github.com/wsmq/wsmq/pkg/rsmq"
+	"github.com/wsmq/wsmq/pkg/serve"
 	"github.com/wsmq/wsmq/services/publisher/internal/config"
-	"github.com/wsmq/wsmq/services/publisher/internal/service"
+	"github.com/wsmq/wsmq/services/publisher/internal/metrics"
+	"github.com/wsmq/wsmq/services/publisher/internal/server"
+	"github.com/wsmq/wsmq/services/publisher/internal/tlsconf"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.LookupEnv, os.Environ()); err != nil {
+	if err := run(ctx, os.Args[1:], pkgconfig.OSEnv(), hooks{}); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, config.Usage())
 			return
@@ -34,25 +49,116 @@ func main() {
 	}
 }
 
-// run parses the configuration, builds the logger and runs the service until
-// ctx ends.
-func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), environ []string) error {
-	cfg, err := config.Parse(args, lookupEnv, environ)
+// redisTuning: short timeouts, so that calls fail fast while Redis is down.
+var redisTuning = redisconn.Tuning{
+	DialTimeout:  redisconn.DefaultDialTimeout / 2,
+	IOTimeout:    redisconn.DefaultIOTimeout / 3,
+	MaxRetries:   2,
+	FailFast:     true,
+	CtxDeadlines: true,
+}
+
+// addrs are the addresses the publisher listens on.
+type addrs struct {
+	GRPC  net.Addr
+	Admin net.Addr // nil when the admin listener is off
+}
+
+// hooks are the seams in-process tests use; main passes none.
+type hooks struct {
+	ready     func(addrs)  // called once every listener is open
+	redisHook redis.Hook   // added to the Redis client
+	log       *slog.Logger // replaces the JSON logger on stderr
+}
+
+// run wires the publisher and serves until ctx ends, then stops the gRPC
+// server gracefully within WSMQ_PUBLISHER_SHUTDOWN_TIMEOUT, then the admin
+// listener.
+func run(ctx context.Context, args []string, env pkgconfig.Env, h hooks) error {
+	cfg, err := config.Parse(args, env)
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel})).With("service", "publisher")
+	log := h.log
+	if log == nil {
+		log = serve.Logger(cfg.LogLevel, "publisher")
+	}
 	// go-redis logs through a process-wide logger (pool dial failures while
 	// Redis is down); route it into the JSON log.
 	redis.SetLogger(redisLog{log.With("component", "go-redis")})
 	if cfg.Dev && len(cfg.KeyDigests) == 0 {
 		log.Warn("dev mode: caller keys are not checked")
 	}
-	return service.Run(ctx, cfg, log, service.Options{})
+
+	rdb, err := redisconn.New(cfg.RedisURL, redisTuning)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = rdb.Close() }()
+	if h.redisHook != nil {
+		rdb.AddHook(h.redisHook)
+	}
+	m := metrics.New()
+	queues := rsmq.New(rdb, rsmq.Options{Namespace: cfg.Namespace, Realtime: true})
+	handler := server.New(queues, server.Options{MaxBatch: cfg.MaxBatch, Queue: cfg.Queue, CallTimeout: cfg.CallTimeout}, m, log)
+
+	var creds []grpc.ServerOption
+	if cfg.TLSEnabled() {
+		tc, err := tlsconf.Server(cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA)
+		if err != nil {
+			return err
+		}
+		creds = append(creds, grpc.Creds(credentials.NewTLS(tc)))
+	}
+	keys := bearer.New(cfg.KeyDigests, cfg.Dev, m.AuthFailures.Inc)
+	gs := grpc.NewServer(append(creds,
+		grpc.ForceServerCodecV2(server.Codec()),
+		grpc.MaxRecvMsgSize(cfg.GRPCMaxMsgBytes),
+		grpc.MaxSendMsgSize(cfg.GRPCMaxMsgBytes),
+		grpc.ChainUnaryInterceptor(serve.RecoverUnary(log), keys.Unary),
+		grpc.ChainStreamInterceptor(keys.Stream),
+	)...)
+	publisherv1.RegisterPublisherServiceServer(gs, handler)
+	hs := health.NewServer()
+	services := []string{"", publisherv1.PublisherService_ServiceDesc.ServiceName}
+	for _, s := range services {
+		hs.SetServingStatus(s, healthpb.HealthCheckResponse_NOT_SERVING)
+	}
+	healthpb.RegisterHealthServer(gs, hs)
+	redisProbe := &serve.Probe{
+		Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		Interval: cfg.HealthInterval, Health: hs, Services: services, Log: log,
+		OnChange: func(up bool) { m.RedisUp.Set(map[bool]float64{true: 1}[up]) },
+	}
+
+	g := serve.NewGroup(log)
+	g.Go(redisProbe.Run)
+	var a addrs
+	if a.GRPC, err = g.Listen("grpc", "WSMQ_PUBLISHER_LISTEN", cfg.Listen, serve.GRPC{Server: gs, Health: hs}); err != nil {
+		return err
+	}
+	if cfg.AdminListen != "" {
+		admin := serve.NewHTTP(serve.AdminHandler(serve.AdminOptions{
+			Metrics:   promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}),
+			Readiness: []serve.Readiness{{Name: redisProbe.Name, Up: redisProbe.Up}},
+		}), log)
+		if a.Admin, err = g.Listen("admin", "WSMQ_PUBLISHER_ADMIN_LISTEN", cfg.AdminListen, admin); err != nil {
+			g.Close()
+			return err
+		}
+	}
+	log.Info("publisher starting", "tls", cfg.TLSEnabled(), "mtls", cfg.TLSClientCA != "", "dev", cfg.Dev,
+		"keys", len(cfg.KeyDigests), "namespace", cfg.Namespace)
+	if h.ready != nil {
+		h.ready(a)
+	}
+	err = g.Run(ctx, cfg.ShutdownTimeout)
+	log.Info("publisher stopped")
+	return err
 }
 
 // redisLog adapts slog to go-redis's logger interface. Its messages repeat
-// what the readiness pinger reports, so they are debug level.
+// what the readiness probe reports, so they are debug level.
 type redisLog struct{ log *slog.Logger }
 
 func (l redisLog) Printf(ctx context.Context, format string, v ...any) {

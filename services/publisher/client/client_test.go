@@ -42,7 +42,7 @@ func (a *attempts) interceptor() grpc.DialOption {
 func setup(t *testing.T, key string, retry client.Retry) (*testenv.Redis, *client.Client, *attempts) {
 	t.Helper()
 	r := testenv.StartRedis(t)
-	p := publishertest.Start(t, r.URL(), nil, nil)
+	p := publishertest.Start(t, r.URL(), nil)
 	a := &attempts{codes: make(chan codes.Code, 100)}
 	c, err := client.Dial(context.Background(), p.Addr, client.Options{
 		Key: key, Insecure: true, Retry: retry, DialOptions: []grpc.DialOption{a.interceptor()}})

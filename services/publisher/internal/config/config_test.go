@@ -1,22 +1,21 @@
 package config
 
 import (
-	"crypto/sha256"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wsmq/wsmq/pkg/bearer"
+	"github.com/wsmq/wsmq/pkg/config"
+	"github.com/wsmq/wsmq/pkg/rsmq"
 )
 
 const goodKey = "k-0123456789abcdef"
 
 // parse runs Parse with env as the whole environment.
 func parse(args []string, env map[string]string) (Config, error) {
-	var environ []string
-	for k, v := range env {
-		environ = append(environ, k+"="+v)
-	}
-	return Parse(args, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, environ)
+	return Parse(args, config.MapEnv(env))
 }
 
 func TestParseDefaults(t *testing.T) {
@@ -26,9 +25,9 @@ func TestParseDefaults(t *testing.T) {
 	}
 	want := Config{
 		RedisURL: "redis://127.0.0.1:6379/0", Namespace: "rsmq", Listen: "127.0.0.1:9092", AdminListen: "127.0.0.1:9192",
-		GRPCMaxMsgBytes: 4 << 20, MaxBatch: 1000, Queue: QueueDefaults{VT: 30, Delay: 0, MaxSize: 65536},
+		GRPCMaxMsgBytes: 4 << 20, MaxBatch: 1000, Queue: rsmq.QueueConfig{VT: 30, Delay: 0, MaxSize: 65536},
 		CallTimeout: 2 * time.Second, ShutdownTimeout: 10 * time.Second, HealthInterval: time.Second,
-		LogLevel: slog.LevelInfo, KeyDigests: [][sha256.Size]byte{sha256.Sum256([]byte(goodKey))},
+		LogLevel: slog.LevelInfo, KeyDigests: []bearer.Digest{bearer.Sum(goodKey)},
 	}
 	if c.RedisURL != want.RedisURL || c.Namespace != want.Namespace || c.Listen != want.Listen ||
 		c.AdminListen != want.AdminListen || c.GRPCMaxMsgBytes != want.GRPCMaxMsgBytes || c.MaxBatch != want.MaxBatch ||
@@ -80,7 +79,7 @@ func TestMalformedOrMissingSettingsFailNamingTheSetting(t *testing.T) {
 		{"short key", nil, map[string]string{"WSMQ_PUBLISHER_KEYS": "short"}, "WSMQ_PUBLISHER_KEYS: key 1 is shorter than 16"},
 		{"empty key in list", nil, map[string]string{"WSMQ_PUBLISHER_KEYS": goodKey + ",,x"}, "WSMQ_PUBLISHER_KEYS: key 2 is empty"},
 		{"key with space", nil, map[string]string{"WSMQ_PUBLISHER_KEYS": "a b 0123456789abcdef"}, "key 1 must be printable ASCII"},
-		{"redis url scheme", nil, map[string]string{"WSMQ_REDIS_URL": "http://x"}, `WSMQ_REDIS_URL="http://x": must be a redis://`},
+		{"redis url scheme", nil, map[string]string{"WSMQ_REDIS_URL": "http://x"}, `WSMQ_REDIS_URL="http://x": scheme "http" is not redis, rediss or unix`},
 		{"listen without port", nil, map[string]string{"WSMQ_PUBLISHER_LISTEN": "localhost"}, `WSMQ_PUBLISHER_LISTEN="localhost": must be host:port`},
 		{"max msg bytes", nil, map[string]string{"WSMQ_GRPC_MAX_MSG_BYTES": "4MB"}, "WSMQ_GRPC_MAX_MSG_BYTES=\"4MB\": must be an integer"},
 		{"batch over rsmq limit", nil, map[string]string{"WSMQ_PUBLISHER_MAX_BATCH": "5000"}, "WSMQ_PUBLISHER_MAX_BATCH=\"5000\": must be an integer between 1 and 1000"},
@@ -95,7 +94,7 @@ func TestMalformedOrMissingSettingsFailNamingTheSetting(t *testing.T) {
 		{"client CA without cert", nil, map[string]string{"WSMQ_TLS_CLIENT_CA": "ca.pem"}, "WSMQ_TLS_CLIENT_CA needs WSMQ_TLS_CERT"},
 		{"unknown publisher variable", nil, map[string]string{"WSMQ_PUBLISHER_COLOUR": "blue"}, "unknown variable WSMQ_PUBLISHER_COLOUR"},
 		{"typo of a known variable", nil, map[string]string{"WSMQ_REDIS_ULR": "x"}, "unknown variable WSMQ_REDIS_ULR (did you mean WSMQ_REDIS_URL?)"},
-		{"bad flag value", []string{"-queue-vt", "x"}, map[string]string{}, `flag -queue-vt="x": must be an integer`},
+		{"bad flag value", []string{"-queue-vt", "x"}, map[string]string{}, `-queue-vt="x": must be an integer`},
 		{"unknown flag", []string{"-colour"}, map[string]string{}, "flag provided but not defined: -colour"},
 		{"positional argument", []string{"serve"}, map[string]string{}, `unexpected arguments ["serve"]`},
 	} {

@@ -254,17 +254,15 @@ func (s *Server) itemResult(ctx context.Context, i int, id string, err error) *p
 // createQueue creates qname with the default attributes; an existing queue
 // (created meanwhile by someone else) is fine.
 func (s *Server) createQueue(ctx context.Context, qname string) error {
-	err := s.q.CreateQueue(ctx, qname, s.opts.Queue)
-	switch {
-	case err == nil:
-		s.log.Info("queue created", "queue", qname,
-			"vt", s.opts.Queue.VT, "delay", s.opts.Queue.Delay, "maxsize", s.opts.Queue.MaxSize)
-		return nil
-	case errors.Is(err, rsmq.ErrQueueExists):
-		return nil
-	default:
+	created, err := s.q.EnsureQueue(ctx, qname, s.opts.Queue)
+	if err != nil {
 		return fmt.Errorf("create queue %s: %w", qname, err)
 	}
+	if created {
+		s.log.Info("queue created", "queue", qname,
+			"vt", s.opts.Queue.VT, "delay", s.opts.Queue.Delay, "maxsize", s.opts.Queue.MaxSize)
+	}
+	return nil
 }
 
 // tooLong builds the "message too long" error with the message's length and

@@ -1,4 +1,4 @@
-package service_test
+package main
 
 import (
 	"context"
@@ -25,7 +25,6 @@ import (
 	publisherv1 "github.com/wsmq/wsmq/gen/wsmq/publisher/v1"
 	"github.com/wsmq/wsmq/pkg/rsmq"
 	"github.com/wsmq/wsmq/pkg/testenv"
-	"github.com/wsmq/wsmq/services/publisher/internal/publishertest"
 )
 
 // env is a started Redis and publisher, with clients for both.
@@ -33,7 +32,7 @@ type env struct {
 	redis *testenv.Redis
 	rdb   *redis.Client
 	q     *rsmq.Client
-	pub   *publishertest.Publisher
+	pub   *inproc
 	api   publisherv1.PublisherServiceClient
 	cc    *grpc.ClientConn
 }
@@ -43,7 +42,7 @@ func start(t *testing.T, vars map[string]string) *env {
 	r := testenv.StartRedis(t)
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
-	p := publishertest.Start(t, r.URL(), vars, nil)
+	p := startInProcess(t, r.URL(), vars, nil)
 	cc := dial(t, p.Addr)
 	return &env{redis: r, rdb: rdb, q: rsmq.New(rdb, rsmq.Options{}), pub: p,
 		api: publisherv1.NewPublisherServiceClient(cc), cc: cc}
@@ -75,7 +74,7 @@ func authed(t *testing.T, key string) context.Context {
 
 func TestSendStoresMessageAndPublishesRealtimeNotification(t *testing.T) {
 	e := start(t, nil)
-	ctx := authed(t, publishertest.Key)
+	ctx := authed(t, testKey)
 
 	// Subscribe first, and wait for the subscription to be confirmed.
 	ps := e.rdb.Subscribe(ctx, "rsmq:rt:orders")
@@ -112,7 +111,7 @@ func TestSendStoresMessageAndPublishesRealtimeNotification(t *testing.T) {
 
 func TestSendCreatesMissingQueueWithConfiguredDefaults(t *testing.T) {
 	e := start(t, map[string]string{"WSMQ_QUEUE_VT": "45", "WSMQ_QUEUE_DELAY": "3", "WSMQ_QUEUE_MAXSIZE": "2048"})
-	ctx := authed(t, publishertest.Key)
+	ctx := authed(t, testKey)
 	if _, err := e.api.Send(ctx, &publisherv1.SendRequest{Queue: "fresh", Message: "x"}); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
@@ -127,7 +126,7 @@ func TestSendCreatesMissingQueueWithConfiguredDefaults(t *testing.T) {
 
 func TestSendDelayZeroUsesQueueDelayAndPositiveDelayHides(t *testing.T) {
 	e := start(t, nil)
-	ctx := authed(t, publishertest.Key)
+	ctx := authed(t, testKey)
 	if err := e.q.CreateQueue(ctx, "slow", rsmq.QueueConfig{VT: 30, Delay: 100, MaxSize: 65536}); err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +149,7 @@ func TestSendDelayZeroUsesQueueDelayAndPositiveDelayHides(t *testing.T) {
 
 func TestSendBatchStoresThousandItemsWithResultsInInputOrder(t *testing.T) {
 	e := start(t, nil)
-	ctx := authed(t, publishertest.Key)
+	ctx := authed(t, testKey)
 	const n = 1000
 	queues := []string{"b0", "b1", "b2"}
 	if err := e.q.CreateQueue(ctx, "b1", rsmq.DefaultQueueConfig()); err != nil { // b0, b2 are created on send
@@ -194,7 +193,7 @@ func TestSendBatchStoresThousandItemsWithResultsInInputOrder(t *testing.T) {
 
 func TestSendBatchWithInvalidItemsReportsThemAndStoresTheRest(t *testing.T) {
 	e := start(t, nil)
-	ctx := authed(t, publishertest.Key)
+	ctx := authed(t, testKey)
 	if err := e.q.CreateQueue(ctx, "small", rsmq.QueueConfig{VT: 30, MaxSize: 1024}); err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +246,7 @@ func TestSendBatchOverTheLimitIsInvalidArgumentNamingItems(t *testing.T) {
 	for range 11 {
 		req.Items = append(req.Items, &publisherv1.SendRequest{Queue: "q", Message: "m"})
 	}
-	_, err := e.api.SendBatch(authed(t, publishertest.Key), req)
+	_, err := e.api.SendBatch(authed(t, testKey), req)
 	if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "items: at most 10") {
 		t.Fatalf("SendBatch of 11 with limit 10 = %v, want InvalidArgument naming items", err)
 	}
@@ -255,7 +254,7 @@ func TestSendBatchOverTheLimitIsInvalidArgumentNamingItems(t *testing.T) {
 
 func TestEveryValidationRuleIsInvalidArgumentNamingTheField(t *testing.T) {
 	e := start(t, nil)
-	ctx := authed(t, publishertest.Key)
+	ctx := authed(t, testKey)
 	if err := e.q.CreateQueue(ctx, "small", rsmq.QueueConfig{VT: 30, MaxSize: 1024}); err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +293,7 @@ func TestEveryValidationRuleIsInvalidArgumentNamingTheField(t *testing.T) {
 
 func TestInvalidUTF8MessageIsInvalidArgumentNamingTheField(t *testing.T) {
 	e := start(t, nil)
-	ctx := authed(t, publishertest.Key)
+	ctx := authed(t, testKey)
 	// The Go protobuf runtime refuses to marshal invalid UTF-8, so the request
 	// is encoded by hand: field 1 "q", field 2 "\xff\xfe".
 	single := []byte{0x0a, 1, 'q', 0x12, 2, 0xff, 0xfe}
@@ -319,7 +318,7 @@ func TestInvalidUTF8MessageIsInvalidArgumentNamingTheField(t *testing.T) {
 }
 
 func TestMissingOrWrongKeyIsUnauthenticated(t *testing.T) {
-	e := start(t, map[string]string{"WSMQ_PUBLISHER_KEYS": publishertest.Key + ",second-key-0123456789"})
+	e := start(t, map[string]string{"WSMQ_PUBLISHER_KEYS": testKey + ",second-key-0123456789"})
 	req := &publisherv1.SendRequest{Queue: "q", Message: "m"}
 	for _, tc := range []struct {
 		name, header string
@@ -327,9 +326,9 @@ func TestMissingOrWrongKeyIsUnauthenticated(t *testing.T) {
 	}{
 		{"no key", "", codes.Unauthenticated},
 		{"wrong key", "Bearer wrong-key-0123456789abc", codes.Unauthenticated},
-		{"basic scheme", "Basic " + publishertest.Key, codes.Unauthenticated},
+		{"basic scheme", "Basic " + testKey, codes.Unauthenticated},
 		{"bearer without key", "Bearer ", codes.Unauthenticated},
-		{"first key", "Bearer " + publishertest.Key, codes.OK},
+		{"first key", "Bearer " + testKey, codes.OK},
 		{"second key, lower-case scheme", "bearer second-key-0123456789", codes.OK},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -366,26 +365,26 @@ func TestTLSAndMutualTLS(t *testing.T) {
 	req := &publisherv1.SendRequest{Queue: "q", Message: "m"}
 
 	t.Run("TLS", func(t *testing.T) {
-		p := publishertest.Start(t, r.URL(), map[string]string{"WSMQ_TLS_CERT": pki.serverCert, "WSMQ_TLS_KEY": pki.serverKey}, nil)
+		p := startInProcess(t, r.URL(), map[string]string{"WSMQ_TLS_CERT": pki.serverCert, "WSMQ_TLS_KEY": pki.serverKey}, nil)
 		cc := dial(t, p.Addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pki.roots, ServerName: "localhost"})))
-		if _, err := publisherv1.NewPublisherServiceClient(cc).Send(authed(t, publishertest.Key), req); err != nil {
+		if _, err := publisherv1.NewPublisherServiceClient(cc).Send(authed(t, testKey), req); err != nil {
 			t.Fatalf("Send over TLS: %v", err)
 		}
 		plain := dial(t, p.Addr)
-		if _, err := publisherv1.NewPublisherServiceClient(plain).Send(authed(t, publishertest.Key), req); status.Code(err) != codes.Unavailable {
+		if _, err := publisherv1.NewPublisherServiceClient(plain).Send(authed(t, testKey), req); status.Code(err) != codes.Unavailable {
 			t.Fatalf("plaintext Send to a TLS publisher = %v, want Unavailable", err)
 		}
 	})
 	t.Run("mTLS", func(t *testing.T) {
-		p := publishertest.Start(t, r.URL(), map[string]string{
+		p := startInProcess(t, r.URL(), map[string]string{
 			"WSMQ_TLS_CERT": pki.serverCert, "WSMQ_TLS_KEY": pki.serverKey, "WSMQ_TLS_CLIENT_CA": pki.caFile}, nil)
 		noCert := dial(t, p.Addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pki.roots, ServerName: "localhost"})))
-		if _, err := publisherv1.NewPublisherServiceClient(noCert).Send(authed(t, publishertest.Key), req); err == nil {
+		if _, err := publisherv1.NewPublisherServiceClient(noCert).Send(authed(t, testKey), req); err == nil {
 			t.Fatal("Send without a client certificate succeeded")
 		}
 		withCert := dial(t, p.Addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
 			RootCAs: pki.roots, ServerName: "localhost", Certificates: []tls.Certificate{pki.client}})))
-		if _, err := publisherv1.NewPublisherServiceClient(withCert).Send(authed(t, publishertest.Key), req); err != nil {
+		if _, err := publisherv1.NewPublisherServiceClient(withCert).Send(authed(t, testKey), req); err != nil {
 			t.Fatalf("Send with a client certificate: %v", err)
 		}
 	})
@@ -393,7 +392,7 @@ func TestTLSAndMutualTLS(t *testing.T) {
 
 func TestRedisDownGivesUnavailablePromptlyAndRecoversWithoutRestart(t *testing.T) {
 	e := start(t, nil)
-	ctx := authed(t, publishertest.Key)
+	ctx := authed(t, testKey)
 	hc := healthpb.NewHealthClient(e.cc)
 	req := &publisherv1.SendRequest{Queue: "q", Message: "m"}
 	if _, err := e.api.Send(ctx, req); err != nil {
@@ -445,7 +444,7 @@ func TestRedisDownGivesUnavailablePromptlyAndRecoversWithoutRestart(t *testing.T
 
 func TestMetricsCountMessagesByMethodAndCode(t *testing.T) {
 	e := start(t, nil)
-	ctx := authed(t, publishertest.Key)
+	ctx := authed(t, testKey)
 	for range 3 {
 		if _, err := e.api.Send(ctx, &publisherv1.SendRequest{Queue: "q", Message: "m"}); err != nil {
 			t.Fatal(err)
@@ -529,7 +528,7 @@ func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 
 func TestShutdownLetsInFlightCallsFinish(t *testing.T) {
 	e := start(t, nil)
-	ctx := authed(t, publishertest.Key)
+	ctx := authed(t, testKey)
 	req := &publisherv1.SendRequest{Queue: "q", Message: "m"}
 	if _, err := e.api.Send(ctx, req); err != nil { // queue created, script loaded
 		t.Fatal(err)
@@ -562,12 +561,12 @@ func TestShutdownLetsInFlightCallsFinish(t *testing.T) {
 func TestPublisherStartsWhileRedisIsDownAndServesOnceItAnswers(t *testing.T) {
 	r := testenv.StartRedis(t)
 	r.Stop()
-	p := publishertest.Start(t, r.URL(), nil, nil)
+	p := startInProcess(t, r.URL(), nil, nil)
 	cc := dial(t, p.Addr)
 	hc := healthpb.NewHealthClient(cc)
 	waitHealth(t, hc, healthpb.HealthCheckResponse_NOT_SERVING)
 	api := publisherv1.NewPublisherServiceClient(cc)
-	ctx := authed(t, publishertest.Key)
+	ctx := authed(t, testKey)
 	if _, err := api.Send(ctx, &publisherv1.SendRequest{Queue: "q", Message: "m"}); status.Code(err) != codes.Unavailable {
 		t.Fatalf("Send before Redis started = %v, want Unavailable", err)
 	}

@@ -1,4 +1,4 @@
-package service_test
+package main
 
 import (
 	"context"
@@ -13,7 +13,6 @@ import (
 
 	publisherv1 "github.com/wsmq/wsmq/gen/wsmq/publisher/v1"
 	"github.com/wsmq/wsmq/pkg/testenv"
-	"github.com/wsmq/wsmq/services/publisher/internal/publishertest"
 )
 
 // roundTrips is a go-redis hook counting round trips to Redis: one per
@@ -42,13 +41,13 @@ func benchClient(b *testing.B) (publisherv1.PublisherServiceClient, *roundTrips,
 	b.Helper()
 	r := testenv.StartRedis(b)
 	hook := &roundTrips{}
-	p := publishertest.Start(b, r.URL(), map[string]string{"WSMQ_PUBLISHER_HEALTH_INTERVAL": "1s"}, hook)
+	p := startInProcess(b, r.URL(), map[string]string{"WSMQ_PUBLISHER_HEALTH_INTERVAL": "1s"}, hook)
 	cc, err := grpc.NewClient(p.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = cc.Close() })
-	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+publishertest.Key)
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+testKey)
 	api := publisherv1.NewPublisherServiceClient(cc)
 	// Create the queue and load the script before measuring.
 	if _, err := api.Send(ctx, &publisherv1.SendRequest{Queue: "bench", Message: "warm-up"}); err != nil {

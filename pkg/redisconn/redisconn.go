@@ -1,0 +1,95 @@
+// Package redisconn turns a WSMQ_REDIS_URL into a go-redis client: the one
+// parser of Redis URLs that every wsmq program uses, and the client timeouts
+// tuned for it.
+package redisconn
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Schemes lists the URL forms ParseURL accepts, for usage texts.
+const Schemes = "redis://[user:password@]host:port[/db], rediss:// (TLS) or unix:///path"
+
+// ParseURL parses a Redis URL: redis://, rediss:// or unix://. Errors name
+// what is wrong and never echo a password.
+func ParseURL(raw string) (*redis.Options, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, errors.New("not a URL (want " + Schemes + ")")
+	}
+	switch u.Scheme {
+	case "redis", "rediss", "unix":
+	default:
+		return nil, fmt.Errorf("scheme %q is not redis, rediss or unix", u.Scheme)
+	}
+	opts, err := redis.ParseURL(raw)
+	if err != nil {
+		return nil, fmt.Errorf("invalid Redis URL (want %s): %s", Schemes, redact(err, u))
+	}
+	return opts, nil
+}
+
+// redact drops the URL's password from a go-redis parse error.
+func redact(err error, u *url.URL) string {
+	msg := err.Error()
+	if p, ok := u.User.Password(); ok && p != "" {
+		return "(details hidden: the URL holds a password)"
+	}
+	return msg
+}
+
+// Tuning is how a program uses its client; zero fields keep the defaults.
+type Tuning struct {
+	PoolSize     int           // connections; 0: go-redis's default (10 per CPU)
+	DialTimeout  time.Duration // default 2s
+	IOTimeout    time.Duration // read and write deadline, default 3s
+	MaxRetries   int           // retries of a failed command; -1: none; 0: go-redis's default (3)
+	FailFast     bool          // short dial retries and pool wait, for request paths
+	CtxDeadlines bool          // honour context deadlines on every call
+}
+
+// DefaultDialTimeout and DefaultIOTimeout are Tuning's defaults.
+const (
+	DefaultDialTimeout = 2 * time.Second
+	DefaultIOTimeout   = 3 * time.Second
+)
+
+// New makes a client for the URL with t applied.
+func New(raw string, t Tuning) (*redis.Client, error) {
+	opts, err := ParseURL(raw)
+	if err != nil {
+		return nil, fmt.Errorf("WSMQ_REDIS_URL: %w", err)
+	}
+	Apply(opts, t)
+	return redis.NewClient(opts), nil
+}
+
+// Apply sets t on opts.
+func Apply(opts *redis.Options, t Tuning) {
+	if t.DialTimeout == 0 {
+		t.DialTimeout = DefaultDialTimeout
+	}
+	if t.IOTimeout == 0 {
+		t.IOTimeout = DefaultIOTimeout
+	}
+	if t.PoolSize > 0 {
+		opts.PoolSize = t.PoolSize
+	}
+	opts.DialTimeout = t.DialTimeout
+	opts.ReadTimeout = t.IOTimeout
+	opts.WriteTimeout = t.IOTimeout
+	if t.MaxRetries != 0 {
+		opts.MaxRetries = t.MaxRetries
+	}
+	if t.FailFast {
+		opts.DialerRetries = 2
+		opts.DialerRetryTimeout = 50 * time.Millisecond
+		opts.PoolTimeout = t.DialTimeout + t.IOTimeout
+	}
+	opts.ContextTimeoutEnabled = t.CtxDeadlines
+}
