@@ -198,7 +198,7 @@ func (s *Set) Check(f func() error) { s.checks = append(s.checks, f) }
 
 // Parse applies every setting (flag, else environment, else default) and
 // returns the arguments left after the flags. The error, when not nil,
-// joins every problem found; flag.ErrHelp is returned alone for -h.
+// joins every problem found; -h gives a *HelpError alone.
 func (s *Set) Parse(args []string, env Env) ([]string, error) {
 	rest, err := s.parseFlags(args)
 	if err != nil {
@@ -253,7 +253,7 @@ func (s *Set) ParseFlags(args []string) ([]string, error) {
 func (s *Set) parseFlags(args []string) ([]string, error) {
 	if err := s.fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return nil, err
+			return nil, &HelpError{Usage: s.Usage()}
 		}
 		return nil, fmt.Errorf("%s: %w (see -h)", s.name, err)
 	}
@@ -282,6 +282,15 @@ func join(errs []error) error {
 	}
 	return nil
 }
+
+// HelpError is Parse's answer to -h: errors.Is(err, flag.ErrHelp) holds,
+// and Usage is the text to print.
+type HelpError struct{ Usage string }
+
+func (h *HelpError) Error() string { return h.Usage }
+
+// Unwrap makes errors.Is(err, flag.ErrHelp) true.
+func (h *HelpError) Unwrap() error { return flag.ErrHelp }
 
 // NoArgs is a Check-style helper: the arguments Parse left must be none.
 func NoArgs(rest []string) error {

@@ -15,6 +15,7 @@ type Ports struct {
 	Publisher      int // 9092 (gRPC)
 	PublisherAdmin int // 9192 (HTTP /metrics /healthz /readyz)
 	Gateway        int // 3000 (HTTP + websocket)
+	GatewayAdmin   int // 9193 (HTTP /readyz /metrics /healthz)
 }
 
 // PortSetting describes one port of the stack: what listens on it, its
@@ -38,6 +39,7 @@ func (p *Ports) Settings() []PortSetting {
 		{"publisher gRPC", "publisher-port", "WSMQ_RUN_PUBLISHER_PORT", 9092, &p.Publisher},
 		{"publisher admin", "publisher-admin-port", "WSMQ_RUN_PUBLISHER_ADMIN_PORT", 9192, &p.PublisherAdmin},
 		{"gateway", "gateway-port", "WSMQ_RUN_GATEWAY_PORT", 3000, &p.Gateway},
+		{"gateway admin", "gateway-admin-port", "WSMQ_RUN_GATEWAY_ADMIN_PORT", 9193, &p.GatewayAdmin},
 	}
 }
 

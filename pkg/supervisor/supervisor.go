@@ -80,15 +80,16 @@ type Config struct {
 
 // Stack is a running local stack. Its methods are safe for concurrent use.
 type Stack struct {
-	cfg          Config
-	ports        Ports
-	gatewayPorts []int
-	dataDir      string
-	dataLock     *os.File
-	tempData     bool
-	mongoURI     string
-	adminToken   string
-	publisherKey string
+	cfg               Config
+	ports             Ports
+	gatewayPorts      []int
+	gatewayAdminPorts []int
+	dataDir           string
+	dataLock          *os.File
+	tempData          bool
+	mongoURI          string
+	adminToken        string
+	publisherKey      string
 
 	sink   *logSink
 	procs  []*proc // start order
@@ -127,12 +128,18 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		return nil, err
 	}
 	s.gatewayPorts = []int{s.ports.Gateway}
+	s.gatewayAdminPorts = []int{s.ports.GatewayAdmin}
 	for i := 1; i < cfg.Gateways; i++ {
 		p, err := freePort()
 		if err != nil {
 			return nil, fmt.Errorf("free port for gateway-%d: %w", i, err)
 		}
+		a, err := freePort()
+		if err != nil {
+			return nil, fmt.Errorf("free admin port for gateway-%d: %w", i, err)
+		}
 		s.gatewayPorts = append(s.gatewayPorts, p)
+		s.gatewayAdminPorts = append(s.gatewayAdminPorts, a)
 	}
 	if err := s.prepareData(); err != nil {
 		return nil, err
@@ -388,6 +395,7 @@ func (s *Stack) specs(b binaries) [][]spec {
 	for i := range s.gatewayPorts {
 		env := svcEnv(
 			"WSMQ_GATEWAY_LISTEN="+s.GatewayAddr(i),
+			"WSMQ_GATEWAY_ADMIN_LISTEN="+s.GatewayAdminAddr(i),
 			"WSMQ_AUTH_ADDR="+s.AuthAddr(),
 			"WSMQ_REDIS_URL="+redisURL,
 		)
@@ -395,7 +403,7 @@ func (s *Stack) specs(b binaries) [][]spec {
 			name:  gatewayName(i),
 			bin:   b.gateway,
 			env:   append(env, s.cfg.GatewayEnv...),
-			check: httpOK(s.GatewayURL(i) + "/readyz"),
+			check: httpOK("http://" + s.GatewayAdminAddr(i) + "/readyz"),
 		})
 	}
 	return [][]spec{
@@ -465,6 +473,10 @@ func (s *Stack) PublisherAdminURL() string { return "http://" + s.addr(s.ports.P
 
 // GatewayAddr is the HTTP host:port of gateway replica i.
 func (s *Stack) GatewayAddr(i int) string { return s.addr(s.gatewayPorts[i]) }
+
+// GatewayAdminAddr is the admin host:port (/readyz /metrics) of gateway
+// replica i.
+func (s *Stack) GatewayAdminAddr(i int) string { return s.addr(s.gatewayAdminPorts[i]) }
 
 // GatewayURL is http://host:port of gateway replica i.
 func (s *Stack) GatewayURL(i int) string { return "http://" + s.GatewayAddr(i) }

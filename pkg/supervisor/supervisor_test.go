@@ -114,7 +114,7 @@ func TestStartMakesEveryProcessReadyAndStopLeavesNoProcess(t *testing.T) {
 	grpcServing(t, s.AuthAddr())
 	grpcServing(t, s.PublisherAddr())
 	for i := range s.Gateways() {
-		if code := getStatus(t, s.GatewayURL(i)+"/readyz"); code != http.StatusOK {
+		if code := getStatus(t, "http://"+s.GatewayAdminAddr(i)+"/readyz"); code != http.StatusOK {
 			t.Fatalf("gateway-%d /readyz = %d", i, code)
 		}
 	}
@@ -196,7 +196,7 @@ func TestKillIsNotReportedAndRestartBringsTheProcessBack(t *testing.T) {
 	if err := s.Restart(ctxFor(t, 60*time.Second), "gateway-0"); err != nil {
 		t.Fatalf("Restart after Kill: %v", err)
 	}
-	if code := getStatus(t, s.GatewayURL(0)+"/readyz"); code != http.StatusOK {
+	if code := getStatus(t, "http://"+s.GatewayAdminAddr(0)+"/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz after Restart = %d", code)
 	}
 	// Restart of a running process: a new pid, the old one gone.

@@ -59,7 +59,7 @@ func TestBinaryServesUsersAddedByItsCLIAndStopsOnSIGTERM(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	p.WaitHTTP(ctx, "http://"+httpAddr+"/readyz")
-	if !strings.Contains(p.Output(), `"msg":"listening","addr":"`+grpcAddr+`"`) {
+	if !strings.Contains(p.Output(), `"msg":"grpc listening","service":"auth","addr":"`+grpcAddr+`"`) {
 		t.Fatalf("no listening line for %s in:\n%s", grpcAddr, p.Output())
 	}
 	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))

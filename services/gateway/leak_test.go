@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	pkgconfig "github.com/wsmq/wsmq/pkg/config"
 	"github.com/wsmq/wsmq/pkg/testenv"
 )
 
@@ -18,14 +19,15 @@ import (
 func TestConnectionGoroutinesEndWithTheirConnection(t *testing.T) {
 	s := newStack(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	admin := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	env := map[string]string{
-		"WSMQ_GATEWAY_LISTEN": addr, "WSMQ_REDIS_URL": s.redis.URL(), "WSMQ_AUTH_ADDR": s.authAddr,
+		"WSMQ_GATEWAY_LISTEN": addr, "WSMQ_GATEWAY_ADMIN_LISTEN": admin, "WSMQ_REDIS_URL": s.redis.URL(), "WSMQ_AUTH_ADDR": s.authAddr,
 		"WSMQ_LOG_LEVEL": "error", "WSMQ_CONN_RATE": "1000",
 	}
 	before := runtime.NumGoroutine()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }) }()
+	go func() { done <- run(ctx, nil, pkgconfig.MapEnv(env)) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -34,7 +36,7 @@ func TestConnectionGoroutinesEndWithTheirConnection(t *testing.T) {
 	}()
 	gw := &gateway{addr: addr}
 	eventually(t, waitLong, "in-process gateway ready", func() bool {
-		res, err := http.Get("http://" + addr + "/readyz")
+		res, err := http.Get("http://" + admin + "/readyz")
 		if err != nil {
 			return false
 		}

@@ -1,25 +1,33 @@
 // Command gateway is the wsmq websocket gateway: clients connect with their
 // tokens, subscribe to their queues and receive every message pushed to
 // them, at least once, from RSMQ queues in Redis.
+//
+// This file is the whole wiring: configuration, dependencies, servers, and
+// the ordered stop. Request handling is in internal/server (HTTP edge) and
+// internal/wsconn (one websocket), delivery in internal/delivery, settings
+// in internal/config.
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
+	pkgconfig "github.com/wsmq/wsmq/pkg/config"
+	"github.com/wsmq/wsmq/pkg/redisconn"
 	"github.com/wsmq/wsmq/pkg/rsmq"
+	"github.com/wsmq/wsmq/pkg/serve"
 	"github.com/wsmq/wsmq/services/gateway/internal/authclient"
 	"github.com/wsmq/wsmq/services/gateway/internal/config"
 	"github.com/wsmq/wsmq/services/gateway/internal/delivery"
@@ -31,28 +39,37 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv); err != nil {
+	if err := run(ctx, os.Args[1:], pkgconfig.OSEnv()); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, err)
+			return
+		}
 		slog.Error("gateway stopped", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string) error {
-	cfg, err := config.Parse(args, getenv)
+// Timings of the gateway's life.
+const (
+	probeInterval   = time.Second
+	evictionTimeout = 3 * time.Second
+	redisSpareConns = 16 // beyond one per worker: subscribes, deletes, pub/sub
+)
+
+// run wires the gateway and serves until ctx ends; then it stops taking
+// connections, returns every connection's in-flight messages and closes the
+// sockets with 1001, within WSMQ_SHUTDOWN_TIMEOUT.
+func run(ctx context.Context, args []string, env pkgconfig.Env) error {
+	cfg, err := config.Parse(args, env)
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	log := serve.Logger(cfg.LogLevel, "gateway")
 
-	ropts, err := redis.ParseURL(cfg.RedisURL)
+	rdb, err := redisconn.New(cfg.RedisURL, redisconn.Tuning{PoolSize: cfg.Workers + redisSpareConns})
 	if err != nil {
-		return fmt.Errorf("WSMQ_REDIS_URL: %w", err)
+		return err
 	}
-	ropts.PoolSize = cfg.Workers + 16
-	ropts.DialTimeout = 2 * time.Second
-	ropts.ReadTimeout = 3 * time.Second
-	ropts.WriteTimeout = 3 * time.Second
-	rdb := redis.NewClient(ropts)
 	defer func() { _ = rdb.Close() }()
 	m := metrics.New()
 	rdb.AddHook(m.RedisHook())
@@ -60,7 +77,6 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		return err
 	}
 	queues := rsmq.New(rdb, rsmq.Options{Namespace: cfg.NS, Realtime: true})
-
 	engine := delivery.New(delivery.Config{
 		VisibilityTimeout: cfg.VisibilityTimeout,
 		Prefetch:          cfg.Prefetch,
@@ -68,6 +84,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		Workers:           cfg.Workers,
 		SweepInterval:     cfg.SweepInterval,
 		HotSweepInterval:  cfg.HotSweepInterval,
+		QueueConfig:       cfg.Queue,
 	}, rdb, queues, m, log)
 	engine.Start()
 	defer engine.Stop()
@@ -94,53 +111,64 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		Demo:             cfg.Demo,
 	}
 	if cfg.Dev {
-		scfg.DemoSend = server.DemoSender{Auth: auth, Queues: queues}
+		scfg.DemoSend = server.DemoSender{Auth: auth, Queues: queues, Queue: cfg.Queue}
 	}
-	redisReady := func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
-	srv := server.New(scfg, engine, auth, redisReady, m, log)
+	srv := server.New(scfg, engine, auth, m, log)
+	srv.Start()
 
-	if cfg.PprofListen != "" {
-		stopPprof, err := servePprof(cfg.PprofListen, log)
-		if err != nil {
-			return err
-		}
-		defer stopPprof()
-	}
-
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s (set WSMQ_GATEWAY_LISTEN to change it): %w", cfg.Listen, err)
-	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	log.Info("gateway listening", "addr", ln.Addr().String(), "auth", cfg.AuthAddr, "dev", cfg.Dev)
-
-	select {
-	case err := <-errc:
-		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
-	}
-	log.Info("shutting down: returning in-flight messages and closing sockets")
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		log.Warn("http shutdown", "err", err)
-	}
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("websocket shutdown incomplete", "err", err)
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+	redisProbe := &serve.Probe{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		Interval: probeInterval, Log: log}
+	authProbe := &serve.Probe{Name: "auth", Check: auth.Ready, Interval: probeInterval, Log: log}
+	g := serve.NewGroup(log)
+	g.Go(redisProbe.Run)
+	g.Go(authProbe.Run)
+	// Stopped in this order: the public edge (no new sockets, then every
+	// socket returns its messages and closes), then the admin listeners.
+	if _, err := g.Listen("http", "WSMQ_GATEWAY_LISTEN", cfg.Listen, edge{serve.NewHTTP(srv, log), srv}); err != nil {
 		return err
 	}
+	if cfg.AdminListen != "" {
+		admin := serve.NewHTTP(serve.AdminHandler(serve.AdminOptions{
+			Metrics: promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}),
+			Readiness: []serve.Readiness{
+				{Name: redisProbe.Name, Up: redisProbe.Up},
+				{Name: authProbe.Name, Up: authProbe.Up},
+			},
+		}), log)
+		if _, err := g.Listen("admin", "WSMQ_GATEWAY_ADMIN_LISTEN", cfg.AdminListen, admin); err != nil {
+			g.Close()
+			return err
+		}
+	}
+	if cfg.PprofListen != "" {
+		if _, err := g.Listen("pprof", "WSMQ_PPROF_LISTEN", cfg.PprofListen, serve.NewHTTP(serve.AdminHandler(serve.AdminOptions{Pprof: true}), log)); err != nil {
+			g.Close()
+			return err
+		}
+	}
+	log.Info("gateway starting", "auth", cfg.AuthAddr, "dev", cfg.Dev)
+	err = g.Run(ctx, cfg.ShutdownTimeout)
 	log.Info("gateway stopped")
-	return nil
+	return err
+}
+
+// edge is the public listener: the HTTP server, then the websockets it
+// upgraded (which the HTTP server no longer tracks).
+type edge struct {
+	http serve.HTTP
+	ws   *server.Server
+}
+
+func (e edge) Serve(ln net.Listener) error { return e.http.Serve(ln) }
+
+func (e edge) Shutdown(ctx context.Context) error {
+	return errors.Join(e.http.Shutdown(ctx), e.ws.Shutdown(ctx))
 }
 
 // checkEviction refuses (outside dev mode) a Redis that may evict keys:
 // an evicted queue loses its messages silently.
 func checkEviction(ctx context.Context, rdb *redis.Client, cfg config.Config, log *slog.Logger) error {
-	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, evictionTimeout)
 	defer cancel()
 	res, err := rdb.ConfigGet(cctx, "maxmemory-policy").Result()
 	if err != nil {
@@ -160,23 +188,5 @@ func checkEviction(ctx context.Context, rdb *redis.Client, cfg config.Config, lo
 		log.Warn(msg)
 		return nil
 	}
-	return errors.New(msg + " (or set WSMQ_ALLOW_EVICTION=1 to start anyway)")
-}
-
-// servePprof serves net/http/pprof on its own listener (never on the public
-// one) and returns a function that stops it.
-func servePprof(addr string, log *slog.Logger) (func(), error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("WSMQ_PPROF_LISTEN %s: %w", addr, err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	log.Info("pprof listening", "addr", ln.Addr().String())
-	return func() { _ = srv.Close() }, nil
+	return fmt.Errorf("%s (or set WSMQ_ALLOW_EVICTION=1 to start anyway)", msg)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -86,7 +87,8 @@ func TestGatewayRefusesEvictingRedisOutsideDevMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	p := testenv.StartProcess(t, "gateway", s.gwBin, append([]string{"WSMQ_GATEWAY_LISTEN=" + addr}, s.gwEnv...))
+	admin := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	p := testenv.StartProcess(t, "gateway", s.gwBin, append([]string{"WSMQ_GATEWAY_LISTEN=" + addr, "WSMQ_GATEWAY_ADMIN_LISTEN=" + admin}, s.gwEnv...))
 	select {
 	case <-p.Done():
 	case <-time.After(waitLong):
@@ -100,4 +102,42 @@ func TestGatewayRefusesEvictingRedisOutsideDevMode(t *testing.T) {
 	if !strings.Contains(g.p.Output(), "may evict") {
 		t.Fatalf("no eviction warning in dev mode:\n%s", g.p.Output())
 	}
+}
+
+func TestReadinessAndMetricsAreOnlyOnTheAdminListener(t *testing.T) {
+	s := newStack(t)
+	g := s.startGateway()
+	for _, tc := range []struct {
+		base, path string
+		code       int
+		body       string
+	}{
+		{g.addr, "/healthz", http.StatusOK, `{"status":"ok"}`},
+		{g.addr, "/readyz", http.StatusNotFound, ""},
+		{g.addr, "/metrics", http.StatusNotFound, ""},
+		{g.admin, "/healthz", http.StatusOK, `{"status":"ok"}`},
+		{g.admin, "/readyz", http.StatusOK, `"checks":{"auth":"up","redis":"up"}`},
+		{g.admin, "/metrics", http.StatusOK, "go_goroutines"},
+	} {
+		res, err := http.Get("http://" + tc.base + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		_ = res.Body.Close()
+		if res.StatusCode != tc.code || !strings.Contains(string(b), tc.body) {
+			t.Errorf("GET %s%s = %d %q, want %d containing %q", tc.base, tc.path, res.StatusCode, b, tc.code, tc.body)
+		}
+	}
+	// Redis gone: not ready, and the answer names the dependency, not an error text.
+	s.redis.Stop()
+	eventually(t, waitLong, "readyz turns 503 without Redis", func() bool {
+		res, err := http.Get("http://" + g.admin + "/readyz")
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(res.Body)
+		_ = res.Body.Close()
+		return res.StatusCode == http.StatusServiceUnavailable && strings.Contains(string(b), `"redis":"down"`) && !strings.Contains(string(b), "refused")
+	})
 }

@@ -91,19 +91,21 @@ func newStack(t *testing.T, gatewayEnv ...string) *stack {
 }
 
 type gateway struct {
-	p    *testenv.Process
-	addr string
+	p     *testenv.Process
+	addr  string
+	admin string // admin listener: /readyz /metrics
 }
 
 func (s *stack) startGateway(env ...string) *gateway {
 	s.t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(s.t))
-	full := append(append([]string{"WSMQ_GATEWAY_LISTEN=" + addr}, s.gwEnv...), env...)
+	admin := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(s.t))
+	full := append(append([]string{"WSMQ_GATEWAY_LISTEN=" + addr, "WSMQ_GATEWAY_ADMIN_LISTEN=" + admin}, s.gwEnv...), env...)
 	p := testenv.StartProcess(s.t, "gateway "+addr, s.gwBin, full)
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
-	p.WaitHTTP(ctx, "http://"+addr+"/readyz")
-	return &gateway{p: p, addr: addr}
+	p.WaitHTTP(ctx, "http://"+admin+"/readyz")
+	return &gateway{p: p, addr: addr, admin: admin}
 }
 
 func (s *stack) adminCtx() context.Context {

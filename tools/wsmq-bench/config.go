@@ -20,6 +20,7 @@ type config struct {
 
 	target        bool
 	gatewayURL    string
+	gatewayAdmin  string
 	publisherAddr string
 	redisAddr     string
 	pprofURL      string
@@ -110,6 +111,7 @@ func parseConfig(args []string) (*config, error) {
 	scen := fs.String("scenarios", strings.Join(allScenarios, ","), "scenarios to run, in order")
 	fs.BoolVar(&c.target, "target", false, "bench an already running stack (use -gateway, -publisher, -redis)")
 	fs.StringVar(&c.gatewayURL, "gateway", "http://127.0.0.1:3000", "target gateway URL")
+	fs.StringVar(&c.gatewayAdmin, "gateway-admin", "http://127.0.0.1:9193", "target gateway's admin URL (/metrics)")
 	fs.StringVar(&c.publisherAddr, "publisher", "127.0.0.1:9092", "target publisher gRPC address")
 	fs.StringVar(&c.redisAddr, "redis", "127.0.0.1:6379", "target Redis address")
 	fs.StringVar(&c.pprofURL, "pprof", "", "target gateway's pprof URL (e.g. http://127.0.0.1:6060)")

@@ -22,6 +22,7 @@ import (
 // memory are read from /proc (missing pids are left out of the report).
 type target struct {
 	gatewayURL    string // http://host:port
+	gatewayAdmin  string // http://host:port of its admin listener (/metrics)
 	publisherAddr string
 	redisAddr     string
 	publisherKey  string
@@ -97,6 +98,7 @@ func startStack(ctx context.Context, cfg *config, log io.Writer) (*target, error
 func targetFromStack(s *supervisor.Stack, genv []string) *target {
 	t := &target{
 		gatewayURL:    s.GatewayURL(0),
+		gatewayAdmin:  "http://" + s.GatewayAdminAddr(0),
 		publisherAddr: s.PublisherAddr(),
 		redisAddr:     s.RedisAddr(),
 		publisherKey:  s.PublisherKey(),
@@ -118,6 +120,7 @@ func targetFromStack(s *supervisor.Stack, genv []string) *target {
 func useTarget(ctx context.Context, cfg *config) (*target, error) {
 	t := &target{
 		gatewayURL:    strings.TrimSuffix(cfg.gatewayURL, "/"),
+		gatewayAdmin:  strings.TrimSuffix(cfg.gatewayAdmin, "/"),
 		publisherAddr: cfg.publisherAddr,
 		redisAddr:     cfg.redisAddr,
 		publisherKey:  cfg.publisherKey,
@@ -194,7 +197,7 @@ func (t *target) snapshot(ctx context.Context) (snapshot, error) {
 // gatewayCommands scrapes wsmq_gateway_redis_commands_total from the
 // gateway's /metrics; nil when it cannot.
 func (t *target) gatewayCommands(ctx context.Context) map[string]int64 {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.gatewayURL+"/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.gatewayAdmin+"/metrics", nil)
 	if err != nil {
 		return nil
 	}

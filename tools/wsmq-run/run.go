@@ -162,8 +162,8 @@ func nextSteps(ctx context.Context, s *supervisor.Stack, cfg config, ready time.
 		line("Users", "%s users add NAME (admin token: set it with -env WSMQ_AUTH_ADMIN_TOKEN=...)", ctl)
 	}
 	for i := range s.Gateways() {
-		line(fmt.Sprintf("Gateway %d", i), "%s   (websocket %s/ws, login POST %s/v1/authenticate, %s/readyz)",
-			s.GatewayURL(i), strings.Replace(s.GatewayURL(i), "http://", "ws://", 1), s.GatewayURL(i), s.GatewayURL(i))
+		line(fmt.Sprintf("Gateway %d", i), "%s   (websocket %s/ws, login POST %s/v1/authenticate; admin http://%s/readyz)",
+			s.GatewayURL(i), strings.Replace(s.GatewayURL(i), "http://", "ws://", 1), s.GatewayURL(i), s.GatewayAdminAddr(i))
 	}
 	line("gRPC", "publisher %s, auth %s", s.PublisherAddr(), s.AuthAddr())
 	line("Redis", "%s   MongoDB %s", s.RedisURL(), s.MongoURI())

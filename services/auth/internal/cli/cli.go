@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,19 +18,24 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/wsmq/wsmq/pkg/config"
+
 	"github.com/wsmq/wsmq/services/auth/internal/authn"
-	"github.com/wsmq/wsmq/services/auth/internal/config"
+	authconfig "github.com/wsmq/wsmq/services/auth/internal/config"
 	"github.com/wsmq/wsmq/services/auth/internal/passwords"
 	"github.com/wsmq/wsmq/services/auth/internal/store"
 )
 
 // Env is what a command may use of the process.
 type Env struct {
-	Getenv func(string) string
+	Env    config.Env
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
 }
+
+// ServeFunc runs the service until ctx ends (main.go's wiring).
+type ServeFunc func(ctx context.Context, cfg authconfig.Config, log *slog.Logger) error
 
 const usage = `usage:
   auth [flags] [serve [flags]]      run the gRPC service (the default)
@@ -42,15 +48,21 @@ const usage = `usage:
   auth help                         this text
 Run 'auth -h' for the flags; each has a WSMQ_* environment variable.`
 
-// Run runs the command in args.
-func Run(ctx context.Context, args []string, env Env) error {
-	cfg, rest, err := config.Parse(args, env.Getenv, env.Stderr)
+// Run runs the command in args; serve runs the service for `serve` (the
+// default command).
+func Run(ctx context.Context, args []string, env Env, serve ServeFunc) error {
+	settings := authconfig.NewSettings()
+	cfg, rest, err := settings.Parse(args, env.Env)
+	if errors.Is(err, flag.ErrHelp) {
+		_, _ = fmt.Fprintln(env.Stderr, usage+"\n\n"+settings.Usage())
+		return err
+	}
 	if err != nil {
 		return err
 	}
 	if len(rest) == 0 || rest[0] == "serve" {
 		if len(rest) > 0 {
-			cfg, rest, err = config.ParseFlags(cfg, rest[1:], env.Stderr)
+			cfg, rest, err = settings.ParseFlags(rest[1:])
 			if err != nil {
 				return err
 			}
@@ -58,7 +70,7 @@ func Run(ctx context.Context, args []string, env Env) error {
 				return fmt.Errorf("serve: unexpected argument %q", rest[0])
 			}
 		}
-		return Serve(ctx, cfg, env.Stderr)
+		return serve(ctx, cfg, NewLogger(env.Stderr, cfg.LogLevel))
 	}
 	switch rest[0] {
 	case "help":
@@ -71,7 +83,7 @@ func Run(ctx context.Context, args []string, env Env) error {
 	return runUser(ctx, cfg, rest[1:], env)
 }
 
-func runUser(ctx context.Context, cfg config.Config, args []string, env Env) error {
+func runUser(ctx context.Context, cfg authconfig.Config, args []string, env Env) error {
 	if len(args) == 0 {
 		return errors.New("user: missing subcommand (run 'auth help')")
 	}
@@ -212,5 +224,5 @@ func readPassword(env Env, prompt string) (string, error) {
 
 // NewLogger returns the service's JSON logger.
 func NewLogger(w io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})).With("service", "auth")
 }

@@ -3,40 +3,22 @@ package cli
 import (
 	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"io"
-	"net/http"
+	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-
-	authv1 "github.com/wsmq/wsmq/gen/wsmq/auth/v1"
+	"github.com/wsmq/wsmq/pkg/config"
 	"github.com/wsmq/wsmq/pkg/testenv"
+	authconfig "github.com/wsmq/wsmq/services/auth/internal/config"
 )
 
-// syncBuffer is a bytes.Buffer safe for a logger and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// errServeCalled is what the tests' serve function returns: the user
+// commands must never start the service.
+var errServeCalled = errors.New("serve called")
 
 type result struct {
 	out string
@@ -47,10 +29,12 @@ func run(t *testing.T, vars map[string]string, stdin string, args ...string) res
 	t.Helper()
 	var out bytes.Buffer
 	err := Run(context.Background(), args, Env{
-		Getenv: func(k string) string { return vars[k] },
+		Env:    config.MapEnv(vars),
 		Stdin:  strings.NewReader(stdin),
 		Stdout: &out,
 		Stderr: io.Discard,
+	}, func(context.Context, authconfig.Config, *slog.Logger) error {
+		return errServeCalled
 	})
 	return result{out.String(), err}
 }
@@ -111,93 +95,5 @@ func TestUserCommandFailsClearlyWhenMongoIsUnreachable(t *testing.T) {
 	}
 	if d := time.Since(t0); d > 5*time.Second {
 		t.Fatalf("took %v with a 500ms deadline", d)
-	}
-}
-
-func TestServeRefusesToStartWithoutSecretsOutsideDevMode(t *testing.T) {
-	r := run(t, map[string]string{}, "", "serve")
-	if r.err == nil || !strings.Contains(r.err.Error(), "WSMQ_JWT_SECRET") {
-		t.Fatalf("serve without secrets: %v", r.err)
-	}
-	r = run(t, map[string]string{"WSMQ_JWT_SECRET": strings.Repeat("s", 32)}, "")
-	if r.err == nil || !strings.Contains(r.err.Error(), "WSMQ_AUTH_ADMIN_TOKEN") {
-		t.Fatalf("serve without admin token: %v", r.err)
-	}
-}
-
-// logAddr waits for the JSON log line with msg and returns its addr.
-func logAddr(t *testing.T, logs *syncBuffer, msg string) string {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		for _, line := range strings.Split(logs.String(), "\n") {
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == msg {
-				return rec.Addr
-			}
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval
-	}
-	t.Fatalf("no %q log line; logs:\n%s", msg, logs.String())
-	return ""
-}
-
-func TestServeInDevModeServesCLIUsersAndTheDemoUser(t *testing.T) {
-	m := testenv.StartMongo(t)
-	vars := map[string]string{
-		"WSMQ_MONGO_URI": m.URI(), "WSMQ_BCRYPT_COST": "4", "WSMQ_DEV": "1",
-		"WSMQ_AUTH_LISTEN": "127.0.0.1:0", "WSMQ_AUTH_METRICS_LISTEN": "127.0.0.1:0",
-	}
-	if r := run(t, vars, "correct horse\n", "user", "add", "alice"); r.err != nil {
-		t.Fatal(r.err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	logs := &syncBuffer{}
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, []string{"serve"}, Env{Getenv: func(k string) string { return vars[k] }, Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: logs})
-	}()
-	addr := logAddr(t, logs, "listening")
-	maddr := logAddr(t, logs, "metrics listening")
-
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = conn.Close() }()
-	c := authv1.NewAuthServiceClient(conn)
-	for user, pw := range map[string]string{"alice": "correct horse", "demo": "demo"} {
-		r, err := c.Authenticate(ctx, &authv1.AuthenticateRequest{UserName: user, Password: pw})
-		if err != nil || r.Token == "" {
-			t.Fatalf("Authenticate(%s) = %v, %v", user, r, err)
-		}
-	}
-	h, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: "wsmq.auth.v1.AuthService"})
-	if err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
-		t.Fatalf("health = %v, %v", h, err)
-	}
-	for path, want := range map[string]string{"/metrics": `wsmq_auth_authenticate_total{result="ok"} 2`, "/healthz": "ok", "/readyz": "ok"} {
-		resp, err := http.Get("http://" + maddr + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
-		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
-			t.Errorf("GET %s: %d, body lacks %q", path, resp.StatusCode, want)
-		}
-	}
-	if strings.Contains(logs.String(), "correct horse") {
-		t.Fatal("a password reached the logs")
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve returned %v after cancel", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("serve did not stop after cancel")
 	}
 }

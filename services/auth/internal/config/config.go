@@ -6,16 +6,14 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/wsmq/wsmq/pkg/config"
 	"github.com/wsmq/wsmq/services/auth/internal/passwords"
 	"github.com/wsmq/wsmq/services/auth/internal/store"
 	"github.com/wsmq/wsmq/services/auth/internal/tokens"
@@ -61,143 +59,77 @@ type Config struct {
 	LogLevel      slog.Level
 }
 
-// Default returns the defaults.
-func Default() Config {
-	return Config{
-		MongoURI:       "mongodb://127.0.0.1:27017",
-		MongoDB:        "wsmq",
-		MongoTimeout:   store.DefaultTimeout,
-		JWTTTL:         tokens.DefaultTTL,
-		JWTIssuer:      tokens.DefaultIssuer,
-		AccessTokenTTL: DefaultAccessTokenTTL,
-		BcryptCost:     passwords.DefaultCost,
-		Listen:         "127.0.0.1:9091",
-		MetricsListen:  "127.0.0.1:9191",
-		LogLevel:       slog.LevelInfo,
-	}
+// Defaults of the auth service's own settings.
+const (
+	DefaultMongoURI      = "mongodb://127.0.0.1:27017"
+	DefaultMongoDB       = "wsmq"
+	DefaultListen        = "127.0.0.1:9091"
+	DefaultMetricsListen = "127.0.0.1:9191"
+	minBcryptCost        = 4
+	maxBcryptCost        = 31
+)
+
+// Settings is the auth binary's configuration as pkg/config reads it.
+type Settings struct {
+	set *config.Set
+	cfg *Config
 }
 
-// setting is one flag with its environment variable.
-type setting struct {
-	flag, env, usage string
-	set              func(string) error
-}
-
-func settings(c *Config) []setting {
-	str := func(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
-	dur := func(p *time.Duration, min time.Duration) func(string) error {
-		return func(v string) error {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				return fmt.Errorf("not a duration (like 15m, 3s): %q", v)
-			}
-			if d < min {
-				return fmt.Errorf("must be at least %s", min)
-			}
-			*p = d
-			return nil
+// NewSettings declares every setting on a fresh Config.
+func NewSettings() *Settings {
+	c := &Config{}
+	s := config.NewSet("auth", "WSMQ_AUTH_")
+	s.String(&c.MongoURI, "mongo-uri", "WSMQ_MONGO_URI", DefaultMongoURI, "MongoDB connection string", func(v string) error {
+		if !strings.HasPrefix(v, "mongodb://") && !strings.HasPrefix(v, "mongodb+srv://") {
+			return errors.New("must start with mongodb:// or mongodb+srv://")
 		}
-	}
-	return []setting{
-		{"mongo-uri", "WSMQ_MONGO_URI", "MongoDB connection string", str(&c.MongoURI)},
-		{"mongo-db", "WSMQ_MONGO_DB", "MongoDB database", str(&c.MongoDB)},
-		{"mongo-timeout", "WSMQ_MONGO_TIMEOUT", "deadline of every MongoDB operation", dur(&c.MongoTimeout, time.Millisecond)},
-		{"jwt-secret", "WSMQ_JWT_SECRET", "HS256 secret, at least 32 bytes (prefer the environment or a keys file to a flag)", str(&c.JWTSecret)},
-		{"jwt-keys-file", "WSMQ_JWT_KEYS_FILE", `file of "kid secret" lines; the last key signs, all verify`, str(&c.JWTKeysFile)},
-		{"jwt-ttl", "WSMQ_JWT_TTL", "JWT lifetime", dur(&c.JWTTTL, time.Second)},
-		{"jwt-issuer", "WSMQ_JWT_ISSUER", "JWT iss claim", str(&c.JWTIssuer)},
-		{"access-token-ttl", "WSMQ_ACCESS_TOKEN_TTL", "absolute lifetime of an access token (0: none)", dur(&c.AccessTokenTTL, 0)},
-		{"bcrypt-cost", "WSMQ_BCRYPT_COST", "bcrypt cost of new password hashes", func(v string) error {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				return fmt.Errorf("not an integer: %q", v)
-			}
-			c.BcryptCost = n
-			return nil
-		}},
-		{"listen", "WSMQ_AUTH_LISTEN", "gRPC listen address", str(&c.Listen)},
-		{"metrics-listen", "WSMQ_AUTH_METRICS_LISTEN", `HTTP /metrics, /healthz, /readyz address ("" disables)`, str(&c.MetricsListen)},
-		{"admin-token", "WSMQ_AUTH_ADMIN_TOKEN", "admin credential, at least 16 characters (prefer the environment)", str(&c.AdminToken)},
-		{"dev", "WSMQ_DEV", "dev mode: dev secrets allowed, demo/demo user (1/true/0/false)", func(v string) error {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return fmt.Errorf("not a boolean: %q", v)
-			}
-			c.Dev = b
-			return nil
-		}},
-		{"log-level", "WSMQ_LOG_LEVEL", "debug, info, warn or error", func(v string) error {
-			return c.LogLevel.UnmarshalText([]byte(v))
-		}},
-	}
-}
-
-// Parse reads the configuration: defaults, then the environment (through
-// getenv), then flags in args. It returns the arguments left after the flags.
-// Malformed values fail, naming the flag or variable. Parse does not check
-// secrets; Validate does, for the commands that need them.
-func Parse(args []string, getenv func(string) string, output io.Writer) (Config, []string, error) {
-	c := Default()
-	for _, s := range settings(&c) {
-		if v := getenv(s.env); v != "" {
-			if err := s.set(v); err != nil {
-				return Config{}, nil, fmt.Errorf("%s: %w", s.env, err)
-			}
+		return nil
+	})
+	s.String(&c.MongoDB, "mongo-db", "WSMQ_MONGO_DB", DefaultMongoDB, "MongoDB database", func(v string) error {
+		if v == "" || strings.ContainsAny(v, "/\\. \"$") {
+			return errors.New("invalid database name")
 		}
-	}
-	return ParseFlags(c, args, output)
+		return nil
+	})
+	s.Duration(&c.MongoTimeout, "mongo-timeout", "WSMQ_MONGO_TIMEOUT", store.DefaultTimeout, time.Millisecond, time.Hour, "deadline of every MongoDB operation")
+	s.String(&c.JWTSecret, "jwt-secret", "WSMQ_JWT_SECRET", "", "HS256 secret, at least 32 bytes (prefer the environment or a keys file to a flag)")
+	s.String(&c.JWTKeysFile, "jwt-keys-file", "WSMQ_JWT_KEYS_FILE", "", `file of "kid secret" lines; the last key signs, all verify`)
+	s.Duration(&c.JWTTTL, "jwt-ttl", "WSMQ_JWT_TTL", tokens.DefaultTTL, time.Second, 24*time.Hour, "JWT lifetime")
+	s.String(&c.JWTIssuer, "jwt-issuer", "WSMQ_JWT_ISSUER", tokens.DefaultIssuer, "JWT iss claim", config.NotEmpty)
+	s.Duration(&c.AccessTokenTTL, "access-token-ttl", "WSMQ_ACCESS_TOKEN_TTL", DefaultAccessTokenTTL, 0, 10*365*24*time.Hour, "absolute lifetime of an access token (0: none)")
+	s.Int(&c.BcryptCost, "bcrypt-cost", "WSMQ_BCRYPT_COST", passwords.DefaultCost, minBcryptCost, maxBcryptCost, "bcrypt cost of new password hashes")
+	s.String(&c.Listen, "listen", "WSMQ_AUTH_LISTEN", DefaultListen, "gRPC listen address", config.HostPort)
+	s.String(&c.MetricsListen, "metrics-listen", "WSMQ_AUTH_METRICS_LISTEN", DefaultMetricsListen, `HTTP admin address (/metrics /healthz /readyz); "" disables`, config.OptionalHostPort)
+	s.String(&c.AdminToken, "admin-token", "WSMQ_AUTH_ADMIN_TOKEN", "", "admin credential, at least 16 characters (prefer the environment)")
+	s.Dev(&c.Dev, "dev secrets allowed, demo/demo user")
+	s.LogLevel(&c.LogLevel)
+	return &Settings{set: s, cfg: c}
 }
 
-// ParseFlags parses flags in args on top of c: Parse uses it, and so does
-// `auth serve -flags` for flags after the command word.
-func ParseFlags(c Config, args []string, output io.Writer) (Config, []string, error) {
-	fs := flag.NewFlagSet("auth", flag.ContinueOnError)
-	fs.SetOutput(output)
-	for _, s := range settings(&c) {
-		fs.Func(s.flag, s.usage+" (env "+s.env+")", s.set)
-	}
-	fs.Usage = func() {
-		_, _ = fmt.Fprintf(fs.Output(), "usage: auth [flags] [serve [flags] | user add|passwd|revoke|rm NAME | user ls | help]\n\nflags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return Config{}, nil, err
-	}
-	if err := c.validateCommon(); err != nil {
-		return Config{}, nil, err
-	}
-	return c, fs.Args(), nil
+// Parse reads the configuration (pkg/config's rules) and returns the
+// arguments left after the flags: the command. Every malformed value is
+// reported at once. Parse does not check secrets; Validate does, for the
+// commands that need them.
+func (s *Settings) Parse(args []string, env config.Env) (Config, []string, error) {
+	rest, err := s.set.Parse(args, env)
+	return *s.cfg, rest, err
 }
 
-func (c *Config) validateCommon() error {
-	if !strings.HasPrefix(c.MongoURI, "mongodb://") && !strings.HasPrefix(c.MongoURI, "mongodb+srv://") {
-		return errors.New("WSMQ_MONGO_URI: must start with mongodb:// or mongodb+srv://")
-	}
-	if c.MongoDB == "" || strings.ContainsAny(c.MongoDB, "/\\. \"$") {
-		return fmt.Errorf("WSMQ_MONGO_DB: invalid database name %q", c.MongoDB)
-	}
-	if c.BcryptCost < 4 || c.BcryptCost > 31 {
-		return fmt.Errorf("WSMQ_BCRYPT_COST: %d outside 4..31", c.BcryptCost)
-	}
-	if c.JWTIssuer == "" {
-		return errors.New("WSMQ_JWT_ISSUER: empty")
-	}
-	return nil
+// ParseFlags applies flags given after the command word (`auth serve
+// -listen ...`) on top of Parse.
+func (s *Settings) ParseFlags(args []string) (Config, []string, error) {
+	rest, err := s.set.ParseFlags(args)
+	return *s.cfg, rest, err
 }
+
+// Usage describes every flag and variable.
+func (s *Settings) Usage() string { return s.set.Usage() }
 
 // Validate checks what serving needs (listen addresses, JWT keys, admin
 // token) and resolves JWTKeys. Outside dev mode a missing or short secret or
 // admin token is an error; in dev mode the built-in dev values fill in.
 // It returns warnings to log.
 func (c *Config) Validate() (warnings []string, err error) {
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return nil, fmt.Errorf("WSMQ_AUTH_LISTEN: %w", err)
-	}
-	if c.MetricsListen != "" {
-		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
-			return nil, fmt.Errorf("WSMQ_AUTH_METRICS_LISTEN: %w", err)
-		}
-	}
 	if !c.Dev && c.BcryptCost < 10 {
 		return nil, fmt.Errorf("WSMQ_BCRYPT_COST: %d is too weak outside dev mode (at least 10)", c.BcryptCost)
 	}
@@ -280,4 +212,10 @@ func ParseKeys(b []byte) ([]tokens.Key, error) {
 		return nil, errors.New("no keys")
 	}
 	return keys, nil
+}
+
+// Parse is NewSettings().Parse, for callers that need no flags after a
+// command word.
+func Parse(args []string, env config.Env) (Config, []string, error) {
+	return NewSettings().Parse(args, env)
 }

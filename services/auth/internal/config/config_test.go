@@ -1,17 +1,16 @@
 package config
 
 import (
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wsmq/wsmq/pkg/config"
 )
 
-func envOf(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
-}
+func envOf(m map[string]string) config.Env { return config.MapEnv(m) }
 
 func TestParseReadsEnvironmentAndFlagsOverrideIt(t *testing.T) {
 	c, rest, err := Parse([]string{"-jwt-ttl", "5m", "user", "ls"}, envOf(map[string]string{
@@ -22,7 +21,7 @@ func TestParseReadsEnvironmentAndFlagsOverrideIt(t *testing.T) {
 		"WSMQ_ACCESS_TOKEN_TTL": "0s",
 		"WSMQ_DEV":              "1",
 		"WSMQ_LOG_LEVEL":        "debug",
-	}), io.Discard)
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +32,7 @@ func TestParseReadsEnvironmentAndFlagsOverrideIt(t *testing.T) {
 	if strings.Join(rest, " ") != "user ls" {
 		t.Fatalf("rest = %q", rest)
 	}
-	d, _, err := Parse(nil, envOf(nil), io.Discard)
+	d, _, err := Parse(nil, envOf(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,17 +53,30 @@ func TestParseRejectsMalformedValuesNamingTheVariable(t *testing.T) {
 		"WSMQ_BCRYPT_COST":      "99",
 		"WSMQ_MONGO_URI":        "http://127.0.0.1",
 		"WSMQ_MONGO_DB":         "a/b",
+		"WSMQ_AUTH_LISTEN":      "9091",
+		"WSMQ_AUTH_COLOUR":      "blue",
 	} {
-		_, _, err := Parse(nil, envOf(map[string]string{env: val}), io.Discard)
+		_, _, err := Parse(nil, envOf(map[string]string{env: val}))
 		if err == nil || !strings.Contains(err.Error(), env) {
 			t.Errorf("%s=%q: error %v does not name the variable", env, val, err)
 		}
 	}
-	if _, _, err := Parse([]string{"-jwt-ttl", "x"}, envOf(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "jwt-ttl") {
+	if _, _, err := Parse([]string{"-jwt-ttl", "x"}, envOf(nil)); err == nil || !strings.Contains(err.Error(), "jwt-ttl") {
 		t.Errorf("bad flag: %v", err)
 	}
-	if _, _, err := Parse([]string{"-no-such-flag"}, envOf(nil), io.Discard); err == nil {
+	if _, _, err := Parse([]string{"-no-such-flag"}, envOf(nil)); err == nil {
 		t.Error("unknown flag accepted")
+	}
+	_, _, err := Parse(nil, envOf(map[string]string{"WSMQ_JWT_TTL": "15", "WSMQ_BCRYPT_COST": "99"}))
+	if err == nil || !strings.Contains(err.Error(), "WSMQ_JWT_TTL") || !strings.Contains(err.Error(), "WSMQ_BCRYPT_COST") {
+		t.Errorf("two bad values: %v, want both named in one error", err)
+	}
+}
+
+func TestEmptyMetricsListenDisablesTheListener(t *testing.T) {
+	c, _, err := Parse(nil, envOf(map[string]string{"WSMQ_AUTH_METRICS_LISTEN": ""}))
+	if err != nil || c.MetricsListen != "" {
+		t.Fatalf("WSMQ_AUTH_METRICS_LISTEN= gives %q, %v; want \"\" (off)", c.MetricsListen, err)
 	}
 }
 
@@ -83,14 +95,13 @@ func TestValidateRequiresRealSecretsOutsideDevMode(t *testing.T) {
 		{"secret and keys file", map[string]string{"WSMQ_JWT_SECRET": long, "WSMQ_JWT_KEYS_FILE": "/x", "WSMQ_AUTH_ADMIN_TOKEN": admin}, "both"},
 		{"missing keys file", map[string]string{"WSMQ_JWT_KEYS_FILE": "/nonexistent/keys", "WSMQ_AUTH_ADMIN_TOKEN": admin}, "WSMQ_JWT_KEYS_FILE"},
 		{"weak bcrypt", map[string]string{"WSMQ_JWT_SECRET": long, "WSMQ_AUTH_ADMIN_TOKEN": admin, "WSMQ_BCRYPT_COST": "6"}, "WSMQ_BCRYPT_COST"},
-		{"bad listen", map[string]string{"WSMQ_JWT_SECRET": long, "WSMQ_AUTH_ADMIN_TOKEN": admin, "WSMQ_AUTH_LISTEN": "9091"}, "WSMQ_AUTH_LISTEN"},
 		{"complete", map[string]string{"WSMQ_JWT_SECRET": long, "WSMQ_AUTH_ADMIN_TOKEN": admin}, ""},
 		{"dev mode fills in", map[string]string{"WSMQ_DEV": "1"}, ""},
 		{"dev mode allows short values", map[string]string{"WSMQ_DEV": "1", "WSMQ_JWT_SECRET": "short", "WSMQ_AUTH_ADMIN_TOKEN": "x", "WSMQ_BCRYPT_COST": "4"}, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, _, err := Parse(nil, envOf(tc.env), io.Discard)
+			c, _, err := Parse(nil, envOf(tc.env))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -108,7 +119,7 @@ func TestValidateRequiresRealSecretsOutsideDevMode(t *testing.T) {
 }
 
 func TestValidateDevModeUsesMarkedDevSecretsAndWarns(t *testing.T) {
-	c, _, err := Parse(nil, envOf(map[string]string{"WSMQ_DEV": "true"}), io.Discard)
+	c, _, err := Parse(nil, envOf(map[string]string{"WSMQ_DEV": "true"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +141,7 @@ func TestKeysFileLastKeySignsAndAllLoad(t *testing.T) {
 	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, _, err := Parse(nil, envOf(map[string]string{"WSMQ_JWT_KEYS_FILE": p, "WSMQ_AUTH_ADMIN_TOKEN": strings.Repeat("a", 16)}), io.Discard)
+	c, _, err := Parse(nil, envOf(map[string]string{"WSMQ_JWT_KEYS_FILE": p, "WSMQ_AUTH_ADMIN_TOKEN": strings.Repeat("a", 16)}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +164,7 @@ func TestKeysFileLastKeySignsAndAllLoad(t *testing.T) {
 	}
 	short := filepath.Join(t.TempDir(), "short")
 	_ = os.WriteFile(short, []byte("k1 tooshort\n"), 0o600)
-	c, _, _ = Parse(nil, envOf(map[string]string{"WSMQ_JWT_KEYS_FILE": short, "WSMQ_AUTH_ADMIN_TOKEN": strings.Repeat("a", 16)}), io.Discard)
+	c, _, _ = Parse(nil, envOf(map[string]string{"WSMQ_JWT_KEYS_FILE": short, "WSMQ_AUTH_ADMIN_TOKEN": strings.Repeat("a", 16)}))
 	if _, err := c.Validate(); err == nil || !strings.Contains(err.Error(), "k1") {
 		t.Fatalf("short key in file: %v", err)
 	}

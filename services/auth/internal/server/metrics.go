@@ -50,3 +50,12 @@ func NewMetrics() *Metrics {
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
+
+// SetDBUp records whether the last database check passed.
+func (m *Metrics) SetDBUp(up bool) {
+	if up {
+		m.dbUp.Set(1)
+	} else {
+		m.dbUp.Set(0)
+	}
+}

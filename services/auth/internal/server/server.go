@@ -1,37 +1,24 @@
-// Package server serves wsmq.auth.v1.AuthService over gRPC: request
+// Package server handles wsmq.auth.v1.AuthService requests: request
 // mapping, the admin credential check, the one function that turns errors
-// into gRPC statuses, health reporting of MongoDB, and metrics.
+// into gRPC statuses, and metrics.
 package server
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"log/slog"
-	"net"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
 	authv1 "github.com/wsmq/wsmq/gen/wsmq/auth/v1"
+	"github.com/wsmq/wsmq/pkg/bearer"
 	"github.com/wsmq/wsmq/services/auth/internal/authn"
 	"github.com/wsmq/wsmq/services/auth/internal/store"
-)
-
-// Defaults of Options.
-const (
-	DefaultHealthInterval = 2 * time.Second
-	DefaultStopTimeout    = 10 * time.Second
 )
 
 // Errors of the admin credential check.
@@ -40,46 +27,30 @@ var (
 	errAdminWrong   = errors.New("admin credential refused")
 )
 
-// Pinger reports whether the database answers.
-type Pinger interface {
-	Ping(ctx context.Context) error
-}
-
 // Options configures a Server. Zero values mean defaults.
 type Options struct {
 	// Service does the work. Required.
 	Service *authn.Service
-	// DB is pinged for health. Required.
-	DB Pinger
 	// AdminToken is the admin credential. Required.
 	AdminToken string
 	// Logger receives the logs (discarded when nil).
 	Logger *slog.Logger
 	// Metrics records counts and latencies (a fresh set when nil).
 	Metrics *Metrics
-	// HealthInterval is the period of the database ping.
-	HealthInterval time.Duration
-	// StopTimeout bounds the graceful stop before connections are cut.
-	StopTimeout time.Duration
 }
 
-// Server is the gRPC auth server.
+// Server handles AuthService requests; main.go serves it on a grpc.Server
+// (Register, Interceptor).
 type Server struct {
 	authv1.UnimplementedAuthServiceServer
 
-	svc      *authn.Service
-	db       Pinger
-	adminSum [sha256.Size]byte
-	log      *slog.Logger
-	metrics  *Metrics
-	o        Options
-
-	grpc   *grpc.Server
-	health *health.Server
-	ready  atomic.Bool
+	svc     *authn.Service
+	admin   *bearer.Checker
+	log     *slog.Logger
+	metrics *Metrics
 }
 
-// New builds a Server with the auth and health services registered.
+// New returns the request handler.
 func New(o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -87,108 +58,24 @@ func New(o Options) *Server {
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics()
 	}
-	if o.HealthInterval <= 0 {
-		o.HealthInterval = DefaultHealthInterval
-	}
-	if o.StopTimeout <= 0 {
-		o.StopTimeout = DefaultStopTimeout
-	}
-	s := &Server{
-		svc:      o.Service,
-		db:       o.DB,
-		adminSum: sha256.Sum256([]byte(o.AdminToken)),
-		log:      o.Logger,
-		metrics:  o.Metrics,
-		o:        o,
-		health:   health.NewServer(),
-	}
-	s.grpc = grpc.NewServer(grpc.ChainUnaryInterceptor(s.intercept))
-	authv1.RegisterAuthServiceServer(s.grpc, s)
-	healthpb.RegisterHealthServer(s.grpc, s.health)
-	// Reflection lets grpcurl and friends call the service without the
-	// .proto files; the contract is public anyway.
-	reflection.Register(s.grpc)
-	s.setServing(false)
-	return s
-}
-
-// Ready reports whether the last database ping succeeded.
-func (s *Server) Ready() bool { return s.ready.Load() }
-
-func (s *Server) setServing(ok bool) {
-	st := healthpb.HealthCheckResponse_NOT_SERVING
-	if ok {
-		st = healthpb.HealthCheckResponse_SERVING
-	}
-	s.ready.Store(ok)
-	s.metrics.dbUp.Set(b2f(ok))
-	s.health.SetServingStatus("", st)
-	s.health.SetServingStatus(authv1.AuthService_ServiceDesc.ServiceName, st)
-}
-
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-// Serve serves on lis until ctx is done, then stops gracefully (cutting
-// connections after StopTimeout). It owns the health pinger and returns
-// once everything it started has stopped.
-func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	wg.Go(func() { s.pingLoop(ctx) })
-	wg.Go(func() {
-		<-ctx.Done()
-		s.health.Shutdown()
-		done := make(chan struct{})
-		go func() { s.grpc.GracefulStop(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(s.o.StopTimeout):
-			s.log.Warn("graceful stop timed out; closing connections")
-			s.grpc.Stop()
-			<-done
-		}
-	})
-	s.log.Info("listening", "addr", lis.Addr().String())
-	err := s.grpc.Serve(lis)
-	cancel()
-	wg.Wait()
-	if errors.Is(err, grpc.ErrServerStopped) {
-		err = nil
-	}
-	return err
-}
-
-// pingLoop keeps the health status in step with the database.
-func (s *Server) pingLoop(ctx context.Context) {
-	t := time.NewTicker(s.o.HealthInterval)
-	defer t.Stop()
-	for {
-		err := s.db.Ping(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		ok := err == nil
-		if ok != s.ready.Load() {
-			if ok {
-				s.log.Info("database reachable")
-			} else {
-				s.log.Warn("database unreachable", "err", err)
-			}
-		}
-		s.setServing(ok)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	return &Server{
+		svc:     o.Service,
+		admin:   bearer.New([]bearer.Digest{bearer.Sum(o.AdminToken)}, false, nil),
+		log:     o.Logger,
+		metrics: o.Metrics,
 	}
 }
+
+// Register registers the auth service, and reflection (grpcurl and friends
+// can call it without the .proto files; the contract is public anyway).
+func (s *Server) Register(gs *grpc.Server) {
+	authv1.RegisterAuthServiceServer(gs, s)
+	reflection.Register(gs)
+}
+
+// Interceptor records every call's latency and outcome; serve it in front
+// of the handlers.
+func (s *Server) Interceptor() grpc.UnaryServerInterceptor { return s.intercept }
 
 // intercept records latency and logs failures at the edge.
 func (s *Server) intercept(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
@@ -234,23 +121,17 @@ func (s *Server) toStatus(ctx context.Context, method string, err error) error {
 	}
 }
 
-// checkAdmin checks the `authorization: Bearer <admin token>` metadata,
-// comparing SHA-256 digests in constant time.
+// checkAdmin checks the `authorization: Bearer <admin token>` metadata
+// (digests compared in constant time).
 func (s *Server) checkAdmin(ctx context.Context) error {
-	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get("authorization")
-	if len(vals) == 0 {
-		return errAdminMissing
-	}
-	tok, ok := strings.CutPrefix(vals[0], "Bearer ")
-	if !ok || tok == "" {
-		return errAdminMissing
-	}
-	sum := sha256.Sum256([]byte(tok))
-	if subtle.ConstantTimeCompare(sum[:], s.adminSum[:]) != 1 {
+	switch err := s.admin.Check(ctx); {
+	case err == nil:
+		return nil
+	case errors.Is(err, bearer.ErrUnknown):
 		return errAdminWrong
+	default:
+		return errAdminMissing
 	}
-	return nil
 }
 
 // Authenticate implements AuthService.

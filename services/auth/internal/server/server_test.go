@@ -5,7 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"net"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,11 +17,13 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	authv1 "github.com/wsmq/wsmq/gen/wsmq/auth/v1"
+	"github.com/wsmq/wsmq/pkg/serve"
 	"github.com/wsmq/wsmq/pkg/testenv"
 	"github.com/wsmq/wsmq/services/auth/internal/authn"
 	"github.com/wsmq/wsmq/services/auth/internal/passwords"
@@ -84,17 +86,22 @@ func start(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 	svc := authn.New(st, j, h, authn.Options{AccessTokenTTL: o.accessTokenTTL, Now: c.Now})
-	srv := server.New(server.Options{
-		Service: svc, DB: st, AdminToken: adminToken,
-		HealthInterval: 50 * time.Millisecond, StopTimeout: time.Second,
-	})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	srv := server.New(server.Options{Service: svc, AdminToken: adminToken})
+	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(srv.Interceptor()))
+	srv.Register(gs)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	probe := &serve.Probe{Name: "mongodb", Check: st.Ping, Interval: 50 * time.Millisecond,
+		Health: hs, Services: []string{"", authv1.AuthService_ServiceDesc.ServiceName}, Log: slog.New(slog.DiscardHandler)}
+	g := serve.NewGroup(slog.New(slog.DiscardHandler))
+	g.Go(probe.Run)
+	addr, err := g.Listen("grpc", "test", "127.0.0.1:0", serve.GRPC{Server: gs, Health: hs})
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, lis) }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	go func() { done <- g.Run(ctx, time.Second) }()
+	conn, err := grpc.NewClient(addr.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +109,7 @@ func start(t testing.TB, o envOptions) *env {
 		_ = conn.Close()
 		cancel()
 		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
+			t.Errorf("Run: %v", err)
 		}
 		_ = st.Close(context.Background())
 	})

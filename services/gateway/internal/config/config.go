@@ -1,27 +1,44 @@
 // Package config parses and validates the gateway's settings from flags with
-// WSMQ_* environment fallbacks.
+// WSMQ_* environment fallbacks (pkg/config's rules).
 package config
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"os"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/wsmq/wsmq/pkg/config"
+	"github.com/wsmq/wsmq/pkg/rsmq"
+	"github.com/wsmq/wsmq/services/gateway/internal/delivery"
+	"github.com/wsmq/wsmq/services/gateway/internal/wsconn"
+)
+
+// Defaults of the gateway's own settings; those of the delivery engine and
+// of a connection are exported by those packages.
+const (
+	DefaultListen           = "127.0.0.1:3000"
+	DefaultAdminListen      = "127.0.0.1:9193"
+	DefaultAuthAddr         = "127.0.0.1:9091"
+	DefaultReverifyInterval = time.Minute
+	DefaultMaxConnsPerUser  = 32
+	DefaultConnRate         = 50
+	DefaultLoginRate        = 5
+	DefaultShutdownTimeout  = 10 * time.Second
+	DefaultAuthTimeout      = 3 * time.Second
+	maxCount                = 1 << 20
+	day                     = 24 * time.Hour
 )
 
 // Config is the gateway's whole configuration, validated once at start-up.
 type Config struct {
-	Listen   string // WSMQ_GATEWAY_LISTEN
-	AuthAddr string // WSMQ_AUTH_ADDR
-	RedisURL string // WSMQ_REDIS_URL
-	NS       string // WSMQ_RSMQ_NS
-	Dev      bool   // WSMQ_DEV
-	LogLevel slog.Level
+	Listen      string // WSMQ_GATEWAY_LISTEN: public HTTP/websocket address
+	AdminListen string // WSMQ_GATEWAY_ADMIN_LISTEN: /readyz /metrics /healthz; "" = off
+	AuthAddr    string // WSMQ_AUTH_ADDR
+	RedisURL    string // WSMQ_REDIS_URL
+	NS          string // WSMQ_RSMQ_NS
+	Dev         bool   // WSMQ_DEV
+	LogLevel    slog.Level
+	Queue       rsmq.QueueConfig // attributes of queues created on subscribe (WSMQ_QUEUE_*)
 
 	VisibilityTimeout int           // seconds a delivered, unacked message stays hidden
 	Prefetch          int           // most unacked messages per subscription
@@ -48,138 +65,60 @@ type Config struct {
 	PprofListen     string // WSMQ_PPROF_LISTEN: net/http/pprof address, "" = off
 }
 
-// Parse reads args (without the program name) and the environment through
-// getenv. Flags win over environment variables.
-func Parse(args []string, getenv func(string) string) (Config, error) {
+// Parse reads args (without the program name) and the environment; every
+// problem is reported at once.
+func Parse(args []string, env config.Env) (Config, error) {
 	var c Config
-	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
-	fs.SetOutput(os.Stderr)
-	var errs []error
-	env := func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
-		}
-		return def
-	}
-	str := func(p *string, name, env_, def, usage string) {
-		fs.StringVar(p, name, env(env_, def), usage+" ("+env_+")")
-	}
-	integer := func(p *int, name, env_ string, def int, usage string) {
-		v := env(env_, strconv.Itoa(def))
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %q is not an integer", env_, v))
-		}
-		fs.IntVar(p, name, n, usage+" ("+env_+")")
-	}
-	dur := func(p *time.Duration, name, env_ string, def time.Duration, usage string) {
-		v := env(env_, def.String())
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %q is not a duration (e.g. 30s)", env_, v))
-		}
-		fs.DurationVar(p, name, d, usage+" ("+env_+")")
-	}
-	boolean := func(p *bool, name, env_ string, usage string) {
-		v := env(env_, "0")
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %q is not a boolean (use 1 or 0)", env_, v))
-		}
-		fs.BoolVar(p, name, b, usage+" ("+env_+")")
-	}
-	float := func(p *float64, name, env_ string, def float64, usage string) {
-		v := env(env_, strconv.FormatFloat(def, 'g', -1, 64))
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %q is not a number", env_, v))
-		}
-		fs.Float64Var(p, name, f, usage+" ("+env_+")")
-	}
-
-	var origins, logLevel string
-	str(&c.Listen, "listen", "WSMQ_GATEWAY_LISTEN", "127.0.0.1:3000", "HTTP/websocket listen address")
-	str(&c.AuthAddr, "auth-addr", "WSMQ_AUTH_ADDR", "127.0.0.1:9091", "auth service gRPC address")
-	str(&c.RedisURL, "redis-url", "WSMQ_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL")
-	str(&c.NS, "rsmq-ns", "WSMQ_RSMQ_NS", "rsmq", "RSMQ namespace")
-	boolean(&c.Dev, "dev", "WSMQ_DEV", "dev mode: dev secrets, demo page")
-	str(&logLevel, "log-level", "WSMQ_LOG_LEVEL", "info", "log level: debug, info, warn, error")
-	integer(&c.VisibilityTimeout, "visibility-timeout", "WSMQ_VISIBILITY_TIMEOUT", 30, "seconds an unacked delivered message stays hidden")
-	integer(&c.Prefetch, "prefetch", "WSMQ_PREFETCH", 64, "most unacked messages in flight per subscription")
-	integer(&c.MaxReceiveCount, "max-receive-count", "WSMQ_MAX_RECEIVE_COUNT", 10, "receives before a message moves to <queue>-dlq")
-	integer(&c.ConnBuffer, "conn-buffer", "WSMQ_CONN_BUFFER", 256, "most frames queued for one connection")
-	dur(&c.SweepInterval, "sweep-interval", "WSMQ_SWEEP_INTERVAL", 5*time.Second, "check interval per served queue without notifications")
-	dur(&c.HotSweepInterval, "hot-sweep-interval", "WSMQ_HOT_SWEEP_INTERVAL", time.Second, "check interval for queues fed without realtime notifications")
-	integer(&c.Workers, "workers", "WSMQ_GATEWAY_WORKERS", 32, "goroutines pulling messages from Redis")
-	dur(&c.ReverifyInterval, "reverify-interval", "WSMQ_REVERIFY_INTERVAL", time.Minute, "re-check live connections' credentials")
-	dur(&c.PingInterval, "ping-interval", "WSMQ_PING_INTERVAL", 25*time.Second, "websocket ping interval")
-	dur(&c.WriteTimeout, "write-timeout", "WSMQ_WRITE_TIMEOUT", 10*time.Second, "websocket write deadline")
+	var origins string
 	readLimit := 0
-	integer(&readLimit, "read-limit", "WSMQ_READ_LIMIT", 4096, "largest client frame in bytes")
-	str(&origins, "allowed-origins", "WSMQ_ALLOWED_ORIGINS", "", "comma-separated allowed browser origins (empty: same origin only)")
-	integer(&c.MaxConnsPerUser, "max-conns-per-user", "WSMQ_MAX_CONNS_PER_USER", 32, "most websockets per user")
-	integer(&c.MaxSubsPerConn, "max-subs-per-conn", "WSMQ_MAX_SUBS_PER_CONN", 32, "most subscriptions per websocket")
-	float(&c.ConnRatePerIP, "conn-rate", "WSMQ_CONN_RATE", 50, "new websockets per second per client IP")
-	float(&c.LoginRatePerIP, "login-rate", "WSMQ_LOGIN_RATE", 5, "logins per second per client IP")
-	boolean(&c.AllowEviction, "allow-eviction", "WSMQ_ALLOW_EVICTION", "start even if Redis may evict keys (loses messages)")
-	dur(&c.ShutdownTimeout, "shutdown-timeout", "WSMQ_SHUTDOWN_TIMEOUT", 10*time.Second, "graceful shutdown deadline")
-	dur(&c.AuthTimeout, "auth-timeout", "WSMQ_AUTH_TIMEOUT", 3*time.Second, "deadline of calls to the auth service")
-	boolean(&c.Demo, "demo", "WSMQ_DEMO", "serve the /demo page (always on in dev mode)")
-	str(&c.PprofListen, "pprof-listen", "WSMQ_PPROF_LISTEN", "", "address for net/http/pprof (empty: off; keep it on loopback)")
-
-	if err := fs.Parse(args); err != nil {
-		return c, fmt.Errorf("config: %w", err)
+	s := config.NewSet("gateway", "WSMQ_GATEWAY_")
+	s.String(&c.Listen, "listen", "WSMQ_GATEWAY_LISTEN", DefaultListen, "public HTTP/websocket listen address", config.HostPort)
+	s.String(&c.AdminListen, "admin-listen", "WSMQ_GATEWAY_ADMIN_LISTEN", DefaultAdminListen,
+		`admin HTTP address (/readyz /metrics /healthz; keep it private); "" disables`, config.OptionalHostPort)
+	s.String(&c.AuthAddr, "auth-addr", "WSMQ_AUTH_ADDR", DefaultAuthAddr, "auth service gRPC address", config.HostPort)
+	s.RedisURL(&c.RedisURL)
+	s.Namespace(&c.NS)
+	s.Dev(&c.Dev, "dev secrets, demo page")
+	s.LogLevel(&c.LogLevel)
+	s.QueueDefaults(&c.Queue)
+	s.Int(&c.VisibilityTimeout, "visibility-timeout", "WSMQ_VISIBILITY_TIMEOUT", delivery.DefaultVisibilityTimeout, 1, rsmq.MaxVTOrDelay, "seconds an unacked delivered message stays hidden")
+	s.Int(&c.Prefetch, "prefetch", "WSMQ_PREFETCH", delivery.DefaultPrefetch, 1, 1000, "most unacked messages in flight per subscription")
+	s.Int(&c.MaxReceiveCount, "max-receive-count", "WSMQ_MAX_RECEIVE_COUNT", delivery.DefaultMaxReceiveCount, 1, maxCount, "receives before a message moves to <queue>-dlq")
+	s.Int(&c.ConnBuffer, "conn-buffer", "WSMQ_CONN_BUFFER", wsconn.DefaultConnBuffer, 1, maxCount, "most frames queued for one connection")
+	s.Duration(&c.SweepInterval, "sweep-interval", "WSMQ_SWEEP_INTERVAL", delivery.DefaultSweepInterval, 10*time.Millisecond, time.Hour, "check interval per served queue without notifications")
+	s.Duration(&c.HotSweepInterval, "hot-sweep-interval", "WSMQ_HOT_SWEEP_INTERVAL", delivery.DefaultHotSweepInterval, 10*time.Millisecond, time.Hour, "check interval for queues fed without realtime notifications")
+	s.Int(&c.Workers, "workers", "WSMQ_GATEWAY_WORKERS", delivery.DefaultWorkers, 1, 4096, "goroutines pulling messages from Redis")
+	s.Duration(&c.ReverifyInterval, "reverify-interval", "WSMQ_REVERIFY_INTERVAL", DefaultReverifyInterval, time.Millisecond, day, "re-check live connections' credentials")
+	s.Duration(&c.PingInterval, "ping-interval", "WSMQ_PING_INTERVAL", wsconn.DefaultPingInterval, time.Millisecond, time.Hour, "websocket ping interval")
+	s.Duration(&c.WriteTimeout, "write-timeout", "WSMQ_WRITE_TIMEOUT", wsconn.DefaultWriteTimeout, time.Millisecond, time.Hour, "websocket write deadline")
+	s.Int(&readLimit, "read-limit", "WSMQ_READ_LIMIT", wsconn.DefaultReadLimit, 512, 1<<20, "largest client frame in bytes")
+	s.String(&origins, "allowed-origins", "WSMQ_ALLOWED_ORIGINS", "", "comma-separated allowed browser origins (empty: same origin only)")
+	s.Int(&c.MaxConnsPerUser, "max-conns-per-user", "WSMQ_MAX_CONNS_PER_USER", DefaultMaxConnsPerUser, 1, maxCount, "most websockets per user")
+	s.Int(&c.MaxSubsPerConn, "max-subs-per-conn", "WSMQ_MAX_SUBS_PER_CONN", wsconn.DefaultMaxSubs, 1, maxCount, "most subscriptions per websocket")
+	s.Float(&c.ConnRatePerIP, "conn-rate", "WSMQ_CONN_RATE", DefaultConnRate, 0.001, 1e9, "new websockets per second per client IP")
+	s.Float(&c.LoginRatePerIP, "login-rate", "WSMQ_LOGIN_RATE", DefaultLoginRate, 0.001, 1e9, "logins per second per client IP")
+	s.Bool(&c.AllowEviction, "allow-eviction", "WSMQ_ALLOW_EVICTION", false, "start even if Redis may evict keys (loses messages)")
+	s.ShutdownTimeout(&c.ShutdownTimeout, "WSMQ_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout)
+	s.Duration(&c.AuthTimeout, "auth-timeout", "WSMQ_AUTH_TIMEOUT", DefaultAuthTimeout, time.Millisecond, time.Minute, "deadline of calls to the auth service")
+	s.Bool(&c.Demo, "demo", "WSMQ_DEMO", false, "serve the /demo page (always on in dev mode)")
+	s.String(&c.PprofListen, "pprof-listen", "WSMQ_PPROF_LISTEN", "", "address for net/http/pprof (empty: off; keep it on loopback)", config.OptionalHostPort)
+	s.Check(func() error {
+		if c.AdminListen != "" && c.AdminListen == c.Listen && c.Listen[len(c.Listen)-2:] != ":0" {
+			return fmt.Errorf("WSMQ_GATEWAY_ADMIN_LISTEN and WSMQ_GATEWAY_LISTEN are both %q: the admin listener must stay private", c.Listen)
+		}
+		return nil
+	})
+	rest, err := s.Parse(args, env)
+	if err == nil {
+		err = config.NoArgs(rest)
 	}
-	if fs.NArg() > 0 {
-		errs = append(errs, fmt.Errorf("unexpected arguments: %q", fs.Args()))
+	if err != nil {
+		return Config{}, err
 	}
 	c.ReadLimit = int64(readLimit)
-	if err := c.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
-		errs = append(errs, fmt.Errorf("WSMQ_LOG_LEVEL: %q is not debug, info, warn or error", logLevel))
-	}
-	for _, o := range strings.Split(origins, ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			c.AllowedOrigins = append(c.AllowedOrigins, o)
-		}
-	}
+	c.AllowedOrigins = config.List(origins)
 	if c.Dev {
 		c.Demo = true
 	}
-	errs = append(errs, c.validate()...)
-	if err := errors.Join(errs...); err != nil {
-		return c, fmt.Errorf("config: %w", err)
-	}
 	return c, nil
-}
-
-func (c *Config) validate() []error {
-	var errs []error
-	check := func(ok bool, format string, args ...any) {
-		if !ok {
-			errs = append(errs, fmt.Errorf(format, args...))
-		}
-	}
-	u, err := url.Parse(c.RedisURL)
-	check(err == nil && (u.Scheme == "redis" || u.Scheme == "rediss"), "WSMQ_REDIS_URL: %q is not a redis:// or rediss:// URL", c.RedisURL)
-	check(c.Listen != "", "WSMQ_GATEWAY_LISTEN: empty")
-	check(c.AuthAddr != "", "WSMQ_AUTH_ADDR: empty")
-	check(c.NS != "" && !strings.ContainsAny(c.NS, ": "), "WSMQ_RSMQ_NS: %q must be non-empty without ':' or spaces", c.NS)
-	check(c.VisibilityTimeout >= 1 && c.VisibilityTimeout <= 9999999, "WSMQ_VISIBILITY_TIMEOUT: %d must be between 1 and 9999999", c.VisibilityTimeout)
-	check(c.Prefetch >= 1 && c.Prefetch <= 1000, "WSMQ_PREFETCH: %d must be between 1 and 1000", c.Prefetch)
-	check(c.MaxReceiveCount >= 1, "WSMQ_MAX_RECEIVE_COUNT: %d must be at least 1", c.MaxReceiveCount)
-	check(c.ConnBuffer >= 1, "WSMQ_CONN_BUFFER: %d must be at least 1", c.ConnBuffer)
-	check(c.SweepInterval >= 10*time.Millisecond, "WSMQ_SWEEP_INTERVAL: %s must be at least 10ms", c.SweepInterval)
-	check(c.HotSweepInterval >= 10*time.Millisecond, "WSMQ_HOT_SWEEP_INTERVAL: %s must be at least 10ms", c.HotSweepInterval)
-	check(c.Workers >= 1, "WSMQ_GATEWAY_WORKERS: %d must be at least 1", c.Workers)
-	check(c.ReverifyInterval > 0, "WSMQ_REVERIFY_INTERVAL: must be positive")
-	check(c.PingInterval > 0, "WSMQ_PING_INTERVAL: must be positive")
-	check(c.WriteTimeout > 0, "WSMQ_WRITE_TIMEOUT: must be positive")
-	check(c.ReadLimit >= 512, "WSMQ_READ_LIMIT: %d must be at least 512", c.ReadLimit)
-	check(c.MaxConnsPerUser >= 1, "WSMQ_MAX_CONNS_PER_USER: must be at least 1")
-	check(c.MaxSubsPerConn >= 1, "WSMQ_MAX_SUBS_PER_CONN: must be at least 1")
-	check(c.ConnRatePerIP > 0, "WSMQ_CONN_RATE: must be positive")
-	check(c.LoginRatePerIP > 0, "WSMQ_LOGIN_RATE: must be positive")
-	check(c.ShutdownTimeout > 0, "WSMQ_SHUTDOWN_TIMEOUT: must be positive")
-	check(c.AuthTimeout > 0, "WSMQ_AUTH_TIMEOUT: must be positive")
-	return errs
 }

@@ -4,9 +4,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wsmq/wsmq/pkg/config"
 )
 
-func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+func env(m map[string]string) config.Env { return config.MapEnv(m) }
 
 func TestDefaultsMatchTheDesign(t *testing.T) {
 	c, err := Parse(nil, env(nil))
@@ -45,6 +47,9 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		{map[string]string{"WSMQ_LOG_LEVEL": "loud"}, "WSMQ_LOG_LEVEL"},
 		{map[string]string{"WSMQ_CONN_RATE": "-1"}, "WSMQ_CONN_RATE"},
 		{map[string]string{"WSMQ_READ_LIMIT": "10"}, "WSMQ_READ_LIMIT"},
+		{map[string]string{"WSMQ_GATEWAY_ADMIN_LISTEN": "nowhere"}, "WSMQ_GATEWAY_ADMIN_LISTEN"},
+		{map[string]string{"WSMQ_GATEWAY_COLOUR": "blue"}, "unknown variable WSMQ_GATEWAY_COLOUR"},
+		{map[string]string{"WSMQ_PREFETCH": "0", "WSMQ_SWEEP_INTERVAL": "soon"}, "WSMQ_SWEEP_INTERVAL"},
 	} {
 		_, err := Parse(nil, env(tc.env))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -15,6 +15,7 @@ import (
 type DemoSender struct {
 	Auth   Auth
 	Queues *rsmq.Client
+	Queue  rsmq.QueueConfig // attributes of a queue created on first send
 }
 
 type demoSendRequest struct {
@@ -49,7 +50,7 @@ func (d DemoSender) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (d DemoSender) send(ctx context.Context, queue, msg string) (string, error) {
 	id, err := d.Queues.SendMessage(ctx, queue, msg, rsmq.QueueDefault)
 	if errors.Is(err, rsmq.ErrQueueNotFound) {
-		if err := d.Queues.CreateQueue(ctx, queue, rsmq.DefaultQueueConfig()); err != nil && !errors.Is(err, rsmq.ErrQueueExists) {
+		if _, err := d.Queues.EnsureQueue(ctx, queue, d.Queue); err != nil {
 			return "", err
 		}
 		id, err = d.Queues.SendMessage(ctx, queue, msg, rsmq.QueueDefault)

@@ -1,6 +1,6 @@
 // Package server is the gateway's HTTP edge: websocket upgrade after
-// credential verification, the login endpoint, health, readiness and
-// metrics, connection limits and live re-verification.
+// credential verification, the login endpoint, public liveness, connection
+// limits and live re-verification.
 package server
 
 import (
@@ -14,12 +14,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 
+	"github.com/wsmq/wsmq/pkg/serve"
 	"github.com/wsmq/wsmq/services/gateway/internal/authclient"
 	"github.com/wsmq/wsmq/services/gateway/internal/delivery"
 	"github.com/wsmq/wsmq/services/gateway/internal/metrics"
@@ -53,7 +54,6 @@ type Server struct {
 	auth     Auth
 	m        *metrics.Metrics
 	log      *slog.Logger
-	ready    func(context.Context) error // Redis check
 	upgrader websocket.Upgrader
 	mux      *http.ServeMux
 
@@ -68,6 +68,7 @@ type Server struct {
 
 	stop     chan struct{}
 	loopDone chan struct{}
+	started  atomic.Bool
 }
 
 type client struct {
@@ -76,8 +77,8 @@ type client struct {
 	expiresAt   int64
 }
 
-// New builds a Server. redisReady checks the queue store for /readyz.
-func New(cfg Config, engine *delivery.Engine, auth Auth, redisReady func(context.Context) error, m *metrics.Metrics, log *slog.Logger) *Server {
+// New builds a Server; Start starts its re-verify loop.
+func New(cfg Config, engine *delivery.Engine, auth Auth, m *metrics.Metrics, log *slog.Logger) *Server {
 	if cfg.MaxConnsPerUser == 0 {
 		cfg.MaxConnsPerUser = 32
 	}
@@ -91,7 +92,7 @@ func New(cfg Config, engine *delivery.Engine, auth Auth, redisReady func(context
 		cfg.ReverifyInterval = time.Minute
 	}
 	s := &Server{
-		cfg: cfg, engine: engine, auth: auth, m: m, log: log, ready: redisReady,
+		cfg: cfg, engine: engine, auth: auth, m: m, log: log,
 		connLimiter:  newIPLimiter(cfg.ConnRatePerIP),
 		loginLimiter: newIPLimiter(cfg.LoginRatePerIP),
 		conns:        make(map[*wsconn.Conn]*client),
@@ -111,11 +112,9 @@ func New(cfg Config, engine *delivery.Engine, auth Auth, redisReady func(context
 	mux.HandleFunc("GET /{$}", s.handleWS)
 	mux.HandleFunc("GET /ws", s.handleWS)
 	mux.HandleFunc("POST /v1/authenticate", s.handleAuthenticate)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", s.handleReady)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	// Public liveness for load balancers; readiness and metrics are on the
+	// admin listener (main.go), so no internal state leaks to clients.
+	mux.Handle("GET /healthz", serve.HealthHandler())
 	if cfg.Demo {
 		mux.HandleFunc("GET /demo", serveDemo)
 		if cfg.DemoSend != nil {
@@ -123,19 +122,18 @@ func New(cfg Config, engine *delivery.Engine, auth Auth, redisReady func(context
 		}
 	}
 	s.mux = mux
-	go s.reverifyLoop()
 	return s
+}
+
+// Start starts the re-verify loop; Shutdown stops it.
+func (s *Server) Start() {
+	if s.started.CompareAndSwap(false, true) {
+		go s.reverifyLoop()
+	}
 }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
-
-// ConnCount is the number of live websocket connections.
-func (s *Server) ConnCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
-}
 
 // Shutdown closes every websocket with 1001 (going away) after returning
 // its in-flight messages to their queues, and waits for the connections'
@@ -154,7 +152,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	default:
 		close(s.stop)
 	}
-	<-s.loopDone
+	if s.started.Load() {
+		<-s.loopDone
+	}
 	for _, c := range conns {
 		c.Close(wsconn.CloseGoingAway, "server shutting down")
 	}
@@ -423,22 +423,6 @@ func (s *Server) handleAuthenticate(w http.ResponseWriter, r *http.Request) {
 		"success": true, "token": sess.Token, "accessToken": sess.AccessToken,
 		"userId": sess.UserID, "expiresAt": sess.ExpiresAt,
 	})
-}
-
-func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	checks := map[string]string{"redis": "ok", "auth": "ok"}
-	code := http.StatusOK
-	if err := s.ready(ctx); err != nil {
-		checks["redis"] = err.Error()
-		code = http.StatusServiceUnavailable
-	}
-	if err := s.auth.Ready(ctx); err != nil {
-		checks["auth"] = err.Error()
-		code = http.StatusServiceUnavailable
-	}
-	writeJSON(w, code, checks)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
