@@ -7,9 +7,19 @@ import (
 	"github.com/wsmq/wsmq/pkg/rsmq"
 )
 
-// deleteBatch is the most receipts one deleter sends in one call.
-const deleteBatch = 512
+// Batching and retrying of deletes.
+const (
+	// deleteBatch is the most receipts one deleter sends in one call.
+	deleteBatch = 512
+	// deleteAttempts is how often a batch is tried before it is given up
+	// (its messages are then redelivered after their visibility timeout).
+	deleteAttempts = 3
+	// deleteBackoff is the wait after the first failed attempt; the n-th
+	// failure waits n times as long.
+	deleteBackoff = 100 * time.Millisecond
+)
 
+// deletion is one message to delete, by the receipt of its delivery.
 type deletion struct {
 	queue string
 	r     rsmq.Receipt
@@ -63,16 +73,17 @@ func (e *Engine) deleter() {
 	}
 }
 
+// deleteReceipts sends one batch of deletions, retried with backoff.
 func (e *Engine) deleteReceipts(batches []rsmq.QueueReceipts, n int) {
 	var err error
-	for attempt := range 3 {
+	for attempt := range deleteAttempts {
 		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.CallTimeout)
 		_, err = e.q.DeleteByReceiptsMulti(ctx, batches)
 		cancel()
 		if err == nil {
 			return
 		}
-		time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond) // back off before retrying Redis
+		time.Sleep(time.Duration(attempt+1) * deleteBackoff) // back off before retrying Redis
 	}
 	e.log.Warn("delete failed; the messages will be delivered again after the visibility timeout",
 		"queues", len(batches), "count", n, "err", err)

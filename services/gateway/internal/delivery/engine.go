@@ -7,6 +7,21 @@
 // Pulling is done by a fixed pool of workers, not a goroutine per
 // subscription, so an idle subscription costs a few hundred bytes and no
 // Redis traffic beyond its share of the sweep.
+//
+// The package's files follow its concepts: engine.go (configuration and the
+// Engine's life), subscription.go (a subscription's state, credit and ack),
+// workers.go (the pull workers), wake.go (realtime notifications and the
+// sweep), deletes.go (batched deletes).
+//
+// # Lock order
+//
+// Engine.psMu is taken before Engine.mu (syncRealtime decides SUBSCRIBE or
+// UNSUBSCRIBE from the served-queue map while holding both). Apart from that
+// pair, every lock is a leaf: Engine.mu, Engine.readyMu and Subscription.mu
+// are never held together, and none of them is held while calling into a
+// Sink, because a Sink calls back into Subscription.Signal from inside
+// Release. Code that needs two of them takes one, copies what it needs,
+// releases it, then takes the other.
 package delivery
 
 import (
@@ -22,7 +37,27 @@ import (
 	"github.com/wsmq/wsmq/services/gateway/internal/metrics"
 )
 
-// Config tunes an Engine. Zero values mean the defaults in brackets.
+// Defaults of Config, exported so the gateway's configuration can show
+// and use the same values.
+const (
+	// DefaultVisibilityTimeout is Config.VisibilityTimeout's default, seconds.
+	DefaultVisibilityTimeout = 30
+	// DefaultPrefetch is Config.Prefetch's default.
+	DefaultPrefetch = 64
+	// DefaultMaxReceiveCount is Config.MaxReceiveCount's default.
+	DefaultMaxReceiveCount = 10
+	// DefaultWorkers is Config.Workers's default.
+	DefaultWorkers = 32
+	// DefaultSweepInterval is Config.SweepInterval's default.
+	DefaultSweepInterval = 5 * time.Second
+	// DefaultHotSweepInterval is Config.HotSweepInterval's default.
+	DefaultHotSweepInterval = time.Second
+	// DefaultCallTimeout is Config.CallTimeout's default.
+	DefaultCallTimeout = 5 * time.Second
+)
+
+// Config tunes an Engine. Zero values mean the defaults in brackets (the
+// Default* constants).
 type Config struct {
 	VisibilityTimeout int           // seconds a delivered, unacked message stays hidden [30]
 	Prefetch          int           // most unacked messages per subscription [64]
@@ -36,30 +71,41 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.VisibilityTimeout == 0 {
-		c.VisibilityTimeout = 30
+		c.VisibilityTimeout = DefaultVisibilityTimeout
 	}
 	if c.Prefetch == 0 {
-		c.Prefetch = 64
+		c.Prefetch = DefaultPrefetch
 	}
 	if c.MaxReceiveCount == 0 {
-		c.MaxReceiveCount = 10
+		c.MaxReceiveCount = DefaultMaxReceiveCount
 	}
 	if c.Workers == 0 {
-		c.Workers = 32
+		c.Workers = DefaultWorkers
 	}
 	if c.SweepInterval == 0 {
-		c.SweepInterval = 5 * time.Second
+		c.SweepInterval = DefaultSweepInterval
 	}
 	if c.HotSweepInterval == 0 {
-		c.HotSweepInterval = time.Second
+		c.HotSweepInterval = DefaultHotSweepInterval
 	}
 	if c.CallTimeout == 0 {
-		c.CallTimeout = 5 * time.Second
+		c.CallTimeout = DefaultCallTimeout
 	}
 	if c.QueueConfig == (rsmq.QueueConfig{}) {
 		c.QueueConfig = rsmq.DefaultQueueConfig()
 	}
 }
+
+// Sizes of the engine's fixed resources.
+const (
+	// deleteQueueLen is the capacity of the channel between subscriptions
+	// and the deleters: deep enough that Written and Ack, called from
+	// connection goroutines, do not wait for Redis under a burst of acks.
+	deleteQueueLen = 1 << 16
+	// deleters is how many goroutines send batched deletes; a few, so one
+	// slow round trip does not hold back every ack.
+	deleters = 4
+)
 
 // DLQSuffix names a queue's dead-letter queue: <queue> + DLQSuffix.
 const DLQSuffix = "-dlq"
@@ -81,11 +127,11 @@ type Engine struct {
 	wg     sync.WaitGroup
 	delWG  sync.WaitGroup
 
-	mu      sync.Mutex
+	mu      sync.Mutex // guards queues and stopped; after psMu, see the package doc
 	queues  map[string]*queueState
 	stopped bool
 	ps      *redis.PubSub
-	psMu    sync.Mutex // orders SUBSCRIBE/UNSUBSCRIBE with the served-queue check
+	psMu    sync.Mutex // orders SUBSCRIBE/UNSUBSCRIBE with the served-queue check; before mu
 
 	readyMu sync.Mutex
 	ready   []*Subscription
@@ -95,6 +141,8 @@ type Engine struct {
 	delStop chan struct{} // closed by Stop: deleters drain and exit
 }
 
+// queueState is one served queue: its local subscriptions and its sweep
+// schedule. Guarded by Engine.mu.
 type queueState struct {
 	subs       map[*Subscription]struct{}
 	nextSweep  time.Time
@@ -113,7 +161,7 @@ func New(cfg Config, rdb redis.UniversalClient, q *rsmq.Client, m *metrics.Metri
 		log:     log,
 		queues:  make(map[string]*queueState),
 		readyCh: make(chan struct{}, 1),
-		deletes: make(chan deletion, 1<<16),
+		deletes: make(chan deletion, deleteQueueLen),
 		delStop: make(chan struct{}),
 	}
 }
@@ -130,7 +178,7 @@ func (e *Engine) Start() {
 	e.wg.Add(2)
 	go e.listen()
 	go e.sweeper()
-	for range 4 {
+	for range deleters {
 		e.delWG.Add(1)
 		go e.deleter()
 	}
@@ -154,4 +202,5 @@ func (e *Engine) Stop() {
 	e.delWG.Wait()
 }
 
+// vt is the visibility timeout as a duration.
 func (e *Engine) vt() time.Duration { return time.Duration(e.cfg.VisibilityTimeout) * time.Second }

@@ -19,15 +19,29 @@ type Subscription struct {
 	sink   Sink
 	manual bool
 
-	mu       sync.Mutex
-	state    pullState
-	inflight map[string]*flight
-	closed   bool
-	starved  bool // a pull found no credit: signal when credit frees
-	timer    *time.Timer
-	timerAt  int64 // unix ms the timer fires at; 0 when none
+	mu               sync.Mutex
+	state            pullState
+	inflight         map[string]*flight
+	closed           bool
+	waitingForCredit bool // a pull found Prefetch messages in flight: Signal when an ack frees one
+	timer            *time.Timer
+	timerAt          int64 // unix ms the timer fires at; 0 when none
 }
 
+// Timings of a subscription's own timers.
+const (
+	// firstSweepMinDivisor: a newly served queue is first swept after a
+	// random delay of at least SweepInterval/firstSweepMinDivisor, which
+	// spreads the sweeps of queues subscribed together (a reconnect storm).
+	firstSweepMinDivisor = 10
+	// expiryMargin puts the credit timer just past the earliest in-flight
+	// deadline, so credit (which tests now.After(deadline)) already counts
+	// that message as expired when the timer fires.
+	expiryMargin = time.Millisecond
+)
+
+// pullState is where a subscription is in the pull cycle; see Signal and
+// Engine.worker.
 type pullState uint8
 
 const (
@@ -37,6 +51,7 @@ const (
 	rerun               // woken while running: pull again
 )
 
+// flight is one delivered, unacknowledged message of a subscription.
 type flight struct {
 	rc       int64
 	deadline time.Time // when the message becomes visible again in Redis
@@ -87,7 +102,7 @@ func (e *Engine) Subscribe(ctx context.Context, sink Sink, queue string, manual 
 	if first {
 		// A random first check spreads the sweep of queues subscribed
 		// together (a reconnect storm) over the interval.
-		first := time.Duration(rand.Int64N(int64(e.cfg.SweepInterval))) + e.cfg.SweepInterval/10
+		first := time.Duration(rand.Int64N(int64(e.cfg.SweepInterval))) + e.cfg.SweepInterval/firstSweepMinDivisor
 		qs = &queueState{subs: make(map[*Subscription]struct{}), nextSweep: time.Now().Add(first)}
 		e.queues[queue] = qs
 	}
@@ -101,6 +116,7 @@ func (e *Engine) Subscribe(ctx context.Context, sink Sink, queue string, manual 
 	return s, nil
 }
 
+// ensureQueue creates queue unless it exists.
 func (e *Engine) ensureQueue(ctx context.Context, queue string) error {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.CallTimeout)
 	defer cancel()
@@ -150,6 +166,7 @@ func (s *Subscription) credit(now time.Time) int {
 	return s.e.cfg.Prefetch - n
 }
 
+// receipts returns the receipts of msgs' deliveries.
 func receipts(msgs []rsmq.Message) []rsmq.Receipt {
 	rs := make([]rsmq.Receipt, len(msgs))
 	for i := range msgs {
@@ -158,6 +175,7 @@ func receipts(msgs []rsmq.Message) []rsmq.Receipt {
 	return rs
 }
 
+// forget drops msgs from the in-flight set.
 func (s *Subscription) forget(msgs []rsmq.Message) {
 	s.mu.Lock()
 	for i := range msgs {
@@ -178,7 +196,7 @@ func (s *Subscription) armExpiry() {
 	}
 	s.mu.Unlock()
 	if !first.IsZero() {
-		s.armTimer(first.Add(time.Millisecond).UnixMilli())
+		s.armTimer(first.Add(expiryMargin).UnixMilli())
 	}
 }
 
@@ -207,7 +225,7 @@ func (s *Subscription) Written(msgs []rsmq.Message) {
 		for i := range msgs {
 			delete(s.inflight, msgs[i].ID)
 		}
-		wake, s.starved = s.starved, false
+		wake, s.waitingForCredit = s.waitingForCredit, false
 		s.mu.Unlock()
 		for i := range msgs {
 			s.e.queueDelete(deletion{queue: s.queue, r: msgs[i].Receipt()})
@@ -245,7 +263,7 @@ func (s *Subscription) Ack(id string) bool {
 	wake := false
 	if ok {
 		delete(s.inflight, id)
-		wake, s.starved = s.starved, false
+		wake, s.waitingForCredit = s.waitingForCredit, false
 	}
 	s.mu.Unlock()
 	if !ok {
@@ -317,6 +335,7 @@ func (e *Engine) returnNow(ctx context.Context, queue string, rs []rsmq.Receipt)
 	e.m.Returned.Add(float64(n))
 }
 
+// giveBack returns messages a closed sink could not take.
 func (e *Engine) giveBack(queue string, rs []rsmq.Receipt) {
 	e.returnNow(context.Background(), queue, rs)
 }

@@ -8,9 +8,26 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// hotFor is how long a queue stays on the fast sweep after a sweep found
-// messages that no notification had announced.
-const hotFor = time.Minute
+// Timings and sizes of the wake-up paths.
+const (
+	// hotFor is how long a queue stays on the fast sweep after a sweep
+	// found messages that no notification had announced.
+	hotFor = time.Minute
+	// sweepChunk is the most queues checked in one pipeline.
+	sweepChunk = 256
+	// sweepTicksPerInterval is how many sweeper ticks fall in the shorter
+	// sweep interval: a queue is checked at most one tick after it is due.
+	sweepTicksPerInterval = 2
+	// minSweepTick bounds the sweeper's tick from below, so a tiny
+	// configured interval cannot spin it.
+	minSweepTick = 5 * time.Millisecond
+	// realtimeBuffer is how many notifications go-redis buffers for the
+	// listener; a notification only wakes a queue, so a burst needs no more.
+	realtimeBuffer = 4096
+	// realtimeHealthCheck is how often go-redis pings an idle pub/sub
+	// connection, so a dead one is noticed and re-subscribed.
+	realtimeHealthCheck = 5 * time.Second
+)
 
 // syncRealtime subscribes to queue's realtime channel when the queue is
 // served and unsubscribes when it is not, deciding under psMu so a last
@@ -64,8 +81,8 @@ func (e *Engine) listen() {
 	defer e.wg.Done()
 	prefix := e.q.RealtimeChannel("")
 	ch := e.ps.ChannelWithSubscriptions(
-		redis.WithChannelSize(4096),
-		redis.WithChannelHealthCheckInterval(5*time.Second),
+		redis.WithChannelSize(realtimeBuffer),
+		redis.WithChannelHealthCheckInterval(realtimeHealthCheck),
 	)
 	for {
 		select {
@@ -93,8 +110,8 @@ func (e *Engine) listen() {
 // unannounced messages), all due queues in one pipelined round trip.
 func (e *Engine) sweeper() {
 	defer e.wg.Done()
-	tick := min(e.cfg.HotSweepInterval, e.cfg.SweepInterval) / 2
-	t := time.NewTicker(max(tick, 5*time.Millisecond))
+	tick := min(e.cfg.HotSweepInterval, e.cfg.SweepInterval) / sweepTicksPerInterval
+	t := time.NewTicker(max(tick, minSweepTick))
 	defer t.Stop()
 	for {
 		select {
@@ -106,6 +123,7 @@ func (e *Engine) sweeper() {
 	}
 }
 
+// sweep checks the queues due at now.
 func (e *Engine) sweep(now time.Time) {
 	var due []string
 	e.mu.Lock()
@@ -134,9 +152,6 @@ func (e *Engine) sweep(now time.Time) {
 		due = due[n:]
 	}
 }
-
-// sweepChunk is the most queues checked in one pipeline.
-const sweepChunk = 256
 
 // sweepQueues checks queues and wakes those with visible messages; false
 // when Redis failed.

@@ -8,6 +8,8 @@ import (
 	"github.com/wsmq/wsmq/pkg/rsmq"
 )
 
+// enqueue puts a scheduled subscription on the ready list and wakes a
+// worker.
 func (e *Engine) enqueue(s *Subscription) {
 	e.readyMu.Lock()
 	e.ready = append(e.ready, s)
@@ -42,9 +44,18 @@ func (e *Engine) nextBatch(n int) []*Subscription {
 	return batch
 }
 
-// pullBatch is the most subscriptions one worker serves with one Redis call.
-const pullBatch = 64
+// Sizes and timings of the pull workers.
+const (
+	// pullBatch is the most subscriptions one worker serves with one
+	// Redis call.
+	pullBatch = 64
+	// receiveRetryDelay is how long a subscription waits after a failed
+	// receive (other than a missing queue) before it pulls again.
+	receiveRetryDelay = time.Second
+)
 
+// worker pulls for ready subscriptions until Stop, in batches of up to
+// pullBatch per Redis call, and reschedules those that may get more.
 func (e *Engine) worker() {
 	defer e.wg.Done()
 	for {
@@ -120,7 +131,7 @@ func (s *Subscription) reserve(now time.Time) int {
 		return 0
 	}
 	want := s.credit(now)
-	s.starved = want <= 0
+	s.waitingForCredit = want <= 0
 	s.mu.Unlock()
 	if want <= 0 {
 		s.armExpiry()
@@ -131,7 +142,7 @@ func (s *Subscription) reserve(now time.Time) int {
 
 // failed handles a receive error: a missing queue waits for a publisher to
 // recreate it (notifications and the sweep still watch it); anything else
-// is retried in a second.
+// is retried after receiveRetryDelay.
 func (s *Subscription) failed(err error, granted int) {
 	s.sink.Release(granted)
 	e := s.e
@@ -139,7 +150,7 @@ func (s *Subscription) failed(err error, granted int) {
 		return
 	}
 	e.log.Warn("receive failed; retrying", "queue", s.queue, "err", err)
-	s.armTimer(time.Now().Add(time.Second).UnixMilli())
+	s.armTimer(time.Now().Add(receiveRetryDelay).UnixMilli())
 }
 
 // deliver hands received messages to the sink and reports whether the queue
