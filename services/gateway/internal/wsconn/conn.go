@@ -68,6 +68,14 @@ func (o *Options) setDefaults() {
 	}
 }
 
+// maxQueueNameLen is RSMQ's longest queue name. A subscribed queue's
+// dead-letter queue (queue + delivery.DLQSuffix) must fit it too.
+const maxQueueNameLen = 160
+
+// closeFrameTimeout bounds the write of a close frame, so Close returns
+// even when the client does not read.
+const closeFrameTimeout = time.Second
+
 // maxPendingEvents bounds event frames (errors, confirmations) waiting for
 // the writer: a client that floods commands without reading is closed.
 const maxPendingEvents = 256
@@ -164,7 +172,7 @@ func (c *Conn) Serve(first []byte) {
 func (c *Conn) Close(code int, reason string) {
 	c.closeOnce.Do(func() {
 		msg := websocket.FormatCloseMessage(code, reason)
-		_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+		_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(closeFrameTimeout))
 		close(c.done)
 		_ = c.ws.Close()
 	})
@@ -269,7 +277,7 @@ func MayUse(user, queue string) bool {
 }
 
 func (c *Conn) subscribe(queue string) {
-	if err := rsmq.ValidateQueueName(queue); err != nil || len(queue)+len(delivery.DLQSuffix) > 160 {
+	if err := rsmq.ValidateQueueName(queue); err != nil || len(queue)+len(delivery.DLQSuffix) > maxQueueNameLen {
 		c.sendQueueError("bad_request", queue, "invalid queue name: 1 to 156 characters of [A-Za-z0-9_-]")
 		return
 	}
