@@ -23,7 +23,7 @@ type Subscription struct {
 	state            pullState
 	inflight         map[string]*flight
 	closed           bool
-	waitingForCredit bool // a pull found Prefetch messages in flight: Signal when an ack frees one
+	waitingForCredit bool // a pull found Prefetch messages in flight: Written or Ack signals when one frees
 	timer            *time.Timer
 	timerAt          int64 // unix ms the timer fires at; 0 when none
 }
