@@ -18,8 +18,25 @@ import (
 	"github.com/wsmq/wsmq/services/gateway/internal/delivery"
 )
 
+// Defaults of Options, exported so the gateway's configuration can show and
+// use the same values.
+const (
+	// DefaultConnBuffer is Options.ConnBuffer's default.
+	DefaultConnBuffer = 256
+	// DefaultMaxSubs is Options.MaxSubs's default.
+	DefaultMaxSubs = 32
+	// DefaultWriteTimeout is Options.WriteTimeout's default.
+	DefaultWriteTimeout = 10 * time.Second
+	// DefaultPingInterval is Options.PingInterval's default.
+	DefaultPingInterval = 25 * time.Second
+	// DefaultReadLimit is Options.ReadLimit's default, bytes.
+	DefaultReadLimit = 4096
+	// DefaultCallTimeout is Options.CallTimeout's default.
+	DefaultCallTimeout = 5 * time.Second
+)
+
 // Options are a connection's limits and timings. Zero values mean the
-// defaults in brackets.
+// defaults in brackets (the Default* constants).
 type Options struct {
 	Manual       bool          // manual ack mode
 	ConnBuffer   int           // most message frames waiting for the writer [256]
@@ -32,24 +49,32 @@ type Options struct {
 
 func (o *Options) setDefaults() {
 	if o.ConnBuffer == 0 {
-		o.ConnBuffer = 256
+		o.ConnBuffer = DefaultConnBuffer
 	}
 	if o.MaxSubs == 0 {
-		o.MaxSubs = 32
+		o.MaxSubs = DefaultMaxSubs
 	}
 	if o.WriteTimeout == 0 {
-		o.WriteTimeout = 10 * time.Second
+		o.WriteTimeout = DefaultWriteTimeout
 	}
 	if o.PingInterval == 0 {
-		o.PingInterval = 25 * time.Second
+		o.PingInterval = DefaultPingInterval
 	}
 	if o.ReadLimit == 0 {
-		o.ReadLimit = 4096
+		o.ReadLimit = DefaultReadLimit
 	}
 	if o.CallTimeout == 0 {
-		o.CallTimeout = 5 * time.Second
+		o.CallTimeout = DefaultCallTimeout
 	}
 }
+
+// maxQueueNameLen is RSMQ's longest queue name. A subscribed queue's
+// dead-letter queue (queue + delivery.DLQSuffix) must fit it too.
+const maxQueueNameLen = 160
+
+// closeFrameTimeout bounds the write of a close frame, so Close returns
+// even when the client does not read.
+const closeFrameTimeout = time.Second
 
 // maxPendingEvents bounds event frames (errors, confirmations) waiting for
 // the writer: a client that floods commands without reading is closed.
@@ -79,9 +104,11 @@ type Conn struct {
 	out      []frame
 	events   int
 	reserved int
-	starved  map[*delivery.Subscription]struct{}
-	closed   bool
-	subs     map[string]*delivery.Subscription // by queue; owned by the reader
+	// waitingForSlots holds subscriptions whose Reserve found the buffer
+	// full; Release signals them once slots free up.
+	waitingForSlots map[*delivery.Subscription]struct{}
+	closed          bool
+	subs            map[string]*delivery.Subscription // by queue; owned by the reader
 }
 
 type frame struct {
@@ -95,10 +122,10 @@ func New(ws *websocket.Conn, engine *delivery.Engine, user string, opts Options,
 	opts.setDefaults()
 	return &Conn{
 		ws: ws, engine: engine, opts: opts, user: user, log: log,
-		wake:    make(chan struct{}, 1),
-		done:    make(chan struct{}),
-		starved: make(map[*delivery.Subscription]struct{}),
-		subs:    make(map[string]*delivery.Subscription),
+		wake:            make(chan struct{}, 1),
+		done:            make(chan struct{}),
+		waitingForSlots: make(map[*delivery.Subscription]struct{}),
+		subs:            make(map[string]*delivery.Subscription),
 	}
 }
 
@@ -145,7 +172,7 @@ func (c *Conn) Serve(first []byte) {
 func (c *Conn) Close(code int, reason string) {
 	c.closeOnce.Do(func() {
 		msg := websocket.FormatCloseMessage(code, reason)
-		_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+		_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(closeFrameTimeout))
 		close(c.done)
 		_ = c.ws.Close()
 	})
@@ -250,7 +277,7 @@ func MayUse(user, queue string) bool {
 }
 
 func (c *Conn) subscribe(queue string) {
-	if err := rsmq.ValidateQueueName(queue); err != nil || len(queue)+len(delivery.DLQSuffix) > 160 {
+	if err := rsmq.ValidateQueueName(queue); err != nil || len(queue)+len(delivery.DLQSuffix) > maxQueueNameLen {
 		c.sendQueueError("bad_request", queue, "invalid queue name: 1 to 156 characters of [A-Za-z0-9_-]")
 		return
 	}
@@ -338,7 +365,7 @@ func (c *Conn) Reserve(s *delivery.Subscription, n int) int {
 	}
 	got := min(n, c.opts.ConnBuffer-c.reserved)
 	if got <= 0 {
-		c.starved[s] = struct{}{}
+		c.waitingForSlots[s] = struct{}{}
 		return 0
 	}
 	c.reserved += got
@@ -349,21 +376,23 @@ func (c *Conn) Reserve(s *delivery.Subscription, n int) int {
 func (c *Conn) Release(n int) {
 	c.mu.Lock()
 	c.reserved -= n
-	wake := c.takeStarvedLocked()
+	wake := c.takeWaitingForSlotsLocked()
 	c.mu.Unlock()
 	for _, s := range wake {
 		s.Signal()
 	}
 }
 
-func (c *Conn) takeStarvedLocked() []*delivery.Subscription {
-	if len(c.starved) == 0 || c.reserved >= c.opts.ConnBuffer {
+// takeWaitingForSlotsLocked empties waitingForSlots when the buffer has a
+// free slot and returns the subscriptions to signal. c.mu must be held.
+func (c *Conn) takeWaitingForSlotsLocked() []*delivery.Subscription {
+	if len(c.waitingForSlots) == 0 || c.reserved >= c.opts.ConnBuffer {
 		return nil
 	}
-	wake := make([]*delivery.Subscription, 0, len(c.starved))
-	for s := range c.starved {
+	wake := make([]*delivery.Subscription, 0, len(c.waitingForSlots))
+	for s := range c.waitingForSlots {
 		wake = append(wake, s)
-		delete(c.starved, s)
+		delete(c.waitingForSlots, s)
 	}
 	return wake
 }
