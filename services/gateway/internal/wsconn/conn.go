@@ -223,7 +223,6 @@ func (c *Conn) handle(cmd string) {
 	}
 }
 
-
 // MayUse reports whether user may consume queue: the queue named by its id,
 // or <id>-<suffix>.
 func MayUse(user, queue string) bool {
