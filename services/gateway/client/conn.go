@@ -305,14 +305,26 @@ func frameResult(f protocol.Frame) (protocol.Frame, error) {
 // Done is closed when the socket has ended and no more frames will arrive.
 func (c *Conn) Done() <-chan struct{} { return c.readDone }
 
-// Close sends a normal close frame, closes the socket and waits for the
-// reader goroutine. Frames not read are dropped (in auto mode they may be
-// deleted already; in manual mode unacked ones return to their queues).
+// closeWait bounds the wait for the gateway's answer to our close frame.
+const closeWait = 2 * time.Second
+
+// Close sends a normal close frame, waits (at most 2s) for the gateway's
+// answer, so that every command written before was read by the gateway,
+// then closes the socket and waits for the reader goroutine. Frames not
+// read are dropped (in auto mode they may be deleted already; in manual
+// mode unacked ones return to their queues).
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.closing)
 		msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
-		_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+		if c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(closeWait)) == nil {
+			t := time.NewTimer(closeWait)
+			select {
+			case <-c.readDone:
+			case <-t.C:
+			}
+			t.Stop()
+		}
 		_ = c.ws.Close()
 	})
 	<-c.readDone
@@ -343,9 +355,8 @@ func (c *Conn) readLoop() {
 		select {
 		case c.frames <- f:
 		case <-c.closing:
-			c.readErr = ErrClosed
-			c.failPending()
-			return
+			// Closing: read on, dropping frames, until the gateway
+			// answers the close frame.
 		}
 	}
 }
