@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/gorilla/websocket"
@@ -176,11 +177,12 @@ func (l *listener) run(ctx context.Context) error {
 		var ev *client.EventError
 		switch {
 		case errors.As(err, &ev):
-			// Not about a subscription of ours (those are Subscribe's
-			// answers): print it and go on.
 			e := protocol.ErrorEvent{Code: ev.Code, Queue: ev.Queue, ID: ev.ID, Message: ev.Message}
 			if err := l.print(&e); err != nil {
 				return err
+			}
+			if ev.Queue != "" && slices.Contains(l.queues, ev.Queue) {
+				return fmt.Errorf("subscribe %s refused: %s", ev.Queue, ev.Code)
 			}
 			continue
 		case err != nil:
@@ -200,26 +202,13 @@ func (l *listener) run(ctx context.Context) error {
 	}
 }
 
-// subscribe subscribes to the queues, printing each confirmation or refusal.
+// subscribe sends the subscribe commands without waiting: the
+// confirmations and refusals come through Next, so every frame is printed
+// in the order the gateway sent it.
 func (l *listener) subscribe(ctx context.Context) error {
 	for _, q := range l.queues {
-		err := l.conn.Subscribe(ctx, q)
-		var ev *client.EventError
-		switch {
-		case errors.As(err, &ev):
-			e := protocol.ErrorEvent{Code: ev.Code, Queue: ev.Queue, ID: ev.ID, Message: ev.Message}
-			if err := l.print(&e); err != nil {
-				return err
-			}
-			return fmt.Errorf("subscribe %s refused: %s", q, ev.Code)
-		case err != nil:
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
+		if err := l.conn.WriteCommand(ctx, protocol.Subscribe(q)); err != nil {
 			return fmt.Errorf("subscribe %s: %w", q, err)
-		}
-		if err := l.print(&protocol.Subscribed{Queue: q}); err != nil {
-			return err
 		}
 	}
 	return nil
