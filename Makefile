@@ -73,6 +73,7 @@ fuzz:
 	go test -run '^$$' -fuzz FuzzVerifyToken -fuzztime $(FUZZTIME) ./services/auth/internal/tokens
 	go test -run '^$$' -fuzz FuzzDecodeSendRequest -fuzztime $(FUZZTIME) ./services/publisher/internal/server
 	go test -run '^$$' -fuzz FuzzCommandAndFrames -fuzztime $(FUZZTIME) ./services/gateway/internal/wsconn
+	go test -run '^$$' -fuzz FuzzDecodeFrame -fuzztime $(FUZZTIME) ./services/gateway/protocol
 	go test -run '^$$' -fuzz FuzzParseLine -fuzztime $(FUZZTIME) ./tools/wsmqctl/internal/batchfile
 
 ## lint: gofmt, go vet, golangci-lint

@@ -5,6 +5,7 @@ go 1.26.0
 replace (
 	github.com/wsmq/wsmq/gen => ../gen
 	github.com/wsmq/wsmq/pkg => ../pkg
+	github.com/wsmq/wsmq/services/gateway => ../services/gateway
 	github.com/wsmq/wsmq/services/publisher => ../services/publisher
 )
 
@@ -16,6 +17,7 @@ require (
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/wsmq/wsmq/gen v0.0.0
 	github.com/wsmq/wsmq/pkg v0.0.0
+	github.com/wsmq/wsmq/services/gateway v0.0.0
 	github.com/wsmq/wsmq/services/publisher v0.0.0
 	golang.org/x/term v0.48.0
 	gonum.org/v1/plot v0.17.0

@@ -2,9 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +13,8 @@ import (
 
 	authv1 "github.com/wsmq/wsmq/gen/wsmq/auth/v1"
 	"github.com/wsmq/wsmq/pkg/rsmq"
+	"github.com/wsmq/wsmq/services/gateway/client"
+	"github.com/wsmq/wsmq/services/gateway/protocol"
 )
 
 func TestOriginalClientFlowDeliversMessages(t *testing.T) {
@@ -26,7 +29,7 @@ func TestOriginalClientFlowDeliversMessages(t *testing.T) {
 		{"query parameters", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := dialCreds(t, gw, creds{headers: tc.headers, token: sess.Token, access: sess.AccessToken})
+			c := dialOpts(t, gw, client.Options{Token: sess.Token, AccessToken: sess.AccessToken, UseQuery: !tc.headers})
 			c.subscribe(sess.UserID)
 			id := s.send(sess.UserID, "hello "+tc.name)
 			f := c.messages(1)[0]
@@ -47,13 +50,14 @@ func TestExpiredJWTWithValidAccessTokenConnectsAndGetsFreshToken(t *testing.T) {
 	gw := s.startGateway()
 	sess := s.user(gw, "bob")
 	expired := mintJWT(t, sess.UserID, time.Now().Add(-time.Hour))
-	c := dialCreds(t, gw, creds{headers: true, token: expired, access: sess.AccessToken})
-	f := c.next()
-	if f.Event != "token" || f.Token == "" || f.Token == expired || f.ExpiresAt <= time.Now().UnixMilli() {
-		t.Fatalf("first frame %+v, want a fresh token event", f)
+	c := dialOpts(t, gw, client.Options{Token: expired, AccessToken: sess.AccessToken})
+	f, _ := c.next()
+	tok, ok := f.(*protocol.Token)
+	if !ok || tok.Token == "" || tok.Token == expired || tok.ExpiresAt <= time.Now().UnixMilli() {
+		t.Fatalf("first frame %#v, want a fresh token event", f)
 	}
-	// The fresh token alone is accepted.
-	c2 := dialCreds(t, gw, creds{token: f.Token})
+	// The fresh token alone is accepted, in the query as a browser sends it.
+	c2 := dialOpts(t, gw, client.Options{Token: tok.Token, UseQuery: true})
 	c2.subscribe(sess.UserID)
 }
 
@@ -65,29 +69,19 @@ func TestBadCredentialsAreRefusedBeforeUpgrade(t *testing.T) {
 	tampered := sess.Token[:len(sess.Token)-4] + "AAAA"
 	for _, tc := range []struct {
 		name string
-		c    creds
+		opts client.Options
 	}{
-		{"no credentials", creds{}},
-		{"tampered JWT", creds{token: tampered}},
-		{"expired JWT alone", creds{token: expired}},
-		{"unknown access token", creds{access: "bm90LWEtcmVhbC10b2tlbi1hdC1hbGwtMDEyMzQ1Njc4OTAx"}},
-		{"expired JWT and wrong access token", creds{headers: true, token: expired, access: "x" + sess.AccessToken}},
+		{"no credentials", client.Options{}},
+		{"tampered JWT", client.Options{Token: tampered, UseQuery: true}},
+		{"expired JWT alone", client.Options{Token: expired, UseQuery: true}},
+		{"unknown access token", client.Options{AccessToken: "bm90LWEtcmVhbC10b2tlbi1hdC1hbGwtMDEyMzQ1Njc4OTAx", UseQuery: true}},
+		{"expired JWT and wrong access token", client.Options{Token: expired, AccessToken: "x" + sess.AccessToken}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ws, res, err := dialRaw(gw, tc.c)
-			if err == nil {
-				_ = ws.Close()
-				t.Fatal("upgraded with bad credentials")
-			}
-			if res == nil || res.StatusCode != http.StatusUnauthorized {
-				t.Fatalf("response %v, want 401", res)
-			}
-			var body struct {
-				Success bool   `json:"success"`
-				Message string `json:"message"`
-			}
-			if err := jsonBody(res, &body); err != nil || body.Success || body.Message == "" {
-				t.Fatalf("body %+v (%v), want success false with a message", body, err)
+			err := tryDial(gw, tc.opts)
+			var se *client.StatusError
+			if !errors.As(err, &se) || se.StatusCode != http.StatusUnauthorized || se.Message == "" {
+				t.Fatalf("dial: %v, want 401 with the gateway's message", err)
 			}
 		})
 	}
@@ -97,9 +91,12 @@ func TestLoginWithWrongPasswordIs401(t *testing.T) {
 	s := newStack(t)
 	gw := s.startGateway()
 	s.user(gw, "dave")
-	sess, code := postLogin(t, gw, "dave", "wrong-password")
-	if code != http.StatusUnauthorized || sess.Success || sess.Token != "" {
-		t.Fatalf("HTTP %d %+v, want 401 without tokens", code, sess)
+	ctx, cancel := ctxWait()
+	defer cancel()
+	sess, err := client.Login(ctx, gw.URL(), "dave", "wrong-password")
+	var se *client.StatusError
+	if !errors.As(err, &se) || se.StatusCode != http.StatusUnauthorized || sess.Token != "" {
+		t.Fatalf("login: %v %+v, want 401 without tokens", err, sess)
 	}
 }
 
@@ -123,9 +120,9 @@ func TestBadCommandsGetErrorFramesAndConnectionStays(t *testing.T) {
 		{"/ack/abc", "bad_request", ""},
 	} {
 		c.send(tc.cmd)
-		f := c.next()
-		if f.Event != "error" || f.Error != tc.wantErr || f.Queue != tc.wantQueue || f.Message == "" {
-			t.Errorf("%q: got %+v, want error %q queue %q with a message", tc.cmd, f, tc.wantErr, tc.wantQueue)
+		ev := c.eventErr()
+		if ev.Code != tc.wantErr || ev.Queue != tc.wantQueue || ev.Message == "" {
+			t.Errorf("%q: got %+v, want error %q queue %q with a message", tc.cmd, ev, tc.wantErr, tc.wantQueue)
 		}
 	}
 	// Still up: a valid subscription works, and so does a suffixed queue.
@@ -141,12 +138,12 @@ func TestAckOfUnknownIDGetsErrorFrame(t *testing.T) {
 	s := newStack(t)
 	gw := s.startGateway()
 	sess := s.user(gw, "frank")
-	c := dial(t, gw, sess, "ack=manual")
+	c := dial(t, gw, sess, protocol.AckManual)
 	c.subscribe(sess.UserID)
 	id := strings.Repeat("a", 32)
-	c.send("/ack/" + id)
-	if f := c.next(); f.Event != "error" || f.Error != "unknown_id" || f.ID != id {
-		t.Fatalf("got %+v, want unknown_id error", f)
+	c.ack(id)
+	if ev := c.eventErr(); ev.Code != protocol.CodeUnknownID || ev.ID != id {
+		t.Fatalf("got %+v, want unknown_id error", ev)
 	}
 	s.send(sess.UserID, "after the bad ack")
 	if f := c.messages(1)[0]; f.Message != "after the bad ack" {
@@ -161,7 +158,7 @@ func TestOversizeFrameClosesWith1009(t *testing.T) {
 	c := dial(t, gw, sess, "")
 	// The gateway may reset the connection before the client finishes
 	// writing; what counts is the close code it sent.
-	_ = c.ws.WriteMessage(websocket.TextMessage, []byte("/subscribe/"+strings.Repeat("x", 64*1024)))
+	_ = c.c.WriteCommand(context.Background(), protocol.Subscribe(strings.Repeat("x", 64*1024)))
 	if code := closeCode(c.closeErr()); code != websocket.CloseMessageTooBig {
 		t.Fatalf("close code %d, want 1009", code)
 	}
@@ -174,7 +171,7 @@ func TestOfflineMessagesArriveInOrderThroughAnotherGateway(t *testing.T) {
 	// Subscribe once on A and leave: the queue exists and is kept.
 	c := dial(t, a, sess, "")
 	c.subscribe(sess.UserID)
-	_ = c.ws.Close()
+	_ = c.c.Close()
 
 	var ids []string
 	for i := range 100 {
@@ -195,7 +192,7 @@ func TestManualAckRedeliversUnackedAndDeadLetters(t *testing.T) {
 	s := newStack(t)
 	gw := s.startGateway("WSMQ_VISIBILITY_TIMEOUT=1", "WSMQ_MAX_RECEIVE_COUNT=3")
 	sess := s.user(gw, "ivy")
-	c := dial(t, gw, sess, "ack=manual")
+	c := dial(t, gw, sess, protocol.AckManual)
 	c.subscribe(sess.UserID)
 
 	acked := s.send(sess.UserID, "ack me")
@@ -204,7 +201,7 @@ func TestManualAckRedeliversUnackedAndDeadLetters(t *testing.T) {
 	if first[0].ID != acked || first[1].ID != ignored || first[0].RC != 1 || first[1].RC != 1 {
 		t.Fatalf("first delivery %+v", first)
 	}
-	c.send("/ack/" + acked)
+	c.ack(acked)
 
 	// The unacked one comes back after the visibility timeout, rc raised;
 	// the acked one never does.
@@ -217,13 +214,13 @@ func TestManualAckRedeliversUnackedAndDeadLetters(t *testing.T) {
 	// Past the receive limit it moves to the dead-letter queue instead.
 	dlq := sess.UserID + "-dlq"
 	eventually(t, waitLong, "message in the dead-letter queue", func() bool {
-		a, err := s.queues.GetQueueAttributes(context.Background(), dlq)
+		a, err := s.Queues.GetQueueAttributes(context.Background(), dlq)
 		return err == nil && a.Msgs == 1
 	})
 	if a := s.attrs(sess.UserID); a.Msgs != 0 {
 		t.Fatalf("source queue still holds %d messages", a.Msgs)
 	}
-	m, err := s.queues.ReceiveMessage(context.Background(), dlq, 0)
+	m, err := s.Queues.ReceiveMessage(context.Background(), dlq, 0)
 	if err != nil || m == nil || m.ID != ignored || m.Message != "ignore me" {
 		t.Fatalf("dead letter %+v (%v), want %s", m, err, ignored)
 	}
@@ -235,7 +232,7 @@ func TestCrashedGatewayLosesNothing(t *testing.T) {
 	a := s.startGateway()
 	b := s.startGateway()
 	sess := s.user(a, "jack")
-	c := dial(t, a, sess, "ack=manual")
+	c := dial(t, a, sess, protocol.AckManual)
 	c.subscribe(sess.UserID)
 	const n = 20
 	var ids []string
@@ -244,23 +241,23 @@ func TestCrashedGatewayLosesNothing(t *testing.T) {
 	}
 	got := c.messages(n)
 	for i := range n / 2 {
-		c.send("/ack/" + got[i].ID)
+		c.ack(got[i].ID)
 	}
 	// Wait until the acks are applied: half the messages left Redis.
 	eventually(t, waitLong, "acks applied", func() bool { return s.attrs(sess.UserID).Msgs == n/2 })
-	a.p.Kill() // a crash: nothing is returned to the queue
+	a.P.Kill() // a crash: nothing is returned to the queue
 	if err := c.closeErr(); err == nil {
 		t.Fatal("socket survived the crash")
 	}
 
-	c2 := dial(t, b, sess, "ack=manual")
+	c2 := dial(t, b, sess, protocol.AckManual)
 	c2.subscribe(sess.UserID)
 	again := c2.messages(n / 2)
 	for i, f := range again {
 		if f.ID != ids[n/2+i] || f.RC != 2 {
 			t.Fatalf("after crash %d: got %s rc %d, want %s rc 2", i, f.ID, f.RC, ids[n/2+i])
 		}
-		c2.send("/ack/" + f.ID)
+		c2.ack(f.ID)
 	}
 	eventually(t, waitLong, "queue drained", func() bool { return s.attrs(sess.UserID).Msgs == 0 })
 	c2.quiet(500 * time.Millisecond)
@@ -271,20 +268,20 @@ func TestGracefulShutdownReturnsInFlightMessagesAtOnce(t *testing.T) {
 	a := s.startGateway()
 	b := s.startGateway()
 	sess := s.user(a, "kate")
-	c := dial(t, a, sess, "ack=manual")
+	c := dial(t, a, sess, protocol.AckManual)
 	c.subscribe(sess.UserID)
 	id := s.send(sess.UserID, "in flight")
 	if f := c.messages(1)[0]; f.ID != id {
 		t.Fatalf("got %+v", f)
 	}
-	if err := a.p.Terminate(waitLong); err != nil {
+	if err := a.P.Terminate(waitLong); err != nil {
 		t.Fatalf("gateway exit: %v", err)
 	}
 	if code := closeCode(c.closeErr()); code != websocket.CloseGoingAway {
 		t.Fatalf("close code %d, want 1001", code)
 	}
 	start := time.Now()
-	c2 := dial(t, b, sess, "ack=manual")
+	c2 := dial(t, b, sess, protocol.AckManual)
 	c2.subscribe(sess.UserID)
 	f := c2.messages(1)[0]
 	if f.ID != id || f.RC != 2 {
@@ -305,8 +302,8 @@ func TestRedisRestartDuringLiveConnectionKeepsDelivering(t *testing.T) {
 	if f := c.messages(1)[0]; f.Message != "before" {
 		t.Fatalf("got %+v", f)
 	}
-	s.redis.Stop()
-	s.redis.Start() // no persistence: the queue is gone, as after a flush
+	s.Redis.Stop()
+	s.Redis.Start() // no persistence: the queue is gone, as after a flush
 	// The message is sent once the gateway has re-subscribed; until then a
 	// notification may be missed, and the sweep still finds it.
 	s.send(sess.UserID, "after")
@@ -321,7 +318,7 @@ func TestRevokedAccessTokenLosesItsSocket(t *testing.T) {
 	sess := s.user(gw, "mona")
 	c := dial(t, gw, sess, "")
 	c.subscribe(sess.UserID)
-	if _, err := s.auth.Revoke(context.Background(), &authv1.RevokeRequest{AccessToken: sess.AccessToken}); err != nil {
+	if _, err := s.Auth.Revoke(context.Background(), &authv1.RevokeRequest{AccessToken: sess.AccessToken}); err != nil {
 		t.Fatal(err)
 	}
 	err := c.closeErr()
@@ -334,21 +331,31 @@ func TestRevokedAccessTokenLosesItsSocket(t *testing.T) {
 }
 
 // stalledClient subscribes and then reads nothing.
-func stalledClient(t *testing.T, gw *gateway, sess session) *websocket.Conn {
+// It is a bare websocket, not the gateway client: that one's reader keeps
+// reading (and answering pings) into its buffer.
+func stalledClient(t *testing.T, gw *gateway, sess client.Session) *websocket.Conn {
 	t.Helper()
-	ws, _, err := dialRaw(gw, creds{token: sess.Token, access: sess.AccessToken})
+	h := http.Header{protocol.HeaderToken: {sess.Token}, protocol.HeaderAccessToken: {sess.AccessToken}}
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+gw.Addr+protocol.WebsocketPath, h)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = ws.Close() })
-	if err := ws.WriteMessage(websocket.TextMessage, []byte("/subscribe/"+sess.UserID)); err != nil {
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(protocol.Subscribe(sess.UserID))); err != nil {
 		t.Fatal(err)
 	}
-	var f frame
-	if err := ws.ReadJSON(&f); err != nil || f.Event != "subscribed" {
-		t.Fatalf("subscribe: %+v %v", f, err)
+	if f, err := readFrame(ws); err != nil || *f.(*protocol.Subscribed) != (protocol.Subscribed{Queue: sess.UserID}) {
+		t.Fatalf("subscribe: %#v %v", f, err)
 	}
 	return ws
+}
+
+func readFrame(ws *websocket.Conn) (protocol.Frame, error) {
+	_, b, err := ws.ReadMessage()
+	if err != nil {
+		return nil, err
+	}
+	return protocol.DecodeFrame(b)
 }
 
 // bigBody makes messages large enough that a few hundred exceed any socket
@@ -376,12 +383,12 @@ func TestSlowClientStopsPullingAndLosesNothing(t *testing.T) {
 		t.Fatalf("stalled client: %d in flight, %d queued (before %d): gateway kept pulling", a.HiddenMsgs, a.Msgs, before.Msgs)
 	}
 	for i := range n {
-		var f frame
-		if err := ws.ReadJSON(&f); err != nil {
+		f, err := readFrame(ws)
+		if err != nil {
 			t.Fatalf("message %d: %v", i, err)
 		}
-		if !strings.HasPrefix(f.Message, itoa(i)+":") {
-			t.Fatalf("message %d out of order or lost: %.10q", i, f.Message)
+		if m, ok := f.(*protocol.Message); !ok || !strings.HasPrefix(m.Message, itoa(i)+":") {
+			t.Fatalf("message %d out of order or lost: %.40q", i, f.AppendJSON(nil))
 		}
 	}
 }
@@ -418,7 +425,7 @@ func TestMessageFromPublisherWithoutRealtimeIsDeliveredBySweep(t *testing.T) {
 	sess := s.user(gw, "olga")
 	c := dial(t, gw, sess, "")
 	c.subscribe(sess.UserID)
-	plain := rsmq.New(s.rdb, rsmq.Options{}) // like Node rsmq without realtime
+	plain := rsmq.New(s.RDB, rsmq.Options{}) // like Node rsmq without realtime
 	start := time.Now()
 	if _, err := plain.SendMessage(context.Background(), sess.UserID, "no notification", rsmq.QueueDefault); err != nil {
 		t.Fatal(err)
@@ -444,21 +451,35 @@ func TestCompetingConnectionsGetEachMessageOnce(t *testing.T) {
 	for i := range n {
 		s.send(sess.UserID, itoa(i))
 	}
+	// Each connection's reader counts what it gets until the total is in.
+	ctx, cancel := ctxWait()
+	defer cancel()
+	got := make(chan string, n)
+	var wg sync.WaitGroup
+	for _, c := range []*conn{c1, c2} {
+		wg.Go(func() {
+			for {
+				f, err := c.c.Next(ctx)
+				if err != nil {
+					return
+				}
+				if m, ok := f.(*protocol.Message); ok {
+					got <- m.Message
+				}
+			}
+		})
+	}
 	seen := map[string]int{}
-	count := 0
-	deadline := time.After(waitLong)
-	for count < n {
+	for count := 0; count < n; count++ {
 		select {
-		case f := <-c1.frames:
-			seen[f.Message]++
-			count++
-		case f := <-c2.frames:
-			seen[f.Message]++
-			count++
-		case <-deadline:
+		case m := <-got:
+			seen[m]++
+		case <-ctx.Done():
 			t.Fatalf("got %d of %d messages", count, n)
 		}
 	}
+	cancel()
+	wg.Wait()
 	for m, k := range seen {
 		if k != 1 {
 			t.Fatalf("message %s delivered %d times", m, k)
@@ -469,11 +490,6 @@ func TestCompetingConnectionsGetEachMessageOnce(t *testing.T) {
 	}
 }
 
-func jsonBody(res *http.Response, v any) error {
-	defer func() { _ = res.Body.Close() }()
-	return json.NewDecoder(res.Body).Decode(v)
-}
-
 func TestDelayedMessageArrivesWhenVisibleWithoutWaitingForTheSweep(t *testing.T) {
 	s := newStack(t, "WSMQ_SWEEP_INTERVAL=1m", "WSMQ_HOT_SWEEP_INTERVAL=1m")
 	gw := s.startGateway()
@@ -481,7 +497,7 @@ func TestDelayedMessageArrivesWhenVisibleWithoutWaitingForTheSweep(t *testing.T)
 	c := dial(t, gw, sess, "")
 	c.subscribe(sess.UserID)
 	start := time.Now()
-	if _, err := s.queues.SendMessage(context.Background(), sess.UserID, "later", 1); err != nil {
+	if _, err := s.Queues.SendMessage(context.Background(), sess.UserID, "later", 1); err != nil {
 		t.Fatal(err)
 	}
 	f := c.messages(1)[0]

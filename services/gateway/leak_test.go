@@ -10,6 +10,7 @@ import (
 
 	pkgconfig "github.com/wsmq/wsmq/pkg/config"
 	"github.com/wsmq/wsmq/pkg/testenv"
+	"github.com/wsmq/wsmq/services/gateway/protocol"
 )
 
 // TestConnectionGoroutinesEndWithTheirConnection runs the gateway in this
@@ -21,7 +22,7 @@ func TestConnectionGoroutinesEndWithTheirConnection(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	admin := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	env := map[string]string{
-		"WSMQ_GATEWAY_LISTEN": addr, "WSMQ_GATEWAY_ADMIN_LISTEN": admin, "WSMQ_REDIS_URL": s.redis.URL(), "WSMQ_AUTH_ADDR": s.authAddr,
+		"WSMQ_GATEWAY_LISTEN": addr, "WSMQ_GATEWAY_ADMIN_LISTEN": admin, "WSMQ_REDIS_URL": s.Redis.URL(), "WSMQ_AUTH_ADDR": s.AuthAddr,
 		"WSMQ_LOG_LEVEL": "error", "WSMQ_CONN_RATE": "1000",
 	}
 	before := runtime.NumGoroutine()
@@ -34,7 +35,7 @@ func TestConnectionGoroutinesEndWithTheirConnection(t *testing.T) {
 			t.Errorf("gateway run: %v", err)
 		}
 	}()
-	gw := &gateway{addr: addr}
+	gw := &gateway{Addr: addr}
 	eventually(t, waitLong, "in-process gateway ready", func() bool {
 		res, err := http.Get("http://" + admin + "/readyz")
 		if err != nil {
@@ -46,15 +47,14 @@ func TestConnectionGoroutinesEndWithTheirConnection(t *testing.T) {
 	sess := s.user(gw, "leaky")
 
 	cycle := func(n int) {
-		clients := make([]*client, n)
+		clients := make([]*conn, n)
 		for i := range clients {
-			clients[i] = dial(t, gw, sess, "ack=manual")
+			clients[i] = dial(t, gw, sess, protocol.AckManual)
 			clients[i].subscribe(sess.UserID)
 		}
 		s.send(sess.UserID, "one of them gets it")
 		for _, c := range clients {
-			_ = c.ws.Close()
-			_ = c.closeErr()
+			_ = c.c.Close()
 		}
 	}
 	cycle(2) // warm-up: pools and the realtime connection exist from now on

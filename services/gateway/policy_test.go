@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/wsmq/wsmq/pkg/testenv"
+	"github.com/wsmq/wsmq/services/gateway/client"
+	"github.com/wsmq/wsmq/services/gateway/protocol"
 )
 
 func TestConnectionPolicies(t *testing.T) {
@@ -23,17 +24,14 @@ func TestConnectionPolicies(t *testing.T) {
 		for origin, ok := range map[string]bool{
 			"https://evil.example": false,
 			"https://app.example":  true,
-			"http://" + gw.addr:    true, // same origin
+			"http://" + gw.Addr:    true, // same origin
 		} {
-			h := http.Header{"Origin": {origin}, "X-Token": {sess.Token}}
-			ws, res, err := websocket.DefaultDialer.Dial("ws://"+gw.addr+"/ws", h)
+			err := tryDial(gw, client.Options{Token: sess.Token, Header: http.Header{"Origin": {origin}}})
 			if ok != (err == nil) {
-				t.Fatalf("origin %s: err %v (response %v), want allowed=%v", origin, err, res, ok)
+				t.Fatalf("origin %s: err %v, want allowed=%v", origin, err, ok)
 			}
-			if err == nil {
-				_ = ws.Close()
-			} else if res == nil || res.StatusCode != http.StatusForbidden {
-				t.Fatalf("origin %s: response %v, want 403", origin, res)
+			if err != nil && !errors.Is(err, client.ErrForbidden) {
+				t.Fatalf("origin %s: %v, want 403", origin, err)
 			}
 		}
 	})
@@ -41,41 +39,33 @@ func TestConnectionPolicies(t *testing.T) {
 	t.Run("connections per user", func(t *testing.T) {
 		c1 := dial(t, gw, sess, "")
 		c2 := dial(t, gw, sess, "")
-		_, res, err := dialRaw(gw, creds{token: sess.Token})
-		if err == nil || res == nil || res.StatusCode != http.StatusTooManyRequests {
-			t.Fatalf("third connection: %v %v, want 429", err, res)
+		var se *client.StatusError
+		if err := tryDial(gw, client.Options{Token: sess.Token}); !errors.As(err, &se) || se.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("third connection: %v, want 429", err)
 		}
-		_ = c1.ws.Close()
-		_ = c1.closeErr()
+		_ = c1.c.Close()
 		// The slot frees once the gateway has seen the close.
 		eventually(t, waitLong, "slot freed", func() bool {
-			ws, _, err := dialRaw(gw, creds{token: sess.Token})
-			if err == nil {
-				_ = ws.Close()
-			}
-			return err == nil
+			return tryDial(gw, client.Options{Token: sess.Token}) == nil
 		})
 		_ = c2
 	})
 
 	t.Run("subscriptions per connection", func(t *testing.T) {
 		eventually(t, waitLong, "connection slots free", func() bool {
-			ws, _, err := dialRaw(gw, creds{token: sess.Token})
-			if err == nil {
-				_ = ws.Close()
-			}
-			return err == nil
+			return tryDial(gw, client.Options{Token: sess.Token}) == nil
 		})
 		c := dial(t, gw, sess, "")
 		c.subscribe(sess.UserID + "-a")
 		c.subscribe(sess.UserID + "-b")
-		c.send("/subscribe/" + sess.UserID + "-c")
-		if f := c.next(); f.Event != "error" || f.Error != "limit" {
-			t.Fatalf("got %+v, want limit error", f)
+		ctx, cancel := ctxWait()
+		defer cancel()
+		var ev *client.EventError
+		if err := c.c.Subscribe(ctx, sess.UserID+"-c"); !errors.As(err, &ev) || ev.Code != protocol.CodeLimit {
+			t.Fatalf("third subscription: %v, want limit error", err)
 		}
-		c.send("/unsubscribe/" + sess.UserID + "-a")
-		if f := c.next(); f.Event != "unsubscribed" {
-			t.Fatalf("got %+v", f)
+		if err := c.c.Unsubscribe(ctx, sess.UserID+"-a"); err != nil {
+			t.Fatal(err)
 		}
 		c.subscribe(sess.UserID + "-c")
 	})
@@ -83,12 +73,12 @@ func TestConnectionPolicies(t *testing.T) {
 
 func TestGatewayRefusesEvictingRedisOutsideDevMode(t *testing.T) {
 	s := newStack(t)
-	if err := s.rdb.ConfigSet(context.Background(), "maxmemory-policy", "allkeys-lru").Err(); err != nil {
+	if err := s.RDB.ConfigSet(context.Background(), "maxmemory-policy", "allkeys-lru").Err(); err != nil {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	admin := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	p := testenv.StartProcess(t, "gateway", s.gwBin, append([]string{"WSMQ_GATEWAY_LISTEN=" + addr, "WSMQ_GATEWAY_ADMIN_LISTEN=" + admin}, s.gwEnv...))
+	p := testenv.StartProcess(t, "gateway", s.GatewayBin, append([]string{"WSMQ_GATEWAY_LISTEN=" + addr, "WSMQ_GATEWAY_ADMIN_LISTEN=" + admin}, s.GatewayEnv...))
 	select {
 	case <-p.Done():
 	case <-time.After(waitLong):
@@ -99,8 +89,8 @@ func TestGatewayRefusesEvictingRedisOutsideDevMode(t *testing.T) {
 	}
 	// Dev mode starts, with a warning.
 	g := s.startGateway("WSMQ_DEV=1")
-	if !strings.Contains(g.p.Output(), "may evict") {
-		t.Fatalf("no eviction warning in dev mode:\n%s", g.p.Output())
+	if !strings.Contains(g.P.Output(), "may evict") {
+		t.Fatalf("no eviction warning in dev mode:\n%s", g.P.Output())
 	}
 }
 
@@ -112,12 +102,12 @@ func TestReadinessAndMetricsAreOnlyOnTheAdminListener(t *testing.T) {
 		code       int
 		body       string
 	}{
-		{g.addr, "/healthz", http.StatusOK, `{"status":"ok"}`},
-		{g.addr, "/readyz", http.StatusNotFound, ""},
-		{g.addr, "/metrics", http.StatusNotFound, ""},
-		{g.admin, "/healthz", http.StatusOK, `{"status":"ok"}`},
-		{g.admin, "/readyz", http.StatusOK, `"checks":{"auth":"up","redis":"up"}`},
-		{g.admin, "/metrics", http.StatusOK, "go_goroutines"},
+		{g.Addr, "/healthz", http.StatusOK, `{"status":"ok"}`},
+		{g.Addr, "/readyz", http.StatusNotFound, ""},
+		{g.Addr, "/metrics", http.StatusNotFound, ""},
+		{g.Admin, "/healthz", http.StatusOK, `{"status":"ok"}`},
+		{g.Admin, "/readyz", http.StatusOK, `"checks":{"auth":"up","redis":"up"}`},
+		{g.Admin, "/metrics", http.StatusOK, "go_goroutines"},
 	} {
 		res, err := http.Get("http://" + tc.base + tc.path)
 		if err != nil {
@@ -130,9 +120,9 @@ func TestReadinessAndMetricsAreOnlyOnTheAdminListener(t *testing.T) {
 		}
 	}
 	// Redis gone: not ready, and the answer names the dependency, not an error text.
-	s.redis.Stop()
+	s.Redis.Stop()
 	eventually(t, waitLong, "readyz turns 503 without Redis", func() bool {
-		res, err := http.Get("http://" + g.admin + "/readyz")
+		res, err := http.Get("http://" + g.Admin + "/readyz")
 		if err != nil {
 			return false
 		}

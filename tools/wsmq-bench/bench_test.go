@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/wsmq/wsmq/pkg/supervisor/supervisortest"
+	gwclient "github.com/wsmq/wsmq/services/gateway/client"
 	"github.com/wsmq/wsmq/services/publisher/client"
-	"github.com/wsmq/wsmq/tools/e2e"
 )
 
 func TestPercentileUsesNearestRank(t *testing.T) {
@@ -129,27 +129,14 @@ func TestBodyCarriesStampAndSequence(t *testing.T) {
 	if string(b) != "1730000000123456789.4242.xxxxx" {
 		t.Fatalf("body = %q", b)
 	}
-	ns, seq, ok := parseBody(b)
+	ns, seq, ok := parseBody(string(b))
 	if !ok || ns != 1730000000123456789 || seq != 4242 {
 		t.Fatalf("parseBody = %d, %d, %v", ns, seq, ok)
 	}
 	for _, bad := range []string{"", "hello", "12.", ".5.", "x.5.", "12.y."} {
-		if _, _, ok := parseBody([]byte(bad)); ok {
+		if _, _, ok := parseBody(bad); ok {
 			t.Errorf("parseBody(%q) accepted", bad)
 		}
-	}
-}
-
-func TestStringFieldReadsFrameFields(t *testing.T) {
-	frame := []byte(`{"queue":"u-c1","id":"abcdef","message":"17.3.xx","rc":1,"sent":17}`)
-	if v, ok := stringField(frame, idKey); !ok || string(v) != "abcdef" {
-		t.Fatalf("id = %q, %v", v, ok)
-	}
-	if v, ok := stringField(frame, messageKey); !ok || string(v) != "17.3.xx" {
-		t.Fatalf("message = %q, %v", v, ok)
-	}
-	if _, ok := stringField([]byte(`{"event":"subscribed","queue":"q"}`), messageKey); ok {
-		t.Fatal("an event frame has no message")
 	}
 }
 
@@ -278,7 +265,7 @@ func TestQuickFanoutThroughTheSupervisorLosesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess, err := e2e.Login(ctx, tg.gatewayURL, "demo", "demo")
+	sess, err := gwclient.Login(ctx, tg.gatewayURL, "demo", "demo")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
+	gwclient "github.com/wsmq/wsmq/services/gateway/client"
 	"github.com/wsmq/wsmq/services/publisher/client"
-	"github.com/wsmq/wsmq/tools/e2e"
 )
 
 // run is the whole bench: parse, start or reach the stack, run the
@@ -84,7 +84,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("ack publishers are paced to %.0f msgs/s in total.", cfg.rate))
 	}
 
-	sess, err := e2e.Login(ctx, t.gatewayURL, cfg.user, cfg.password)
+	sess, err := gwclient.Login(ctx, t.gatewayURL, cfg.user, cfg.password)
 	if err != nil {
 		return err
 	}

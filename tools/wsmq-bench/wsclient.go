@@ -15,11 +15,12 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/wsmq/wsmq/tools/e2e"
+	gwclient "github.com/wsmq/wsmq/services/gateway/client"
+	"github.com/wsmq/wsmq/services/gateway/protocol"
 )
 
 // session is the bench user's login: POST /v1/authenticate's answer.
-type session = e2e.Session
+type session = gwclient.Session
 
 // message bodies are "<unix ns sent>.<sequence>." followed by padding, so
 // receivers compute latency and detect loss and duplicates cheaply.
@@ -34,43 +35,22 @@ func appendBody(b []byte, sentNS int64, seq int, pad int) []byte {
 	return b
 }
 
-func parseBody(body []byte) (sentNS int64, seq int, ok bool) {
-	a := bytes.IndexByte(body, '.')
+func parseBody(body string) (sentNS int64, seq int, ok bool) {
+	a := strings.IndexByte(body, '.')
 	if a <= 0 {
 		return 0, 0, false
 	}
 	rest := body[a+1:]
-	b := bytes.IndexByte(rest, '.')
+	b := strings.IndexByte(rest, '.')
 	if b <= 0 {
 		return 0, 0, false
 	}
-	ns, err1 := strconv.ParseInt(string(body[:a]), 10, 64)
-	n, err2 := strconv.Atoi(string(rest[:b]))
+	ns, err1 := strconv.ParseInt(body[:a], 10, 64)
+	n, err2 := strconv.Atoi(rest[:b])
 	if err1 != nil || err2 != nil {
 		return 0, 0, false
 	}
 	return ns, n, true
-}
-
-var (
-	idKey      = []byte(`"id":"`)
-	messageKey = []byte(`"message":"`)
-	eventKey   = []byte(`"event":"`)
-)
-
-// stringField returns the raw value of the JSON string field whose `"k":"`
-// prefix is key (no unescaping: ids and bench bodies need none).
-func stringField(frame, key []byte) ([]byte, bool) {
-	i := bytes.Index(frame, key)
-	if i < 0 {
-		return nil, false
-	}
-	v := frame[i+len(key):]
-	j := bytes.IndexByte(v, '"')
-	if j < 0 {
-		return nil, false
-	}
-	return v[:j], true
 }
 
 // tracker collects what every client of one run received.
@@ -134,10 +114,10 @@ func connect(ctx context.Context, gatewayURL string, sess session, n, parallel i
 		return nil, err
 	}
 	u.Scheme = strings.Replace(u.Scheme, "http", "ws", 1)
-	u.Path = "/ws"
-	q := url.Values{"token": {sess.Token}, "accessToken": {sess.AccessToken}}
+	u.Path = protocol.WebsocketPath
+	q := url.Values{protocol.QueryToken: {sess.Token}, protocol.QueryAccessToken: {sess.AccessToken}}
 	if manual {
-		q.Set("ack", "manual")
+		q.Set(protocol.QueryAck, string(protocol.AckManual))
 	}
 	u.RawQuery = q.Encode()
 	wsURL := u.String()
@@ -190,7 +170,7 @@ func dialOne(ctx context.Context, wsURL, queue string) (*wsClient, error) {
 		return nil, fmt.Errorf("dial: %w", err)
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-	if err := conn.WriteMessage(websocket.TextMessage, []byte("/subscribe/"+queue)); err != nil {
+	if err := conn.WriteMessage(websocket.TextMessage, []byte(protocol.Subscribe(queue))); err != nil {
 		_ = conn.Close()
 		return nil, fmt.Errorf("subscribe: %w", err)
 	}
@@ -200,20 +180,27 @@ func dialOne(ctx context.Context, wsURL, queue string) (*wsClient, error) {
 			_ = conn.Close()
 			return nil, fmt.Errorf("wait for subscribed: %w", err)
 		}
-		ev, _ := stringField(b, eventKey)
-		switch string(ev) {
-		case "subscribed":
+		f, err := protocol.DecodeFrame(b)
+		if err != nil {
+			_ = conn.Close()
+			return nil, fmt.Errorf("wait for subscribed: %w", err)
+		}
+		switch f := f.(type) {
+		case *protocol.Subscribed:
 			_ = conn.SetReadDeadline(time.Time{})
 			return &wsClient{conn: conn, queue: queue}, nil
-		case "error":
+		case *protocol.ErrorEvent:
 			_ = conn.Close()
-			return nil, fmt.Errorf("subscribe %s: %s", queue, b)
+			return nil, fmt.Errorf("subscribe %s: %w", queue, f)
 		}
 	}
 }
 
 // read runs until the connection closes, handing message frames to the
-// fleet's current tracker.
+// fleet's current tracker. It reads with gorilla/websocket directly (one
+// reused buffer, no channel hop) rather than through the gateway client,
+// but decodes with the protocol package, whose message fast path skips
+// encoding/json.
 func (f *fleet) read(c *wsClient) {
 	var buf bytes.Buffer
 	ack := make([]byte, 0, 48)
@@ -231,13 +218,17 @@ func (f *fleet) read(c *wsClient) {
 			return
 		}
 		now := time.Now().UnixNano()
-		frame := buf.Bytes()
 		tr := f.tr.Load()
-		body, ok := stringField(frame, messageKey)
+		fr, err := protocol.DecodeFrame(buf.Bytes())
+		if err != nil {
+			c.err = err
+			return
+		}
+		m, ok := fr.(*protocol.Message)
 		if !ok || tr == nil {
 			continue // events
 		}
-		sent, seq, ok := parseBody(body)
+		sent, seq, ok := parseBody(m.Message)
 		if !ok {
 			tr.foreign.Add(1)
 			continue
@@ -249,8 +240,7 @@ func (f *fleet) read(c *wsClient) {
 			}
 		}
 		if f.manual {
-			id, _ := stringField(frame, idKey)
-			ack = append(append(ack[:0], "/ack/"...), id...)
+			ack = protocol.AppendAck(ack[:0], m.ID)
 			if err := c.conn.WriteMessage(websocket.TextMessage, ack); err != nil {
 				c.err = err
 				return

@@ -19,8 +19,9 @@ import (
 	"github.com/wsmq/wsmq/pkg/supervisor"
 	"github.com/wsmq/wsmq/pkg/supervisor/supervisortest"
 	"github.com/wsmq/wsmq/pkg/testenv"
+	gwclient "github.com/wsmq/wsmq/services/gateway/client"
+	"github.com/wsmq/wsmq/services/gateway/protocol"
 	"github.com/wsmq/wsmq/services/publisher/client"
-	"github.com/wsmq/wsmq/tools/e2e"
 )
 
 // binDir returns a directory laid out like bin/ after `make build tools`,
@@ -218,19 +219,19 @@ func TestWsmqRunServesAMessageAndCtrlCLeavesNoProcess(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	sess, err := e2e.Login(ctx, gw, "demo", "demo")
+	sess, err := gwclient.Login(ctx, gw, "demo", "demo")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out, "send "+sess.UserID+" ") {
 		t.Errorf("the printed send command does not target the demo user's queue %s", sess.UserID)
 	}
-	ws, err := e2e.Dial(ctx, gw, sess, "")
+	ws, err := gwclient.Dial(ctx, gw, gwclient.Options{Token: sess.Token, AccessToken: sess.AccessToken})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = ws.Close() }()
-	if _, err := ws.Subscribe(sess.UserID, 15*time.Second); err != nil {
+	if err := ws.Subscribe(ctx, sess.UserID); err != nil {
 		t.Fatal(err)
 	}
 	pub, err := client.Dial(ctx, "127.0.0.1:"+strconv.Itoa(ports.Publisher), client.Options{Insecure: true})
@@ -242,9 +243,9 @@ func TestWsmqRunServesAMessageAndCtrlCLeavesNoProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := ws.Messages(1, 15*time.Second)
-	if err != nil || got[0].ID != id || got[0].Message != "smoke" {
-		t.Fatalf("received %v, %v; want message %s", got, err, id)
+	f, err := ws.Next(ctx)
+	if m, ok := f.(*protocol.Message); err != nil || !ok || m.ID != id || m.Message != "smoke" {
+		t.Fatalf("received %#v, %v; want message %s", f, err, id)
 	}
 
 	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {

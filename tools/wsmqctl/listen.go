@@ -1,20 +1,19 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wsmq/wsmq/services/gateway/client"
+	"github.com/wsmq/wsmq/services/gateway/protocol"
 	"github.com/wsmq/wsmq/tools/wsmqctl/internal/tokenfile"
 )
 
@@ -35,20 +34,6 @@ messages in flight when wsmqctl stops are lost: use manual for at-least-once.
 Exits 0 after --count messages, on --timeout or Ctrl-C without --count;
 1 when the gateway refuses the credentials (HTTP 401), the connection fails
 or drops, a subscription is refused, or --count is not reached in time.`
-
-// closeWait bounds the wait for the gateway's answer to our close frame.
-const closeWait = 2 * time.Second
-
-// frame is the union of the gateway's frames, as far as listen reads them.
-type frame struct {
-	Event     string `json:"event"`
-	Queue     string `json:"queue"`
-	ID        string `json:"id"`
-	Token     string `json:"token"`
-	ExpiresAt int64  `json:"expiresAt"`
-	Error     string `json:"error"`
-	Message   any    `json:"message"`
-}
 
 // stringList is a repeatable string flag.
 type stringList []string
@@ -100,34 +85,20 @@ func (c *cli) listen(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if u.Scheme == "https" {
-		u.Scheme = "wss"
-	} else {
-		u.Scheme = "ws"
-	}
-	u.RawQuery = "ack=" + *ack
 
 	if *timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, *timeout)
 		defer cancel()
 	}
-	h := http.Header{}
-	if creds.token != "" {
-		h.Set("x-token", creds.token)
-	}
-	if creds.accessToken != "" {
-		h.Set("x-access-token", creds.accessToken)
-	}
-	dialer := websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: httpTimeout}
-	conn, resp, err := dialer.DialContext(ctx, u.String(), h)
+	conn, err := client.Dial(ctx, u.String(), client.Options{
+		Token: creds.token, AccessToken: creds.accessToken, AckMode: protocol.AckMode(*ack),
+		Dialer: &websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: httpTimeout},
+	})
 	if err != nil {
-		return dialError(u.Host, resp, err)
+		return dialError(u.Host, err)
 	}
 	defer func() { _ = conn.Close() }()
-	if resp != nil && resp.Body != nil {
-		_ = resp.Body.Close()
-	}
 
 	l := &listener{c: c, conn: conn, creds: creds, manual: *ack == "manual", count: *count, queues: queues}
 	if len(l.queues) == 0 && creds.userID != "" {
@@ -175,28 +146,21 @@ func (c *cli) listenCredentials() (listenCreds, error) {
 }
 
 // dialError explains a failed websocket handshake.
-func dialError(host string, resp *http.Response, err error) error {
-	if resp == nil {
-		return fmt.Errorf("cannot connect to the gateway at %s: %w", host, err)
+func dialError(host string, err error) error {
+	var se *client.StatusError
+	switch {
+	case errors.Is(err, client.ErrUnauthorized) && errors.As(err, &se):
+		return fmt.Errorf("the gateway refused the credentials (HTTP 401: %s): run 'wsmqctl login' again", se.Message)
+	case errors.As(err, &se):
+		return fmt.Errorf("the gateway refused the websocket (HTTP %d: %s)", se.StatusCode, se.Message)
 	}
-	defer func() { _ = resp.Body.Close() }()
-	var ans struct {
-		Message string `json:"message"`
-	}
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if json.Unmarshal(raw, &ans) != nil || ans.Message == "" {
-		ans.Message = strings.TrimSpace(string(raw))
-	}
-	if resp.StatusCode == http.StatusUnauthorized {
-		return fmt.Errorf("the gateway refused the credentials (HTTP 401: %s): run 'wsmqctl login' again", ans.Message)
-	}
-	return fmt.Errorf("the gateway refused the websocket (HTTP %d: %s)", resp.StatusCode, ans.Message)
+	return fmt.Errorf("cannot connect to the gateway at %s: %w", host, err)
 }
 
-// listener runs one connection: it alone reads and writes data frames.
+// listener runs one connection and prints what it receives.
 type listener struct {
 	c      *cli
-	conn   *websocket.Conn
+	conn   *client.Conn
 	creds  listenCreds
 	manual bool
 	count  int
@@ -205,71 +169,71 @@ type listener struct {
 }
 
 func (l *listener) run(ctx context.Context) error {
-	// Ctrl-C, --timeout: say goodbye, then the read below ends with the
-	// gateway's close answer or the read deadline.
-	stop := context.AfterFunc(ctx, func() { l.closeGently() })
-	defer stop()
-	if len(l.queues) > 0 {
-		if err := l.subscribe(); err != nil {
-			return err
-		}
+	if err := l.subscribe(ctx); err != nil {
+		return err
 	}
 	for {
-		_, data, err := l.conn.ReadMessage()
-		if err != nil {
+		f, err := l.conn.Next(ctx)
+		var ev *client.EventError
+		switch {
+		case errors.As(err, &ev):
+			e := protocol.ErrorEvent{Code: ev.Code, Queue: ev.Queue, ID: ev.ID, Message: ev.Message}
+			if err := l.print(&e); err != nil {
+				return err
+			}
+			if ev.Queue != "" && slices.Contains(l.queues, ev.Queue) {
+				return fmt.Errorf("subscribe %s refused: %s", ev.Queue, ev.Code)
+			}
+			continue
+		case err != nil:
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			var ce *websocket.CloseError
+			var ce *client.CloseError
 			if errors.As(err, &ce) {
-				return fmt.Errorf("the gateway closed the connection (%d %s)", ce.Code, ce.Text)
+				return fmt.Errorf("the gateway closed the connection (%d %s)", ce.Code, ce.Reason)
 			}
 			return fmt.Errorf("connection lost: %w", err)
 		}
-		done, err := l.handle(data)
+		done, err := l.handle(ctx, f)
 		if err != nil || done {
-			l.closeGently()
-			l.drain()
-			return err
+			return err // the deferred Close waits for the gateway to read our acks
 		}
 	}
 }
 
-func (l *listener) subscribe() error {
+// subscribe sends the subscribe commands without waiting: the
+// confirmations and refusals come through Next, so every frame is printed
+// in the order the gateway sent it.
+func (l *listener) subscribe(ctx context.Context) error {
 	for _, q := range l.queues {
-		if err := l.conn.WriteMessage(websocket.TextMessage, []byte("/subscribe/"+q)); err != nil {
+		if err := l.conn.WriteCommand(ctx, protocol.Subscribe(q)); err != nil {
 			return fmt.Errorf("subscribe %s: %w", q, err)
 		}
 	}
 	return nil
 }
 
+// print writes f as one JSON line, as the gateway sent it.
+func (l *listener) print(f protocol.Frame) error {
+	line := append(f.AppendJSON(nil), '\n')
+	if _, err := l.c.stdout.Write(line); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return nil
+}
+
 // handle prints one frame and acts on it; done means --count is reached.
-func (l *listener) handle(data []byte) (done bool, err error) {
-	var line bytes.Buffer
-	if json.Compact(&line, data) != nil {
-		line.Reset()
-		b, _ := json.Marshal(map[string]string{"event": "unparsed", "raw": string(data)})
-		line.Write(b)
+func (l *listener) handle(ctx context.Context, f protocol.Frame) (done bool, err error) {
+	if err := l.print(f); err != nil {
+		return false, err
 	}
-	line.WriteByte('\n')
-	if _, err := l.c.stdout.Write(line.Bytes()); err != nil {
-		return false, fmt.Errorf("write output: %w", err)
-	}
-	var f frame
-	if json.Unmarshal(data, &f) != nil {
-		return false, nil
-	}
-	switch {
-	case f.Event == "token":
-		l.refreshed(f.Token, f.ExpiresAt)
-	case f.Event == "error":
-		if f.Queue != "" && slices.Contains(l.queues, f.Queue) {
-			return false, fmt.Errorf("subscribe %s refused: %s", f.Queue, f.Error)
-		}
-	case f.Event == "" && f.ID != "":
+	switch f := f.(type) {
+	case *protocol.Token:
+		return false, l.refreshed(ctx, f.Token, f.ExpiresAt)
+	case *protocol.Message:
 		if l.manual {
-			if err := l.conn.WriteMessage(websocket.TextMessage, []byte("/ack/"+f.ID)); err != nil {
+			if err := l.conn.Ack(ctx, f.ID); err != nil {
 				return false, fmt.Errorf("ack %s: %w", f.ID, err)
 			}
 		}
@@ -281,42 +245,26 @@ func (l *listener) handle(data []byte) (done bool, err error) {
 
 // refreshed stores a fresh JWT and, when the queues were not known (only an
 // access token was given), subscribes to the user's own queue.
-func (l *listener) refreshed(token string, expiresAt int64) {
+func (l *listener) refreshed(ctx context.Context, token string, expiresAt int64) error {
 	if token == "" {
-		return
+		return nil
 	}
 	if len(l.queues) == 0 {
 		if id := jwtUserID(token); id != "" {
 			l.queues = []string{id}
-			if err := l.subscribe(); err != nil {
-				_, _ = fmt.Fprintf(l.c.stderr, "wsmqctl: listen: %v\n", err)
+			if err := l.subscribe(ctx); err != nil {
+				return err
 			}
 		}
 	}
 	if l.creds.session == nil {
-		return
+		return nil
 	}
 	l.creds.session.Token, l.creds.session.ExpiresAt = token, expiresAt
 	if err := tokenfile.Save(l.creds.path, *l.creds.session); err != nil {
 		_, _ = fmt.Fprintf(l.c.stderr, "wsmqctl: listen: store the refreshed token: %v\n", err)
 	}
-}
-
-// closeGently sends a close frame; safe concurrently with the reader.
-func (l *listener) closeGently() {
-	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye")
-	_ = l.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(closeWait))
-	_ = l.conn.SetReadDeadline(time.Now().Add(closeWait))
-}
-
-// drain reads until the gateway answers the close frame (so our acks were
-// read before it closed), discarding anything else.
-func (l *listener) drain() {
-	for {
-		if _, _, err := l.conn.ReadMessage(); err != nil {
-			return
-		}
-	}
+	return nil
 }
 
 // jwtUserID reads the user id from a JWT's sub claim ("users/<id>")

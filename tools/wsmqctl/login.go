@@ -2,19 +2,18 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strings"
 	"time"
 
 	"golang.org/x/term"
 
+	"github.com/wsmq/wsmq/services/gateway/client"
 	"github.com/wsmq/wsmq/tools/wsmqctl/internal/tokenfile"
 )
 
@@ -33,16 +32,6 @@ the first line of stdin when stdin is not a terminal, else prompted for.
 
   echo demo | wsmqctl login --user demo`
 
-// loginAnswer is the gateway's POST /v1/authenticate answer.
-type loginAnswer struct {
-	Success     bool   `json:"success"`
-	Message     string `json:"message"`
-	Token       string `json:"token"`
-	AccessToken string `json:"accessToken"`
-	UserID      string `json:"userId"`
-	ExpiresAt   int64  `json:"expiresAt"`
-}
-
 func (c *cli) login(ctx context.Context, args []string) error {
 	fs := c.newFlagSet("login", loginHelp)
 	user := fs.String("user", c.getenv("WSMQ_USER"), "user `name` (env WSMQ_USER)")
@@ -57,7 +46,7 @@ func (c *cli) login(ctx context.Context, args []string) error {
 	if *user == "" {
 		return usagef("--user NAME is required (or set WSMQ_USER)")
 	}
-	u, err := c.g.gatewayURL("/v1/authenticate")
+	u, err := c.g.gatewayURL("")
 	if err != nil {
 		return err
 	}
@@ -65,31 +54,15 @@ func (c *cli) login(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	body, _ := json.Marshal(map[string]string{"userName": *user, "password": password})
 	ctx, cancel := context.WithTimeout(ctx, httpTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("build request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach the gateway: %w", err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	var ans loginAnswer
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	if err != nil {
-		return fmt.Errorf("read the gateway's answer: %w", err)
-	}
-	_ = json.Unmarshal(raw, &ans) // judged by the status below
-	if resp.StatusCode != http.StatusOK || !ans.Success || ans.UserID == "" {
-		msg := ans.Message
-		if msg == "" {
-			msg = strings.TrimSpace(string(raw))
-		}
-		return fmt.Errorf("login refused (HTTP %d): %s", resp.StatusCode, msg)
+	ans, err := client.Login(ctx, u.String(), *user, password)
+	var se *client.StatusError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Errorf("login refused (HTTP %d): %s", se.StatusCode, se.Message)
+	case err != nil:
+		return fmt.Errorf("cannot log in at the gateway: %w", err)
 	}
 	if *printOnly {
 		return json.NewEncoder(c.stdout).Encode(map[string]any{

@@ -8,6 +8,7 @@ import (
 
 	"github.com/wsmq/wsmq/pkg/rsmq"
 	"github.com/wsmq/wsmq/services/gateway/internal/authclient"
+	"github.com/wsmq/wsmq/services/gateway/protocol"
 )
 
 // DemoSender is the dev-only send helper of the demo page: an authenticated
@@ -27,21 +28,21 @@ type demoSendRequest struct {
 func (d DemoSender) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var req demoSendRequest
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 70000)).Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"success": false, "message": "body must be JSON {token, accessToken, message}"})
+		writeJSON(w, http.StatusBadRequest, protocol.ErrorBody{Message: "body must be JSON {token, accessToken, message}"})
 		return
 	}
 	id, err := d.Auth.Verify(r.Context(), req.Token, req.AccessToken)
 	switch {
 	case errors.Is(err, authclient.ErrUnauthenticated), errors.Is(err, authclient.ErrInvalid):
-		writeJSON(w, http.StatusUnauthorized, map[string]any{"success": false, "message": "invalid credentials"})
+		writeJSON(w, http.StatusUnauthorized, protocol.ErrorBody{Message: "invalid credentials"})
 		return
 	case err != nil:
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"success": false, "message": "authentication service unavailable"})
+		writeJSON(w, http.StatusServiceUnavailable, protocol.ErrorBody{Message: "authentication service unavailable"})
 		return
 	}
 	msgID, err := d.send(r.Context(), id.UserID, req.Message)
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"success": false, "message": err.Error()})
+		writeJSON(w, http.StatusBadRequest, protocol.ErrorBody{Message: err.Error()})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "id": msgID})

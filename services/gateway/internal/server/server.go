@@ -25,6 +25,7 @@ import (
 	"github.com/wsmq/wsmq/services/gateway/internal/delivery"
 	"github.com/wsmq/wsmq/services/gateway/internal/metrics"
 	"github.com/wsmq/wsmq/services/gateway/internal/wsconn"
+	"github.com/wsmq/wsmq/services/gateway/protocol"
 )
 
 // Auth is what the server needs from the auth service.
@@ -110,8 +111,8 @@ func New(cfg Config, engine *delivery.Engine, auth Auth, m *metrics.Metrics, log
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.handleWS)
-	mux.HandleFunc("GET /ws", s.handleWS)
-	mux.HandleFunc("POST /v1/authenticate", s.handleAuthenticate)
+	mux.HandleFunc("GET "+protocol.WebsocketPath, s.handleWS)
+	mux.HandleFunc("POST "+protocol.AuthenticatePath, s.handleAuthenticate)
 	// Public liveness for load balancers; readiness and metrics are on the
 	// admin listener (main.go), so no internal state leaks to clients.
 	mux.Handle("GET /healthz", serve.HealthHandler())
@@ -194,21 +195,21 @@ func clientIP(r *http.Request) string {
 // credentials reads tokens2's headers, or the query parameters browsers
 // must use.
 func credentials(r *http.Request) (token, accessToken string) {
-	token = r.Header.Get("x-token")
-	accessToken = r.Header.Get("x-access-token")
+	token = r.Header.Get(protocol.HeaderToken)
+	accessToken = r.Header.Get(protocol.HeaderAccessToken)
 	q := r.URL.Query()
 	if token == "" {
-		token = q.Get("token")
+		token = q.Get(protocol.QueryToken)
 	}
 	if accessToken == "" {
-		accessToken = q.Get("accessToken")
+		accessToken = q.Get(protocol.QueryAccessToken)
 	}
 	return token, accessToken
 }
 
 func (s *Server) reject(w http.ResponseWriter, code int, reason, msg string) {
 	s.m.Rejected.WithLabelValues(reason).Inc()
-	writeJSON(w, code, map[string]any{"success": false, "message": msg})
+	writeJSON(w, code, protocol.ErrorBody{Message: msg})
 }
 
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
@@ -221,9 +222,9 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	manual := false
-	switch r.URL.Query().Get("ack") {
-	case "", "auto":
-	case "manual":
+	switch protocol.AckMode(r.URL.Query().Get(protocol.QueryAck)) {
+	case "", protocol.AckAuto:
+	case protocol.AckManual:
 		manual = true
 	default:
 		s.reject(w, http.StatusBadRequest, "bad_request", "ack must be auto or manual")
@@ -279,7 +280,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	var first []byte
 	if id.Token != "" {
 		cl.token = id.Token
-		first = tokenFrame(id.Token, id.ExpiresAt)
+		first = (&protocol.Token{Token: id.Token, ExpiresAt: id.ExpiresAt}).AppendJSON(nil)
 	}
 	s.mu.Lock()
 	draining := s.draining
@@ -304,11 +305,6 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		}()
 		c.Serve(first)
 	}()
-}
-
-func tokenFrame(token string, expiresAt int64) []byte {
-	b, _ := json.Marshal(map[string]any{"event": "token", "token": token, "expiresAt": expiresAt})
-	return b
 }
 
 // reverifyLoop re-checks every live connection's credentials each interval
@@ -382,7 +378,7 @@ func (s *Server) reverifyOne(c *wsconn.Conn, cl client) {
 			if p.expiresAt-time.Now().UnixMilli() < 2*s.cfg.ReverifyInterval.Milliseconds() {
 				p.token, p.expiresAt = id.Token, id.ExpiresAt
 				s.mu.Unlock()
-				c.SendRaw(tokenFrame(id.Token, id.ExpiresAt))
+				c.SendRaw((&protocol.Token{Token: id.Token, ExpiresAt: id.ExpiresAt}).AppendJSON(nil))
 				return
 			}
 		}
@@ -390,38 +386,33 @@ func (s *Server) reverifyOne(c *wsconn.Conn, cl client) {
 	}
 }
 
-type loginRequest struct {
-	UserName string `json:"userName"`
-	Password string `json:"password"`
-}
-
 func (s *Server) handleAuthenticate(w http.ResponseWriter, r *http.Request) {
 	if !s.loginLimiter.allow(clientIP(r)) {
 		s.reject(w, http.StatusTooManyRequests, "login_rate", "too many login attempts; slow down")
 		return
 	}
-	var req loginRequest
+	var req protocol.AuthenticateRequest
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"success": false, "message": "body must be JSON {\"userName\",\"password\"}"})
+		writeJSON(w, http.StatusBadRequest, protocol.ErrorBody{Message: "body must be JSON {\"userName\",\"password\"}"})
 		return
 	}
 	if req.UserName == "" || req.Password == "" {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"success": false, "message": "userName and password are required"})
+		writeJSON(w, http.StatusBadRequest, protocol.ErrorBody{Message: "userName and password are required"})
 		return
 	}
 	sess, err := s.auth.Authenticate(r.Context(), req.UserName, req.Password)
 	switch {
 	case errors.Is(err, authclient.ErrUnauthenticated), errors.Is(err, authclient.ErrInvalid):
-		writeJSON(w, http.StatusUnauthorized, map[string]any{"success": false, "message": "invalid user name or password"})
+		writeJSON(w, http.StatusUnauthorized, protocol.ErrorBody{Message: "invalid user name or password"})
 		return
 	case err != nil:
 		s.log.Warn("login: auth unavailable", "err", err)
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"success": false, "message": "authentication service unavailable; try again"})
+		writeJSON(w, http.StatusServiceUnavailable, protocol.ErrorBody{Message: "authentication service unavailable; try again"})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"success": true, "token": sess.Token, "accessToken": sess.AccessToken,
-		"userId": sess.UserID, "expiresAt": sess.ExpiresAt,
+	writeJSON(w, http.StatusOK, protocol.AuthenticateResponse{
+		Success: true, Token: sess.Token, AccessToken: sess.AccessToken,
+		UserID: sess.UserID, ExpiresAt: sess.ExpiresAt,
 	})
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/wsmq/wsmq/pkg/rsmq"
 	"github.com/wsmq/wsmq/services/gateway/internal/delivery"
+	"github.com/wsmq/wsmq/services/gateway/protocol"
 )
 
 // Defaults of Options, exported so the gateway's configuration can show and
@@ -202,7 +203,7 @@ func (c *Conn) readLoop() {
 		}
 		_ = c.ws.SetReadDeadline(time.Now().Add(wait))
 		if mt != websocket.TextMessage {
-			c.sendError("bad_request", "", "commands are text frames")
+			c.sendError(protocol.CodeBadRequest, "", "commands are text frames")
 			continue
 		}
 		c.handle(string(data))
@@ -211,32 +212,32 @@ func (c *Conn) readLoop() {
 
 // handle runs one command. The connection stays up whatever the command.
 func (c *Conn) handle(cmd string) {
-	verb, arg, ok := parseCommand(cmd)
+	verb, arg, ok := protocol.ParseCommand(cmd)
 	if !ok {
-		c.sendError("bad_request", "", "unknown command: use /subscribe/<queue>, /unsubscribe/<queue> or /ack/<id>")
+		c.sendError(protocol.CodeBadRequest, "", "unknown command: use /subscribe/<queue>, /unsubscribe/<queue> or /ack/<id>")
 		return
 	}
 	switch verb {
-	case "subscribe":
+	case protocol.VerbSubscribe:
 		c.subscribe(arg)
-	case "unsubscribe":
+	case protocol.VerbUnsubscribe:
 		s := c.subs[arg]
 		if s == nil {
-			c.sendQueueError("bad_request", arg, "not subscribed")
+			c.sendQueueError(protocol.CodeBadRequest, arg, "not subscribed")
 			return
 		}
 		delete(c.subs, arg)
 		ctx, cancel := context.WithTimeout(context.Background(), c.opts.CallTimeout)
 		s.Close(ctx)
 		cancel()
-		c.sendEvent(eventFrame("unsubscribed", "queue", arg))
-	case "ack":
+		c.sendEvent((&protocol.Unsubscribed{Queue: arg}).AppendJSON(nil))
+	case protocol.VerbAck:
 		if !c.opts.Manual {
-			c.sendError("bad_request", "", "ack needs manual ack mode (connect with ?ack=manual)")
+			c.sendError(protocol.CodeBadRequest, "", "ack needs manual ack mode (connect with ?ack=manual)")
 			return
 		}
 		if err := rsmq.ValidateID(arg); err != nil {
-			c.sendError("bad_request", "", "invalid message id")
+			c.sendError(protocol.CodeBadRequest, "", "invalid message id")
 			return
 		}
 		for _, s := range c.subs {
@@ -244,26 +245,9 @@ func (c *Conn) handle(cmd string) {
 				return
 			}
 		}
-		c.sendEvent(eventFrame("error", "error", "unknown_id", "id", arg,
-			"message", "no message with this id is in flight on this connection"))
+		c.sendEvent((&protocol.ErrorEvent{Code: protocol.CodeUnknownID, ID: arg,
+			Message: "no message with this id is in flight on this connection"}).AppendJSON(nil))
 	}
-}
-
-// parseCommand splits "/verb/arg" for the known verbs.
-func parseCommand(cmd string) (verb, arg string, ok bool) {
-	rest, found := strings.CutPrefix(cmd, "/")
-	if !found {
-		return "", "", false
-	}
-	verb, arg, found = strings.Cut(rest, "/")
-	if !found {
-		return "", "", false
-	}
-	switch verb {
-	case "subscribe", "unsubscribe", "ack":
-		return verb, arg, true
-	}
-	return "", "", false
 }
 
 // MayUse reports whether user may consume queue: the queue named by its id,
@@ -278,26 +262,26 @@ func MayUse(user, queue string) bool {
 
 func (c *Conn) subscribe(queue string) {
 	if err := rsmq.ValidateQueueName(queue); err != nil || len(queue)+len(delivery.DLQSuffix) > maxQueueNameLen {
-		c.sendQueueError("bad_request", queue, "invalid queue name: 1 to 156 characters of [A-Za-z0-9_-]")
+		c.sendQueueError(protocol.CodeBadRequest, queue, "invalid queue name: 1 to 156 characters of [A-Za-z0-9_-]")
 		return
 	}
 	if !MayUse(c.user, queue) {
-		c.sendQueueError("forbidden", queue, "you may use the queue named by your user id and <userId>-<suffix>")
+		c.sendQueueError(protocol.CodeForbidden, queue, "you may use the queue named by your user id and <userId>-<suffix>")
 		return
 	}
 	if c.subs[queue] != nil {
-		c.sendEvent(eventFrame("subscribed", "queue", queue))
+		c.sendEvent((&protocol.Subscribed{Queue: queue}).AppendJSON(nil))
 		return
 	}
 	if len(c.subs) >= c.opts.MaxSubs {
-		c.sendQueueError("limit", queue, "too many subscriptions on this connection (limit "+strconv.Itoa(c.opts.MaxSubs)+")")
+		c.sendQueueError(protocol.CodeLimit, queue, "too many subscriptions on this connection (limit "+strconv.Itoa(c.opts.MaxSubs)+")")
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.CallTimeout)
 	defer cancel()
 	// The confirmation is queued before the subscription is registered, so
 	// it precedes the queue's first message.
-	confirm := func() { c.sendEvent(eventFrame("subscribed", "queue", queue)) }
+	confirm := func() { c.sendEvent((&protocol.Subscribed{Queue: queue}).AppendJSON(nil)) }
 	// The Redis work runs on a short-lived goroutine: its deep stack then
 	// dies with it instead of staying with the reader for the life of the
 	// socket (most sockets are idle, and their stacks are their memory).
@@ -313,7 +297,7 @@ func (c *Conn) subscribe(queue string) {
 	<-done
 	if err != nil {
 		c.log.Warn("subscribe failed", "user", c.user, "queue", queue, "err", err)
-		c.sendQueueError("unavailable", queue, "the queue store is unavailable; try again")
+		c.sendQueueError(protocol.CodeUnavailable, queue, "the queue store is unavailable; try again")
 		return
 	}
 	c.subs[queue] = s
@@ -322,11 +306,7 @@ func (c *Conn) subscribe(queue string) {
 func (c *Conn) sendError(code, queue, msg string) { c.sendQueueError(code, queue, msg) }
 
 func (c *Conn) sendQueueError(code, queue, msg string) {
-	if queue == "" {
-		c.sendEvent(eventFrame("error", "error", code, "message", msg))
-		return
-	}
-	c.sendEvent(eventFrame("error", "error", code, "queue", queue, "message", msg))
+	c.sendEvent((&protocol.ErrorEvent{Code: code, Queue: queue, Message: msg}).AppendJSON(nil))
 }
 
 // sendEvent queues an event frame. A client that lets events pile up is

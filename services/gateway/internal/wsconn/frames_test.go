@@ -7,9 +7,10 @@ import (
 	"unicode/utf8"
 
 	"github.com/wsmq/wsmq/pkg/rsmq"
+	"github.com/wsmq/wsmq/services/gateway/protocol"
 )
 
-func TestParseCommand(t *testing.T) {
+func TestParseCommand(t *testing.T) { // the protocol's parser, as the connection uses it
 	for _, tc := range []struct {
 		in        string
 		verb, arg string
@@ -25,9 +26,9 @@ func TestParseCommand(t *testing.T) {
 		{"/publish/q", "", "", false},
 		{"", "", "", false},
 	} {
-		verb, arg, ok := parseCommand(tc.in)
+		verb, arg, ok := protocol.ParseCommand(tc.in)
 		if verb != tc.verb || arg != tc.arg || ok != tc.ok {
-			t.Errorf("parseCommand(%q) = %q, %q, %v; want %q, %q, %v", tc.in, verb, arg, ok, tc.verb, tc.arg, tc.ok)
+			t.Errorf("ParseCommand(%q) = %q, %q, %v; want %q, %q, %v", tc.in, verb, arg, ok, tc.verb, tc.arg, tc.ok)
 		}
 	}
 }
@@ -65,14 +66,14 @@ func FuzzCommandAndFrames(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		verb, arg, ok := parseCommand(s)
+		verb, arg, ok := protocol.ParseCommand(s)
 		if ok && "/"+verb+"/"+arg != s {
-			t.Fatalf("parseCommand(%q) lost input: %q %q", s, verb, arg)
+			t.Fatalf("ParseCommand(%q) lost input: %q %q", s, verb, arg)
 		}
-		b := appendJSONString(nil, s)
+		b := protocol.AppendString(nil, s)
 		var back string
 		if err := json.Unmarshal(b, &back); err != nil {
-			t.Fatalf("appendJSONString(%q) = %s: not JSON: %v", s, b, err)
+			t.Fatalf("AppendString(%q) = %s: not JSON: %v", s, b, err)
 		}
 		// Each invalid byte becomes one U+FFFD, as Node's decoder shows it.
 		var want strings.Builder
@@ -84,9 +85,9 @@ func FuzzCommandAndFrames(f *testing.F) {
 		if back != want.String() {
 			t.Fatalf("round trip of %q gave %q", s, back)
 		}
-		ev := eventFrame("error", "message", s)
+		ev := (&protocol.ErrorEvent{Code: protocol.CodeBadRequest, Queue: s, Message: s}).AppendJSON(nil)
 		if !json.Valid(ev) {
-			t.Fatalf("eventFrame with %q is not JSON: %s", s, ev)
+			t.Fatalf("error event with %q is not JSON: %s", s, ev)
 		}
 	})
 }

@@ -1,0 +1,425 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/wsmq/wsmq/services/gateway/protocol"
+)
+
+// Options configure Dial. Zero values mean the defaults in brackets.
+type Options struct {
+	// Token (JWT) and AccessToken are the credentials; one is enough (an
+	// access token alone gets a fresh JWT as the first frame).
+	Token, AccessToken string
+	// UseQuery sends the credentials as query parameters, as browsers must,
+	// instead of the x-token / x-access-token headers.
+	UseQuery bool
+	// AckMode is protocol.AckAuto [""] or protocol.AckManual.
+	AckMode protocol.AckMode
+	// Header is added to the handshake request (e.g. Origin).
+	Header http.Header
+	// Dialer dials the websocket [a copy of websocket.DefaultDialer].
+	Dialer *websocket.Dialer
+	// Buffer is how many frames wait for Next before the reader stops
+	// reading the socket [256].
+	Buffer int
+	// WriteTimeout bounds a command's write when its ctx has no deadline [10s].
+	WriteTimeout time.Duration
+}
+
+// ErrClosed is returned by a Conn's methods after Close.
+var ErrClosed = errors.New("gateway client: connection closed")
+
+// CloseError is why the socket ended when the gateway closed it: e.g. 1001
+// (shutting down), 1008 (token revoked, stuck client), 1009 (frame too large).
+type CloseError struct {
+	Code   int
+	Reason string
+}
+
+func (e *CloseError) Error() string {
+	return fmt.Sprintf("gateway closed the connection (%d %s)", e.Code, e.Reason)
+}
+
+// EventError is an error event: the gateway refused a command and the
+// connection stays up. Subscribe and Unsubscribe return it for their
+// queue; Next returns the others (e.g. CodeUnknownID after an Ack).
+type EventError struct {
+	Code    string // protocol.Code*
+	Message string
+	Queue   string // the queue the command named, if any
+	ID      string // the message id, for protocol.CodeUnknownID
+}
+
+func (e *EventError) Error() string {
+	ev := protocol.ErrorEvent{Code: e.Code, Message: e.Message, Queue: e.Queue, ID: e.ID}
+	return ev.Error()
+}
+
+// Conn is a websocket to a gateway. Its methods are safe for concurrent use;
+// Next is meant for one reading goroutine.
+type Conn struct {
+	ws           *websocket.Conn
+	writeTimeout time.Duration
+
+	frames    chan protocol.Frame
+	readDone  chan struct{} // closed when the reader goroutine returned
+	closing   chan struct{} // closed by Close
+	closeOnce sync.Once
+	readErr   error // why the reader stopped; read after readDone
+
+	writeMu sync.Mutex // gorilla/websocket allows one writer
+
+	mu      sync.Mutex
+	pending map[string][]pendingOp // by queue, in command order
+	token   string                 // the latest JWT
+}
+
+type pendingOp struct {
+	verb string
+	done chan error // buffered 1
+}
+
+// Dial opens a websocket to the gateway at rawURL: http(s):// or ws(s)://,
+// with path / or /ws (an empty path becomes /ws). A refusal before the
+// upgrade is a *StatusError (errors.Is ErrUnauthorized for bad credentials).
+func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
+	u, err := websocketURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	q := u.Query()
+	h := http.Header{}
+	for k, vs := range opts.Header {
+		h[k] = append([]string(nil), vs...)
+	}
+	if opts.UseQuery {
+		if opts.Token != "" {
+			q.Set(protocol.QueryToken, opts.Token)
+		}
+		if opts.AccessToken != "" {
+			q.Set(protocol.QueryAccessToken, opts.AccessToken)
+		}
+	} else {
+		if opts.Token != "" {
+			h.Set(protocol.HeaderToken, opts.Token)
+		}
+		if opts.AccessToken != "" {
+			h.Set(protocol.HeaderAccessToken, opts.AccessToken)
+		}
+	}
+	if opts.AckMode != "" {
+		q.Set(protocol.QueryAck, string(opts.AckMode))
+	}
+	u.RawQuery = q.Encode()
+	d := opts.Dialer
+	if d == nil {
+		dd := *websocket.DefaultDialer
+		d = &dd
+	}
+	ws, res, err := d.DialContext(ctx, u.String(), h)
+	if err != nil {
+		if res != nil && res.StatusCode != http.StatusSwitchingProtocols {
+			defer func() { _ = res.Body.Close() }()
+			return nil, fmt.Errorf("dial %s: %w", u.Host, statusError(res))
+		}
+		return nil, fmt.Errorf("dial %s: %w", u.Host, err)
+	}
+	if opts.Buffer <= 0 {
+		opts.Buffer = 256
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 10 * time.Second
+	}
+	c := &Conn{
+		ws: ws, writeTimeout: opts.WriteTimeout,
+		frames:   make(chan protocol.Frame, opts.Buffer),
+		readDone: make(chan struct{}),
+		closing:  make(chan struct{}),
+		pending:  make(map[string][]pendingOp),
+		token:    opts.Token,
+	}
+	go c.readLoop()
+	return c, nil
+}
+
+func websocketURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("gateway url %q: %w", raw, err)
+	}
+	switch u.Scheme {
+	case "http", "ws":
+		u.Scheme = "ws"
+	case "https", "wss":
+		u.Scheme = "wss"
+	default:
+		return nil, fmt.Errorf("gateway url %q: scheme must be http, https, ws or wss", raw)
+	}
+	if u.Path == "" {
+		u.Path = protocol.WebsocketPath
+	}
+	return u, nil
+}
+
+// Token is the latest JWT: the one dialed with, or a fresh one the gateway
+// sent since (a reconnect should use it).
+func (c *Conn) Token() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.token
+}
+
+// Subscribe subscribes to queue and waits for the gateway's confirmation,
+// which precedes the queue's first message. A refusal is an *EventError
+// (protocol.CodeForbidden, CodeBadRequest, CodeLimit, CodeUnavailable).
+// Frames that arrive meanwhile wait for Next.
+func (c *Conn) Subscribe(ctx context.Context, queue string) error {
+	return c.command(ctx, protocol.VerbSubscribe, queue, protocol.Subscribe(queue))
+}
+
+// Unsubscribe ends the subscription to queue and waits for the
+// confirmation; in-flight messages of the queue go back to it.
+func (c *Conn) Unsubscribe(ctx context.Context, queue string) error {
+	return c.command(ctx, protocol.VerbUnsubscribe, queue, protocol.Unsubscribe(queue))
+}
+
+func (c *Conn) command(ctx context.Context, verb, queue, cmd string) error {
+	if queue == "" {
+		return fmt.Errorf("%s: empty queue name", verb)
+	}
+	op := pendingOp{verb: verb, done: make(chan error, 1)}
+	c.mu.Lock()
+	c.pending[queue] = append(c.pending[queue], op)
+	c.mu.Unlock()
+	if err := c.WriteCommand(ctx, cmd); err != nil {
+		c.dropPending(queue, op)
+		return err
+	}
+	select {
+	case err := <-op.done:
+		return err
+	case <-c.readDone:
+		select {
+		case err := <-op.done:
+			return err
+		default:
+		}
+		return fmt.Errorf("%s %s: %w", verb, queue, c.readErr)
+	case <-ctx.Done():
+		c.dropPending(queue, op)
+		return fmt.Errorf("%s %s: %w", verb, queue, ctx.Err())
+	}
+}
+
+func (c *Conn) dropPending(queue string, op pendingOp) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ops := c.pending[queue]
+	for i := range ops {
+		if ops[i].done == op.done {
+			c.pending[queue] = append(ops[:i:i], ops[i+1:]...)
+			break
+		}
+	}
+	if len(c.pending[queue]) == 0 {
+		delete(c.pending, queue)
+	}
+}
+
+// Ack acknowledges message id (manual ack mode): the gateway deletes it.
+// It does not wait: an unknown id comes back from Next as an *EventError
+// with protocol.CodeUnknownID.
+func (c *Conn) Ack(ctx context.Context, id string) error {
+	return c.WriteCommand(ctx, protocol.Ack(id))
+}
+
+// WriteCommand sends one raw text command. Prefer Subscribe, Unsubscribe
+// and Ack; this is for commands they do not cover (and for tests of the
+// gateway's answers to bad ones).
+func (c *Conn) WriteCommand(ctx context.Context, cmd string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case <-c.closing:
+		return ErrClosed
+	default:
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(c.writeTimeout)
+	}
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	_ = c.ws.SetWriteDeadline(deadline)
+	if err := c.ws.WriteMessage(websocket.TextMessage, []byte(cmd)); err != nil {
+		return fmt.Errorf("write %.40q: %w", cmd, err)
+	}
+	return nil
+}
+
+// Next returns the next frame: *protocol.Message, *protocol.Token (also
+// kept for Token), *protocol.Subscribed or *protocol.Unsubscribed when no
+// Subscribe or Unsubscribe call waited for it, *protocol.UnknownEvent. An
+// error event is returned as an *EventError, and the connection stays up.
+// When the socket has ended, after the buffered frames, it returns a
+// *CloseError when the gateway closed it, ErrClosed after Close, or the
+// read error.
+func (c *Conn) Next(ctx context.Context) (protocol.Frame, error) {
+	select {
+	case f := <-c.frames:
+		return frameResult(f)
+	default:
+	}
+	select {
+	case f := <-c.frames:
+		return frameResult(f)
+	case <-c.readDone:
+		select {
+		case f := <-c.frames:
+			return frameResult(f)
+		default:
+		}
+		return nil, c.readErr
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func frameResult(f protocol.Frame) (protocol.Frame, error) {
+	if e, ok := f.(*protocol.ErrorEvent); ok {
+		return nil, &EventError{Code: e.Code, Message: e.Message, Queue: e.Queue, ID: e.ID}
+	}
+	return f, nil
+}
+
+// Done is closed when the socket has ended and no more frames will arrive.
+func (c *Conn) Done() <-chan struct{} { return c.readDone }
+
+// closeWait bounds the wait for the gateway's answer to our close frame.
+const closeWait = 2 * time.Second
+
+// Close sends a normal close frame, waits (at most 2s) for the gateway's
+// answer, so that every command written before was read by the gateway,
+// then closes the socket and waits for the reader goroutine. Frames not
+// read are dropped (in auto mode they may be deleted already; in manual
+// mode unacked ones return to their queues).
+func (c *Conn) Close() error {
+	c.closeOnce.Do(func() {
+		close(c.closing)
+		msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
+		if c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(closeWait)) == nil {
+			t := time.NewTimer(closeWait)
+			select {
+			case <-c.readDone:
+			case <-t.C:
+			}
+			t.Stop()
+		}
+		_ = c.ws.Close()
+	})
+	<-c.readDone
+	return nil
+}
+
+func (c *Conn) readLoop() {
+	defer close(c.readDone)
+	for {
+		_, data, err := c.ws.ReadMessage()
+		if err != nil {
+			c.readErr = c.endReason(err)
+			c.failPending()
+			return
+		}
+		f, err := protocol.DecodeFrame(data)
+		if err != nil {
+			// A frame we cannot read is a broken gateway or a proxy in
+			// the way: stop rather than guess.
+			c.readErr = err
+			_ = c.ws.Close()
+			c.failPending()
+			return
+		}
+		if c.route(f) {
+			continue
+		}
+		select {
+		case c.frames <- f:
+		case <-c.closing:
+			// Closing: read on, dropping frames, until the gateway
+			// answers the close frame.
+		}
+	}
+}
+
+func (c *Conn) endReason(err error) error {
+	select {
+	case <-c.closing:
+		return ErrClosed
+	default:
+	}
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		return &CloseError{Code: ce.Code, Reason: ce.Text}
+	}
+	return fmt.Errorf("gateway connection lost: %w", err)
+}
+
+// route resolves a waiting Subscribe or Unsubscribe with f, and keeps a
+// fresh token; it reports whether f was consumed.
+func (c *Conn) route(f protocol.Frame) bool {
+	var queue, verb string
+	var result error
+	switch f := f.(type) {
+	case *protocol.Token:
+		c.mu.Lock()
+		c.token = f.Token
+		c.mu.Unlock()
+		return false
+	case *protocol.Subscribed:
+		queue, verb = f.Queue, protocol.VerbSubscribe
+	case *protocol.Unsubscribed:
+		queue, verb = f.Queue, protocol.VerbUnsubscribe
+	case *protocol.ErrorEvent:
+		if f.Queue == "" {
+			return false
+		}
+		queue = f.Queue
+		result = &EventError{Code: f.Code, Message: f.Message, Queue: f.Queue, ID: f.ID}
+	default:
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ops := c.pending[queue]
+	// The gateway answers a connection's commands in order: the oldest
+	// pending command on the queue is the one answered.
+	if len(ops) == 0 || (verb != "" && ops[0].verb != verb) {
+		return false
+	}
+	ops[0].done <- result
+	if c.pending[queue] = ops[1:]; len(c.pending[queue]) == 0 {
+		delete(c.pending, queue)
+	}
+	return true
+}
+
+func (c *Conn) failPending() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for q, ops := range c.pending {
+		for _, op := range ops {
+			op.done <- fmt.Errorf("%s %s: %w", op.verb, q, c.readErr)
+		}
+		delete(c.pending, q)
+	}
+}

@@ -1,0 +1,117 @@
+// Package protocol is the one definition of the gateway's client protocol:
+// the text commands a client sends, the JSON frames the gateway answers
+// with, the login endpoint's bodies and the names of the credentials. The
+// gateway writes and parses with it, and so does every Go client.
+package protocol
+
+import "strings"
+
+// Paths the gateway serves.
+const (
+	// WebsocketPath upgrades to a websocket ("/" does too).
+	WebsocketPath = "/ws"
+	// AuthenticatePath takes an AuthenticateRequest (POST).
+	AuthenticatePath = "/v1/authenticate"
+)
+
+// Credential names, as tokens2 used them. Headers are preferred; browsers,
+// which cannot set headers on a websocket, use the query parameters.
+const (
+	HeaderToken       = "x-token"        // the JWT
+	HeaderAccessToken = "x-access-token" // the long-lived access token
+	QueryToken        = "token"
+	QueryAccessToken  = "accessToken"
+	QueryAck          = "ack" // the ack mode, AckAuto or AckManual
+)
+
+// AckMode is how the gateway learns that a message may be deleted.
+type AckMode string
+
+// Ack modes.
+const (
+	// AckAuto deletes a message once the client's websocket stack has
+	// confirmed it (the pong to a ping sent after its frame). The default.
+	AckAuto AckMode = "auto"
+	// AckManual deletes a message on the client's /ack/<id> command.
+	AckManual AckMode = "manual"
+)
+
+// Event names: the "event" field of every frame that is not a message.
+const (
+	EventSubscribed   = "subscribed"
+	EventUnsubscribed = "unsubscribed"
+	EventToken        = "token"
+	EventError        = "error"
+)
+
+// Error codes: the "error" field of an error event.
+const (
+	CodeBadRequest  = "bad_request" // malformed command, invalid queue name or id, not subscribed
+	CodeForbidden   = "forbidden"   // the user may not use the queue
+	CodeUnknownID   = "unknown_id"  // ack of an id not in flight on this connection
+	CodeLimit       = "limit"       // too many subscriptions on the connection
+	CodeUnavailable = "unavailable" // the queue store failed; try again
+)
+
+// Command verbs.
+const (
+	VerbSubscribe   = "subscribe"
+	VerbUnsubscribe = "unsubscribe"
+	VerbAck         = "ack"
+)
+
+// Subscribe is the command that subscribes to queue.
+func Subscribe(queue string) string { return "/" + VerbSubscribe + "/" + queue }
+
+// Unsubscribe is the command that ends the subscription to queue.
+func Unsubscribe(queue string) string { return "/" + VerbUnsubscribe + "/" + queue }
+
+// Ack is the command that acknowledges (deletes) message id in manual mode.
+func Ack(id string) string { return "/" + VerbAck + "/" + id }
+
+// AppendAck appends Ack(id) to b, for clients that ack on a hot path.
+func AppendAck(b []byte, id string) []byte {
+	return append(append(b, "/"+VerbAck+"/"...), id...)
+}
+
+// ParseCommand splits "/verb/arg" for the known verbs. The argument is
+// everything after the second slash, unchecked: the gateway validates
+// queue names and ids itself.
+func ParseCommand(cmd string) (verb, arg string, ok bool) {
+	rest, found := strings.CutPrefix(cmd, "/")
+	if !found {
+		return "", "", false
+	}
+	verb, arg, found = strings.Cut(rest, "/")
+	if !found {
+		return "", "", false
+	}
+	switch verb {
+	case VerbSubscribe, VerbUnsubscribe, VerbAck:
+		return verb, arg, true
+	}
+	return "", "", false
+}
+
+// AuthenticateRequest is the body of POST /v1/authenticate.
+type AuthenticateRequest struct {
+	UserName string `json:"userName"`
+	Password string `json:"password"`
+}
+
+// AuthenticateResponse is the answer to a successful login, tokens2's
+// shape. Fields are in the order the gateway writes them.
+type AuthenticateResponse struct {
+	AccessToken string `json:"accessToken"`
+	ExpiresAt   int64  `json:"expiresAt"` // the JWT's expiry, unix ms
+	Success     bool   `json:"success"`
+	Token       string `json:"token"`
+	UserID      string `json:"userId"`
+}
+
+// ErrorBody is every refusal's JSON body: a failed login, and a websocket
+// refused before the upgrade (401, 403, 429, 503...).
+type ErrorBody struct {
+	Message string `json:"message"`
+	Success bool   `json:"success"` // always false
+}
