@@ -62,6 +62,7 @@ const DefaultRedisURL = "redis://127.0.0.1:6379/0"
 func (s *Set) RedisURL(p *string) {
 	s.String(p, "redis-url", "WSMQ_REDIS_URL", DefaultRedisURL, "Redis URL: "+redisconn.Schemes,
 		func(v string) error { _, err := redisconn.ParseURL(v); return err })
+	s.entries[len(s.entries)-1].redact = redisconn.Redact
 }
 
 // Namespace declares WSMQ_RSMQ_NS (-rsmq-ns), the RSMQ key namespace.

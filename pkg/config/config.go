@@ -73,6 +73,7 @@ type entry struct {
 	secret                bool // env only; its value never appears in errors
 	emptyIsUnset          bool // "" in the environment means the default
 	isBool                bool
+	redact                func(string) string // shows a value in errors without its secret part
 	apply                 func(string) error
 	flagValue             *flagValue
 }
@@ -272,6 +273,9 @@ func (e *entry) run(v, from string) error {
 	}
 	if e.secret {
 		return fmt.Errorf("%s: %w", name, err)
+	}
+	if e.redact != nil {
+		v = e.redact(v)
 	}
 	return fmt.Errorf("%s=%q: %w", name, v, err)
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -32,6 +33,19 @@ func ParseURL(raw string) (*redis.Options, error) {
 		return nil, fmt.Errorf("invalid Redis URL (want %s): %s", Schemes, redact(err, u))
 	}
 	return opts, nil
+}
+
+// Redact returns raw with any password replaced by "xxxxx", for logs and
+// errors; text that is not a URL is hidden whole when it holds an '@'.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		if strings.Contains(raw, "@") {
+			return "(hidden: not a URL, may hold a password)"
+		}
+		return raw
+	}
+	return u.Redacted()
 }
 
 // redact drops the URL's password from a go-redis parse error.

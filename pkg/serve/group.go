@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -79,13 +80,20 @@ func (g *Group) Run(ctx context.Context, timeout time.Duration) error {
 		loops.Go(func() { l(loopCtx) })
 	}
 
+	// A server that returns before the group stops it has failed, even
+	// without an error (closed under our feet).
 	failed := make(chan error, len(g.members))
+	var stopping atomic.Bool
 	var servers sync.WaitGroup
 	for _, m := range g.members {
 		servers.Go(func() {
 			g.log.Info(m.name+" listening", "addr", m.ln.Addr().String())
-			if err := m.srv.Serve(m.ln); err != nil {
+			err := m.srv.Serve(m.ln)
+			switch {
+			case err != nil:
 				failed <- fmt.Errorf("%s: %w", m.name, err)
+			case !stopping.Load():
+				failed <- fmt.Errorf("%s stopped unexpectedly", m.name)
 			}
 		})
 	}
@@ -95,6 +103,7 @@ func (g *Group) Run(ctx context.Context, timeout time.Duration) error {
 	case first = <-failed:
 		g.log.Error("server failed; stopping", "err", first)
 	}
+	stopping.Store(true)
 
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
