@@ -193,6 +193,13 @@ func (s *Set) Bool(p *bool, flag, env string, def bool, usage string) {
 		}})
 }
 
+// Var declares a flag-only setting with its own flag.Value (e.g. a
+// repeatable flag); it is not read from the environment.
+func (s *Set) Var(v flag.Value, flag, usage string) {
+	s.fs.Var(v, flag, usage)
+	s.entries = append(s.entries, &entry{flag: flag, usage: usage, apply: func(string) error { return nil }, flagValue: &flagValue{}})
+}
+
 // Check adds a rule that involves several settings; it runs after every
 // setting was applied, and its error is reported with the others.
 func (s *Set) Check(f func() error) { s.checks = append(s.checks, f) }

@@ -2,11 +2,13 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
+
+	pkgconfig "github.com/wsmq/wsmq/pkg/config"
 )
 
 // config is the whole run, parsed once from the command line.
@@ -102,58 +104,73 @@ func parseInts(s string) ([]int, error) {
 
 func parseConfig(args []string) (*config, error) {
 	c := &config{pids: map[string]int{}}
-	fs := flag.NewFlagSet("wsmq-bench", flag.ContinueOnError)
-	quick := fs.Bool("quick", false, "quick sizes (make bench, under 3 minutes)")
-	full := fs.Bool("full", false, "the issue's full sizes (make bench-full)")
-	fs.StringVar(&c.bin, "bin", "bin", "directory of the wsmq binaries (supervisor mode)")
-	fs.StringVar(&c.out, "out", "bench/results", "directory for <date>-<mode>.json/.md and the profile")
-	fs.StringVar(&c.chart, "chart", "", "chart path without extension (default: <out>/../chart-<mode>; .png and .svg)")
-	scen := fs.String("scenarios", strings.Join(allScenarios, ","), "scenarios to run, in order")
-	fs.BoolVar(&c.target, "target", false, "bench an already running stack (use -gateway, -publisher, -redis)")
-	fs.StringVar(&c.gatewayURL, "gateway", "http://127.0.0.1:3000", "target gateway URL")
-	fs.StringVar(&c.gatewayAdmin, "gateway-admin", "http://127.0.0.1:9193", "target gateway's admin URL (/metrics)")
-	fs.StringVar(&c.publisherAddr, "publisher", "127.0.0.1:9092", "target publisher gRPC address")
-	fs.StringVar(&c.redisAddr, "redis", "127.0.0.1:6379", "target Redis address")
-	fs.StringVar(&c.pprofURL, "pprof", "", "target gateway's pprof URL (e.g. http://127.0.0.1:6060)")
-	pids := fs.String("pids", "", "target pids for CPU/RSS: gateway=123,publisher=456 (redis is found by INFO)")
-	fs.StringVar(&c.publisherKey, "publisher-key", "", "publisher bearer key (target mode; the supervised stack runs in dev mode)")
-	fs.StringVar(&c.user, "user", "demo", "bench user (dev mode creates demo/demo); every client uses its own <userId>-<suffix> queue")
-	fs.StringVar(&c.password, "password", "demo", "bench user's password")
-	fs.StringVar(&c.stackLog, "stack-log", "", "write the supervised stack's logs to this file")
+	s := pkgconfig.NewSet("wsmq-bench", "")
+	var quickVal bool
+	quick := &quickVal
+	s.Bool(quick, "quick", "", false, "quick sizes (make bench, under 3 minutes)")
+	var fullVal bool
+	full := &fullVal
+	s.Bool(full, "full", "", false, "the issue's full sizes (make bench-full)")
+	s.String(&c.bin, "bin", "", "bin", "directory of the wsmq binaries (supervisor mode)")
+	s.String(&c.out, "out", "", "bench/results", "directory for <date>-<mode>.json/.md and the profile")
+	s.String(&c.chart, "chart", "", "", "chart path without extension (default: <out>/../chart-<mode>; .png and .svg)")
+	var scenVal string
+	scen := &scenVal
+	s.String(scen, "scenarios", "", strings.Join(allScenarios, ","), "scenarios to run, in order")
+	s.Bool(&c.target, "target", "", false, "bench an already running stack (use -gateway, -publisher, -redis)")
+	s.String(&c.gatewayURL, "gateway", "", "http://127.0.0.1:3000", "target gateway URL")
+	s.String(&c.gatewayAdmin, "gateway-admin", "", "http://127.0.0.1:9193", "target gateway's admin URL (/metrics)")
+	s.String(&c.publisherAddr, "publisher", "", "127.0.0.1:9092", "target publisher gRPC address")
+	s.String(&c.redisAddr, "redis", "", "127.0.0.1:6379", "target Redis address")
+	s.String(&c.pprofURL, "pprof", "", "", "target gateway's pprof URL (e.g. http://127.0.0.1:6060)")
+	var pidsVal string
+	pids := &pidsVal
+	s.String(pids, "pids", "", "", "target pids for CPU/RSS: gateway=123,publisher=456 (redis is found by INFO)")
+	s.String(&c.publisherKey, "publisher-key", "", "", "publisher bearer key (target mode; the supervised stack runs in dev mode)")
+	s.String(&c.user, "user", "", "demo", "bench user (dev mode creates demo/demo); every client uses its own <userId>-<suffix> queue")
+	s.String(&c.password, "password", "", "demo", "bench user's password")
+	s.String(&c.stackLog, "stack-log", "", "", "write the supervised stack's logs to this file")
 	var genv, senv listFlag
-	fs.Var(&genv, "gateway-env", "extra KEY=VALUE for the gateway (repeatable), e.g. WSMQ_PREFETCH=128")
-	fs.Var(&senv, "stack-env", "extra KEY=VALUE for every service (repeatable)")
-	fs.IntVar(&c.publishers, "publishers", 4, "concurrent gRPC publishers")
-	fs.IntVar(&c.pubBatch, "publish-batch", 50, "messages per SendBatch in fanout/ack (1: unary Send)")
-	fs.Float64Var(&c.rate, "rate", 0, "ack publish rate limit in msgs/s (0: as fast as possible)")
-	fanR := fs.String("fanout-rates", "", "fanout publish rates in msgs/s, comma-separated, 0 = as fast as possible (default per mode: 0,20000)")
-	fs.IntVar(&c.pad, "pad", 32, "padding bytes per message body (besides the stamp and sequence)")
-	fs.IntVar(&c.dialParallel, "dial-parallel", 64, "concurrent websocket dials")
-	fs.DurationVar(&c.quiet, "quiet", 5*time.Second, "stop waiting for missing messages after this long without progress")
-	fanC := fs.String("fanout-clients", "", "fanout client counts, comma-separated (default per mode)")
-	fs.IntVar(&c.fanoutMsgs, "fanout-msgs", 0, "messages per fanout run")
-	fs.IntVar(&c.ackClients, "ack-clients", 0, "clients in the ack scenario")
-	fs.IntVar(&c.ackMsgs, "ack-msgs", 0, "messages in the ack scenario")
-	fs.IntVar(&c.burstClients, "burst-clients", 0, "clients that drain the burst")
-	fs.IntVar(&c.burstMsgs, "burst-msgs", 0, "messages queued before the burst clients connect")
-	idleC := fs.String("idle-conns", "", "idle connection counts, comma-separated")
-	fs.DurationVar(&c.idleWindow, "idle-window", 0, "how long idle connections are watched")
-	fs.IntVar(&c.batchMsgs, "batch-msgs", 0, "messages in the batch scenario")
-	fs.IntVar(&c.batchSize, "batch-size", 1000, "items per SendBatch in the batch scenario")
-	fs.IntVar(&c.batchQueues, "batch-queues", 100, "queues the batch scenario spreads over")
-	fs.BoolVar(&c.floor, "redis-floor", true, "run redis-benchmark against the stack's Redis")
-	fs.IntVar(&c.floorRequests, "floor-requests", 0, "redis-benchmark -n")
-	fs.BoolVar(&c.goBench, "gobench", true, "also run the publisher and auth Go benchmarks (needs the source tree, -repo)")
-	fs.StringVar(&c.goBenchTime, "gobench-time", "1s", "-benchtime of those Go benchmarks")
-	fs.StringVar(&c.repo, "repo", "", "repository root for -gobench (default: the parent of -bin)")
-	fs.BoolVar(&c.profile, "profile", false, "capture the gateway's CPU profile during the first fanout (sets WSMQ_PPROF_LISTEN)")
-	fs.DurationVar(&c.profileLen, "profile-seconds", 10*time.Second, "length of that profile")
-	fs.StringVar(&c.render, "render", "", "only re-render the Markdown and chart of this results JSON")
-	if err := fs.Parse(args); err != nil {
+	s.Var(&genv, "gateway-env", "extra KEY=VALUE for the gateway (repeatable), e.g. WSMQ_PREFETCH=128")
+	s.Var(&senv, "stack-env", "extra KEY=VALUE for every service (repeatable)")
+	s.Int(&c.publishers, "publishers", "", 4, math.MinInt, math.MaxInt, "concurrent gRPC publishers")
+	s.Int(&c.pubBatch, "publish-batch", "", 50, math.MinInt, math.MaxInt, "messages per SendBatch in fanout/ack (1: unary Send)")
+	s.Float(&c.rate, "rate", "", 0, -math.MaxFloat64, math.MaxFloat64, "ack publish rate limit in msgs/s (0: as fast as possible)")
+	var fanRVal string
+	fanR := &fanRVal
+	s.String(fanR, "fanout-rates", "", "", "fanout publish rates in msgs/s, comma-separated, 0 = as fast as possible (default per mode: 0,20000)")
+	s.Int(&c.pad, "pad", "", 32, math.MinInt, math.MaxInt, "padding bytes per message body (besides the stamp and sequence)")
+	s.Int(&c.dialParallel, "dial-parallel", "", 64, math.MinInt, math.MaxInt, "concurrent websocket dials")
+	s.Duration(&c.quiet, "quiet", "", 5*time.Second, 0, 24*time.Hour, "stop waiting for missing messages after this long without progress")
+	var fanCVal string
+	fanC := &fanCVal
+	s.String(fanC, "fanout-clients", "", "", "fanout client counts, comma-separated (default per mode)")
+	s.Int(&c.fanoutMsgs, "fanout-msgs", "", 0, math.MinInt, math.MaxInt, "messages per fanout run")
+	s.Int(&c.ackClients, "ack-clients", "", 0, math.MinInt, math.MaxInt, "clients in the ack scenario")
+	s.Int(&c.ackMsgs, "ack-msgs", "", 0, math.MinInt, math.MaxInt, "messages in the ack scenario")
+	s.Int(&c.burstClients, "burst-clients", "", 0, math.MinInt, math.MaxInt, "clients that drain the burst")
+	s.Int(&c.burstMsgs, "burst-msgs", "", 0, math.MinInt, math.MaxInt, "messages queued before the burst clients connect")
+	var idleCVal string
+	idleC := &idleCVal
+	s.String(idleC, "idle-conns", "", "", "idle connection counts, comma-separated")
+	s.Duration(&c.idleWindow, "idle-window", "", 0, 0, 24*time.Hour, "how long idle connections are watched")
+	s.Int(&c.batchMsgs, "batch-msgs", "", 0, math.MinInt, math.MaxInt, "messages in the batch scenario")
+	s.Int(&c.batchSize, "batch-size", "", 1000, math.MinInt, math.MaxInt, "items per SendBatch in the batch scenario")
+	s.Int(&c.batchQueues, "batch-queues", "", 100, math.MinInt, math.MaxInt, "queues the batch scenario spreads over")
+	s.Bool(&c.floor, "redis-floor", "", true, "run redis-benchmark against the stack's Redis")
+	s.Int(&c.floorRequests, "floor-requests", "", 0, math.MinInt, math.MaxInt, "redis-benchmark -n")
+	s.Bool(&c.goBench, "gobench", "", true, "also run the publisher and auth Go benchmarks (needs the source tree, -repo)")
+	s.String(&c.goBenchTime, "gobench-time", "", "1s", "-benchtime of those Go benchmarks")
+	s.String(&c.repo, "repo", "", "", "repository root for -gobench (default: the parent of -bin)")
+	s.Bool(&c.profile, "profile", "", false, "capture the gateway's CPU profile during the first fanout (sets WSMQ_PPROF_LISTEN)")
+	s.Duration(&c.profileLen, "profile-seconds", "", 10*time.Second, 0, 24*time.Hour, "length of that profile")
+	s.String(&c.render, "render", "", "", "only re-render the Markdown and chart of this results JSON")
+	rest, err := s.Parse(args, pkgconfig.Env{})
+	if err != nil {
 		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	if err := pkgconfig.NoArgs(rest); err != nil {
+		return nil, err
 	}
 	var errs []error
 	switch {
@@ -170,7 +187,6 @@ func parseConfig(args []string) (*config, error) {
 	if c.mode == "full" {
 		p = presets["full"]
 	}
-	var err error
 	if *fanC != "" {
 		if p.fanoutClients, err = parseInts(*fanC); err != nil {
 			errs = append(errs, fmt.Errorf("-fanout-clients: %w", err))

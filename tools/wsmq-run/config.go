@@ -2,13 +2,11 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
-	"io"
-	"strconv"
 	"strings"
 	"time"
 
+	pkgconfig "github.com/wsmq/wsmq/pkg/config"
 	"github.com/wsmq/wsmq/pkg/supervisor"
 )
 
@@ -32,15 +30,8 @@ func (e *envList) Set(v string) error {
 	return nil
 }
 
-// parseConfig reads args (without the program name) and the environment.
-// Malformed values fail, naming the flag or variable.
-func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
-	c := config{stack: supervisor.Config{Persist: true, Dev: true, Gateways: 1, ReadyTimeout: supervisor.DefaultReadyTimeout}}
-	s := &c.stack
-	fs := flag.NewFlagSet("wsmq-run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		_, _ = fmt.Fprint(fs.Output(), `usage: wsmq-run [flags]
+// usageHead is printed above the settings for -h.
+const usageHead = `usage: wsmq-run [flags]
 
 Starts wsmq's whole stack on loopback, in dev mode by default: redis-server,
 the MongoDB-wire dev server, auth, publisher and the gateway. It waits until
@@ -48,73 +39,37 @@ every process is ready, prints how to connect, and stops everything on
 Ctrl-C (SIGINT) or SIGTERM (twice: kill at once). Every flag has a WSMQ_RUN_*
 environment fallback.
 
-flags:
-`)
-		fs.PrintDefaults()
-	}
+`
 
-	var errs []error
-	envStr := func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
-		}
-		return def
-	}
-	envBool := func(name string, def bool) bool {
-		v := getenv(name)
-		if v == "" {
-			return def
-		}
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %q is not a boolean (1/0/true/false)", name, v))
-		}
-		return b
-	}
-	envInt := func(name string, def int) int {
-		v := getenv(name)
-		if v == "" {
-			return def
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %q is not an integer", name, v))
-		}
-		return n
-	}
-
-	fs.StringVar(&s.DataDir, "data", envStr("WSMQ_RUN_DATA", ""), `data directory for Redis and MongoDB, kept between runs ("": a temp dir removed on exit) (WSMQ_RUN_DATA)`)
-	fs.StringVar(&s.BinDir, "bin", envStr("WSMQ_RUN_BIN", ""), `directory of wsmq-auth, wsmq-publisher, wsmq-gateway, wsmq-mongowire ("": next to wsmq-run, else <repo>/bin) (WSMQ_RUN_BIN)`)
-	fs.StringVar(&s.RedisServer, "redis-server", envStr("WSMQ_RUN_REDIS_SERVER", ""), `redis-server binary ("": from PATH) (WSMQ_RUN_REDIS_SERVER)`)
-	fs.BoolVar(&s.Persist, "persist", envBool("WSMQ_RUN_PERSIST", true), "Redis persistence in the data dir: AOF everysec + snapshot on exit (WSMQ_RUN_PERSIST)")
-	fs.BoolVar(&s.Dev, "dev", envBool("WSMQ_RUN_DEV", true), "dev mode: demo/demo user, dev secrets, keyless publisher, /demo page (WSMQ_RUN_DEV)")
-	fs.IntVar(&s.Gateways, "gateways", envInt("WSMQ_RUN_GATEWAYS", 1), "number of gateway replicas; replica 1.. get free ports (WSMQ_RUN_GATEWAYS)")
-	readyTimeout := envStr("WSMQ_RUN_READY_TIMEOUT", supervisor.DefaultReadyTimeout.String())
-	d, err := time.ParseDuration(readyTimeout)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("WSMQ_RUN_READY_TIMEOUT: %q is not a duration (e.g. 30s)", readyTimeout))
-	}
-	fs.DurationVar(&s.ReadyTimeout, "ready-timeout", d, "how long each start phase may take to become ready (WSMQ_RUN_READY_TIMEOUT)")
+// parseConfig reads args (without the program name) and the environment
+// (pkg/config's rules). Every malformed value is named in the error.
+func parseConfig(args []string, getenv func(string) string) (config, error) {
+	c := config{}
+	st := &c.stack
 	var env envList
-	fs.Var(&env, "env", "extra KEY=VALUE setting for every service, repeatable (e.g. -env WSMQ_LOG_LEVEL=debug)")
-	for _, p := range s.Ports.Settings() {
-		fs.IntVar(p.Port, p.Flag, envInt(p.Env, p.Default), fmt.Sprintf("%s port (%s)", p.Service, p.Env))
+	s := pkgconfig.NewSet("wsmq-run", "WSMQ_RUN_")
+	s.String(&st.DataDir, "data", "WSMQ_RUN_DATA", "", `data directory for Redis and MongoDB, kept between runs ("": a temp dir removed on exit)`)
+	s.String(&st.BinDir, "bin", "WSMQ_RUN_BIN", "", `directory of wsmq-auth, wsmq-publisher, wsmq-gateway, wsmq-mongowire ("": next to wsmq-run, else <repo>/bin)`)
+	s.String(&st.RedisServer, "redis-server", "WSMQ_RUN_REDIS_SERVER", "", `redis-server binary ("": from PATH)`)
+	s.Bool(&st.Persist, "persist", "WSMQ_RUN_PERSIST", true, "Redis persistence in the data dir: AOF everysec + snapshot on exit")
+	s.Bool(&st.Dev, "dev", "WSMQ_RUN_DEV", true, "dev mode: demo/demo user, dev secrets, keyless publisher, /demo page")
+	s.Int(&st.Gateways, "gateways", "WSMQ_RUN_GATEWAYS", 1, 1, 64, "number of gateway replicas; replica 1.. get free ports")
+	s.Duration(&st.ReadyTimeout, "ready-timeout", "WSMQ_RUN_READY_TIMEOUT", supervisor.DefaultReadyTimeout, time.Millisecond, time.Hour, "how long each start phase may take to become ready")
+	s.Var(&env, "env", "extra KEY=VALUE setting for every service, repeatable (e.g. -env WSMQ_LOG_LEVEL=debug)")
+	for _, p := range st.Ports.Settings() {
+		s.Int(p.Port, p.Flag, p.Env, p.Default, 1, 65535, p.Service+" port")
 	}
-	if len(errs) > 0 {
-		return c, errors.Join(errs...)
-	}
-	if err := fs.Parse(args); err != nil {
+	rest, err := s.Parse(args, pkgconfig.GetenvEnv(getenv, nil))
+	if err != nil {
+		var h *pkgconfig.HelpError
+		if errors.As(err, &h) {
+			h.Usage = usageHead + h.Usage
+		}
 		return c, err
 	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected arguments %q (see -h)", fs.Args())
+	if err := pkgconfig.NoArgs(rest); err != nil {
+		return c, err
 	}
-	if s.Gateways < 1 {
-		return c, fmt.Errorf("-gateways: %d, want at least 1", s.Gateways)
-	}
-	if s.ReadyTimeout <= 0 {
-		return c, fmt.Errorf("-ready-timeout: %s, want more than 0", s.ReadyTimeout)
-	}
-	s.Env = env
+	st.Env = env
 	return c, nil
 }

@@ -339,7 +339,7 @@ func TestParseConfigTakesFlagsOverEnvAndNamesBadValues(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := parseConfig(tt.args, env(tt.env), io.Discard)
+			c, err := parseConfig(tt.args, env(tt.env))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error %v, want one naming %q", err, tt.wantErr)

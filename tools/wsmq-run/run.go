@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -47,7 +49,11 @@ func (l *lockedWriter) printf(format string, args ...any) {
 // run starts the stack, prints what to do next, and waits for a signal
 // (stop cleanly, return nil) or a crashed process (stop, return the error).
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, sigs <-chan os.Signal) error {
-	cfg, err := parseConfig(args, getenv, stderr)
+	cfg, err := parseConfig(args, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		_, _ = fmt.Fprint(stderr, err.Error())
+		return err
+	}
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+
+	pkgconfig "github.com/wsmq/wsmq/pkg/config"
 )
 
 // Exit codes.
@@ -174,8 +176,15 @@ func defaultGlobals(getenv func(string) string) globals {
 		adminToken:   or("WSMQ_AUTH_ADMIN_TOKEN", devAdminToken),
 		redisURL:     or("WSMQ_REDIS_URL", defaultRedis),
 		ns:           or("WSMQ_RSMQ_NS", defaultRSMQPrefix),
-		grpcTLS:      getenv("WSMQ_GRPC_TLS") == "1" || getenv("WSMQ_GRPC_TLS") == "true",
+		grpcTLS:      envBool(getenv, "WSMQ_GRPC_TLS"),
 	}
+}
+
+// envBool reads a boolean in wsmq's one syntax (pkg/config); a malformed
+// value counts as false here and is refused by the services themselves.
+func envBool(getenv func(string) string, key string) bool {
+	b, err := pkgconfig.ParseBool(getenv(key))
+	return err == nil && b
 }
 
 // globalNames are the flags define adds; subcommand help leaves them out.
