@@ -27,6 +27,14 @@ var (
 	ErrInvalid = errors.New("invalid request")
 )
 
+// Refused reports whether err means the auth service said no (bad or
+// revoked credentials, a malformed request), as opposed to not answering:
+// the one place the gateway tells a refusal (401, close 1008) from an
+// outage (503, keep the connection).
+func Refused(err error) bool {
+	return errors.Is(err, ErrUnauthenticated) || errors.Is(err, ErrInvalid)
+}
+
 // Identity is a verified caller.
 type Identity struct {
 	UserID    string

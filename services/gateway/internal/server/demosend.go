@@ -33,7 +33,7 @@ func (d DemoSender) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	id, err := d.Auth.Verify(r.Context(), req.Token, req.AccessToken)
 	switch {
-	case errors.Is(err, authclient.ErrUnauthenticated), errors.Is(err, authclient.ErrInvalid):
+	case authclient.Refused(err):
 		writeJSON(w, http.StatusUnauthorized, protocol.ErrorBody{Message: "invalid credentials"})
 		return
 	case err != nil:

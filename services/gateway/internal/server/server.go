@@ -6,7 +6,6 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -237,7 +236,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 	id, err := s.auth.Verify(r.Context(), token, accessToken)
 	switch {
-	case errors.Is(err, authclient.ErrUnauthenticated), errors.Is(err, authclient.ErrInvalid):
+	case authclient.Refused(err):
 		s.reject(w, http.StatusUnauthorized, "unauthenticated", "invalid credentials")
 		return
 	case err != nil:
@@ -364,7 +363,7 @@ func (s *Server) reverifyOne(c *wsconn.Conn, cl client) {
 	}
 	id, err := s.auth.Verify(ctx, token, cl.accessToken)
 	switch {
-	case errors.Is(err, authclient.ErrUnauthenticated), errors.Is(err, authclient.ErrInvalid):
+	case authclient.Refused(err):
 		s.log.Info("credentials no longer valid; closing", "user", c.User())
 		c.Close(wsconn.ClosePolicy, "token revoked")
 	case err != nil:
@@ -402,7 +401,7 @@ func (s *Server) handleAuthenticate(w http.ResponseWriter, r *http.Request) {
 	}
 	sess, err := s.auth.Authenticate(r.Context(), req.UserName, req.Password)
 	switch {
-	case errors.Is(err, authclient.ErrUnauthenticated), errors.Is(err, authclient.ErrInvalid):
+	case authclient.Refused(err):
 		writeJSON(w, http.StatusUnauthorized, protocol.ErrorBody{Message: "invalid user name or password"})
 		return
 	case err != nil:
