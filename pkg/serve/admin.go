@@ -53,11 +53,14 @@ func ReadyHandler(conds ...Readiness) http.Handler {
 	})
 }
 
-func writeStatus(w http.ResponseWriter, code int, st Status) {
+func writeStatus(w http.ResponseWriter, code int, st Status) { WriteJSON(w, code, st) }
+
+// WriteJSON answers v as uncached JSON with the status code.
+func WriteJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(st)
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 // AdminOptions is what the admin listener serves.

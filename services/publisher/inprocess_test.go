@@ -13,11 +13,12 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	pkgconfig "github.com/wsmq/wsmq/pkg/config"
+	"github.com/wsmq/wsmq/services/publisher/internal/publishertest"
 )
 
 // testKey is the caller key startInProcess configures unless env overrides
 // WSMQ_PUBLISHER_KEYS.
-const testKey = "test-key-0123456789abcdef"
+const testKey = publishertest.Key
 
 // inproc is a publisher running in this test process, through run.
 type inproc struct {
@@ -36,18 +37,7 @@ func (p *inproc) Stop() error { return p.stop() }
 // ends. hook, when not nil, is added to its Redis client.
 func startInProcess(t testing.TB, redisURL string, env map[string]string, hook redis.Hook) *inproc {
 	t.Helper()
-	vars := map[string]string{
-		"WSMQ_REDIS_URL":                  redisURL,
-		"WSMQ_PUBLISHER_LISTEN":           "127.0.0.1:0",
-		"WSMQ_PUBLISHER_ADMIN_LISTEN":     "127.0.0.1:0",
-		"WSMQ_PUBLISHER_KEYS":             testKey,
-		"WSMQ_PUBLISHER_CALL_TIMEOUT":     "2s",
-		"WSMQ_PUBLISHER_HEALTH_INTERVAL":  "50ms",
-		"WSMQ_PUBLISHER_SHUTDOWN_TIMEOUT": "2s",
-	}
-	for k, v := range env {
-		vars[k] = v
-	}
+	vars := publishertest.Env(redisURL, "127.0.0.1:0", "127.0.0.1:0", env)
 	out := io.Writer(io.Discard)
 	if os.Getenv("WSMQ_TEST_LOG") != "" {
 		out = os.Stderr

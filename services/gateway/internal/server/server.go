@@ -415,12 +415,7 @@ func (s *Server) handleAuthenticate(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
+func writeJSON(w http.ResponseWriter, code int, v any) { serve.WriteJSON(w, code, v) }
 
 // ipLimiter is a token bucket per client IP, forgetting idle IPs.
 type ipLimiter struct {

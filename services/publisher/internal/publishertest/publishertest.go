@@ -24,15 +24,10 @@ type Publisher struct {
 	Process *testenv.Process
 }
 
-// Start builds and runs the publisher against redisURL with the key Key and
-// a fast health interval; env entries override or add WSMQ_* settings. It
-// returns once the publisher is ready; the process is stopped when the test
-// ends.
-func Start(t testing.TB, redisURL string, env map[string]string) *Publisher {
-	t.Helper()
-	bin := testenv.Build(t, "github.com/wsmq/wsmq/services/publisher")
-	addr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
-	admin := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+// Env is the environment of a test publisher against redisURL listening on
+// addr and admin: the key Key, a 2s call timeout and shutdown grace, a fast
+// health interval; extra entries override or add settings.
+func Env(redisURL, addr, admin string, extra map[string]string) map[string]string {
 	vars := map[string]string{
 		"WSMQ_REDIS_URL":                  redisURL,
 		"WSMQ_PUBLISHER_LISTEN":           addr,
@@ -42,9 +37,22 @@ func Start(t testing.TB, redisURL string, env map[string]string) *Publisher {
 		"WSMQ_PUBLISHER_HEALTH_INTERVAL":  "50ms",
 		"WSMQ_PUBLISHER_SHUTDOWN_TIMEOUT": "2s",
 	}
-	for k, v := range env {
+	for k, v := range extra {
 		vars[k] = v
 	}
+	return vars
+}
+
+// Start builds and runs the publisher against redisURL with the key Key and
+// a fast health interval; env entries override or add WSMQ_* settings. It
+// returns once the publisher is ready; the process is stopped when the test
+// ends.
+func Start(t testing.TB, redisURL string, env map[string]string) *Publisher {
+	t.Helper()
+	bin := testenv.Build(t, "github.com/wsmq/wsmq/services/publisher")
+	addr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	admin := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	vars := Env(redisURL, addr, admin, env)
 	var environ []string
 	for k, v := range vars {
 		environ = append(environ, k+"="+v)
