@@ -1,6 +1,6 @@
 // Package e2e holds the client side of wsmq's end-to-end tests: log in
 // over HTTP, hold a websocket to a gateway, read its frames. The tests in
-// this directory run it against a stack started by pkg/supervisor; the
+// this directory run it against a stack started by tools/internal/supervisor; the
 // wsmq-run smoke test against a stack started by `wsmq-run`.
 package e2e
 

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wsmq/wsmq/pkg/supervisor/supervisortest"
 	"github.com/wsmq/wsmq/services/publisher/client"
 	"github.com/wsmq/wsmq/tools/e2e"
+	"github.com/wsmq/wsmq/tools/internal/supervisor/supervisortest"
 )
 
 const wait = 15 * time.Second

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wsmq/wsmq/pkg/supervisor/supervisortest"
 	"github.com/wsmq/wsmq/services/publisher/client"
 	"github.com/wsmq/wsmq/tools/e2e"
+	"github.com/wsmq/wsmq/tools/internal/supervisor/supervisortest"
 )
 
 func TestPercentileUsesNearestRank(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/wsmq/wsmq/pkg/supervisor"
+	"github.com/wsmq/wsmq/tools/internal/supervisor"
 )
 
 // target is the stack under test: addresses, and the pids whose CPU and

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wsmq/wsmq/pkg/supervisor"
+	"github.com/wsmq/wsmq/tools/internal/supervisor"
 )
 
 // config is wsmq-run's whole configuration: flags with WSMQ_RUN_*

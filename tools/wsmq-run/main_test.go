@@ -16,11 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wsmq/wsmq/pkg/supervisor"
-	"github.com/wsmq/wsmq/pkg/supervisor/supervisortest"
 	"github.com/wsmq/wsmq/pkg/testenv"
 	"github.com/wsmq/wsmq/services/publisher/client"
 	"github.com/wsmq/wsmq/tools/e2e"
+	"github.com/wsmq/wsmq/tools/internal/supervisor"
+	"github.com/wsmq/wsmq/tools/internal/supervisor/supervisortest"
 )
 
 // binDir returns a directory laid out like bin/ after `make build tools`,

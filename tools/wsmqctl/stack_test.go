@@ -14,7 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wsmq/wsmq/pkg/rsmq"
-	"github.com/wsmq/wsmq/pkg/supervisor/supervisortest"
+	"github.com/wsmq/wsmq/tools/internal/supervisor/supervisortest"
 	"github.com/wsmq/wsmq/tools/wsmqctl/internal/tokenfile"
 )
 

@@ -18,8 +18,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/wsmq/wsmq/pkg/supervisor"
-	"github.com/wsmq/wsmq/pkg/supervisor/supervisortest"
+	"github.com/wsmq/wsmq/tools/internal/supervisor"
+	"github.com/wsmq/wsmq/tools/internal/supervisor/supervisortest"
 )
 
 func ctxFor(t *testing.T, d time.Duration) context.Context {

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wsmq/wsmq/pkg/supervisor"
 	"github.com/wsmq/wsmq/pkg/testenv"
+	"github.com/wsmq/wsmq/tools/internal/supervisor"
 )
 
 // Config returns a dev-mode configuration with the freshly built binaries,
