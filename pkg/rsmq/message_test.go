@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/wsmq/wsmq/pkg/rsmq"
+	"github.com/wsmq/wsmq/pkg/testenv"
 )
 
 var wireIDRE = regexp.MustCompile(`^[0-9a-z]{10}[A-Za-z0-9]{22}$`)
@@ -126,7 +127,7 @@ func TestReceiveHidesMessageUntilVisibilityTimeout(t *testing.T) {
 		t.Fatalf("received during vt: %+v", m)
 	}
 	var again *rsmq.Message
-	eventually(t, 5*time.Second, "message to come back after vt", func() bool {
+	testenv.Eventually(t, 5*time.Second, "message to come back after vt", func() bool {
 		again = e.receive(t, "q", rsmq.QueueDefault)
 		return again != nil
 	})
@@ -154,7 +155,7 @@ func TestDelayHoldsMessageBack(t *testing.T) {
 		t.Fatalf("delayed message received at once: %+v", m)
 	}
 	var m *rsmq.Message
-	eventually(t, 5*time.Second, "delayed message", func() bool {
+	testenv.Eventually(t, 5*time.Second, "delayed message", func() bool {
 		m = e.receive(t, "q", 30)
 		return m != nil
 	})

@@ -33,7 +33,7 @@ func TestConnectionGoroutinesEndWithTheirConnection(t *testing.T) {
 		}
 	}()
 	gw := &gateway{addr: addr}
-	eventually(t, waitLong, "in-process gateway ready", func() bool {
+	testenv.Eventually(t, waitLong, "in-process gateway ready", func() bool {
 		res, err := http.Get("http://" + addr + "/readyz")
 		if err != nil {
 			return false

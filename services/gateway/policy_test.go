@@ -47,7 +47,7 @@ func TestConnectionPolicies(t *testing.T) {
 		_ = c1.ws.Close()
 		_ = c1.closeErr()
 		// The slot frees once the gateway has seen the close.
-		eventually(t, waitLong, "slot freed", func() bool {
+		testenv.Eventually(t, waitLong, "slot freed", func() bool {
 			ws, _, err := dialRaw(gw, creds{token: sess.Token})
 			if err == nil {
 				_ = ws.Close()
@@ -58,7 +58,7 @@ func TestConnectionPolicies(t *testing.T) {
 	})
 
 	t.Run("subscriptions per connection", func(t *testing.T) {
-		eventually(t, waitLong, "connection slots free", func() bool {
+		testenv.Eventually(t, waitLong, "connection slots free", func() bool {
 			ws, _, err := dialRaw(gw, creds{token: sess.Token})
 			if err == nil {
 				_ = ws.Close()

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -55,12 +54,11 @@ func portFlags(p supervisor.Ports) []string {
 // runProc is wsmq-run as a child process with its output captured.
 type runProc struct {
 	cmd    *exec.Cmd
-	mu     sync.Mutex
-	out    strings.Builder
+	out    testenv.SyncBuffer
 	lines  chan string // every stdout line, for waiters
 	done   chan struct{}
 	exit   error
-	stderr strings.Builder
+	stderr testenv.SyncBuffer
 }
 
 func startRun(t *testing.T, bin string, args ...string) *runProc {
@@ -72,7 +70,7 @@ func startRun(t *testing.T, bin string, args ...string) *runProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.cmd.Stderr = &lockedWriter{w: &p.stderr}
+	p.cmd.Stderr = &p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -82,9 +80,7 @@ func startRun(t *testing.T, bin string, args ...string) *runProc {
 		sc := bufio.NewScanner(stdout)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
-			p.mu.Lock()
-			p.out.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
+			_, _ = p.out.Write([]byte(sc.Text() + "\n"))
 			select {
 			case p.lines <- sc.Text():
 			default:
@@ -111,16 +107,9 @@ func startRun(t *testing.T, bin string, args ...string) *runProc {
 	return p
 }
 
-func (p *runProc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
+func (p *runProc) output() string { return p.out.String() }
 
-func (p *runProc) errOutput() string {
-	// Written by the exec copier; read after exit or for failure logs only.
-	return p.stderr.String()
-}
+func (p *runProc) errOutput() string { return p.stderr.String() }
 
 // waitLine returns the first stdout line starting with prefix.
 func (p *runProc) waitLine(t *testing.T, prefix string, timeout time.Duration) string {

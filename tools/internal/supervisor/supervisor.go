@@ -128,7 +128,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	}
 	s.gatewayPorts = []int{s.ports.Gateway}
 	for i := 1; i < cfg.Gateways; i++ {
-		p, err := freePort()
+		p, err := FreePort()
 		if err != nil {
 			return nil, fmt.Errorf("free port for gateway-%d: %w", i, err)
 		}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/wsmq/wsmq/pkg/testenv"
 	"github.com/wsmq/wsmq/tools/internal/supervisor"
 	"github.com/wsmq/wsmq/tools/internal/supervisor/supervisortest"
 )
@@ -268,7 +269,7 @@ func TestRedisDataSurvivesStopOnlyWithPersistence(t *testing.T) {
 func TestFailedStartStopsWhatItStartedAndQuotesTheFailingLog(t *testing.T) {
 	cfg := supervisortest.Config(t)
 	cfg.GatewayEnv = []string{"WSMQ_GATEWAY_WORKERS=lots"}
-	log := &supervisortest.Log{}
+	log := &testenv.SyncBuffer{}
 	cfg.Log = log
 	_, err := supervisor.Start(ctxFor(t, 60*time.Second), cfg)
 	if err == nil {

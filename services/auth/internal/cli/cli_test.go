@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,24 +18,6 @@ import (
 	authv1 "github.com/wsmq/wsmq/gen/wsmq/auth/v1"
 	"github.com/wsmq/wsmq/pkg/testenv"
 )
-
-// syncBuffer is a bytes.Buffer safe for a logger and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type result struct {
 	out string
@@ -126,7 +107,7 @@ func TestServeRefusesToStartWithoutSecretsOutsideDevMode(t *testing.T) {
 }
 
 // logAddr waits for the JSON log line with msg and returns its addr.
-func logAddr(t *testing.T, logs *syncBuffer, msg string) string {
+func logAddr(t *testing.T, logs *testenv.SyncBuffer, msg string) string {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
@@ -153,7 +134,7 @@ func TestServeInDevModeServesCLIUsersAndTheDemoUser(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, []string{"serve"}, Env{Getenv: func(k string) string { return vars[k] }, Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: logs})

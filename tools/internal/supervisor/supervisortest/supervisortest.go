@@ -7,8 +7,6 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -52,7 +50,7 @@ func Config(t testing.TB) supervisor.Config {
 // stack is stopped when the test ends.
 func Start(t testing.TB, cfg supervisor.Config) *supervisor.Stack {
 	t.Helper()
-	log := &Log{}
+	log := &testenv.SyncBuffer{}
 	if cfg.Log == nil {
 		cfg.Log = log
 		if os.Getenv("WSMQ_STACK_LOG") == "1" {
@@ -74,26 +72,6 @@ func Start(t testing.TB, cfg supervisor.Config) *supervisor.Stack {
 		}
 	})
 	return s
-}
-
-// Log is a concurrency-safe in-memory log.
-type Log struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-// Write appends p.
-func (l *Log) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// String is everything written so far.
-func (l *Log) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func unavailable(t testing.TB, format string, args ...any) {
