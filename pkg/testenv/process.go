@@ -21,7 +21,9 @@ var (
 
 // Build compiles the main package pkg (an import path in the workspace,
 // e.g. "github.com/wsmq/wsmq/services/auth") once per test binary and
-// returns the executable's path.
+// returns the executable's path. When the test binary runs under the race
+// detector (go test -race), so does the built program: a data race in a
+// service fails the black-box test that started it (see StartProcess).
 func Build(t testing.TB, pkg string) string {
 	t.Helper()
 	buildMu.Lock()
@@ -41,7 +43,11 @@ func Build(t testing.TB, pkg string) string {
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	cmd := exec.Command("go", "build", "-o", out, pkg)
+	args := []string{"build"}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, "-o", out, pkg)...)
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("testenv: go build %s: %v\n%s", pkg, err, b)
@@ -62,7 +68,8 @@ type Process struct {
 }
 
 // StartProcess runs bin with args and env (added to a minimal environment),
-// killed by t.Cleanup if still running.
+// killed by t.Cleanup if still running. The test fails when the process
+// reported a data race (a binary from Build under go test -race).
 func StartProcess(t testing.TB, name, bin string, env []string, args ...string) *Process {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
@@ -80,6 +87,7 @@ func StartProcess(t testing.TB, name, bin string, env []string, args ...string) 
 	}()
 	t.Cleanup(func() {
 		p.Kill()
+		CheckNoDataRace(t, name, p.Output())
 		if t.Failed() {
 			t.Logf("--- %s output:\n%s", name, p.Output())
 		}

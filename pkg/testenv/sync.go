@@ -29,6 +29,19 @@ func (s *SyncBuffer) String() string {
 	return s.b.String()
 }
 
+// dataRaceReport starts each report of Go's race detector.
+const dataRaceReport = "WARNING: DATA RACE"
+
+// CheckNoDataRace fails t when output, what the process name wrote, holds a
+// report of the race detector: a race in a child process fails the test
+// that started it, even though the process itself carries on.
+func CheckNoDataRace(t testing.TB, name, output string) {
+	t.Helper()
+	if strings.Contains(output, dataRaceReport) {
+		t.Errorf("testenv: %s reported a data race (%q in its output)", name, dataRaceReport)
+	}
+}
+
 // pollInterval is how often Eventually checks its condition.
 const pollInterval = 10 * time.Millisecond
 

@@ -100,6 +100,7 @@ func startRun(t *testing.T, bin string, args ...string) *runProc {
 			_ = p.cmd.Process.Signal(syscall.SIGKILL)
 			<-p.done
 		}
+		testenv.CheckNoDataRace(t, "wsmq-run", p.output()+p.errOutput())
 		if t.Failed() {
 			t.Logf("--- wsmq-run stdout:\n%s\n--- stderr:\n%s", p.output(), p.errOutput())
 		}

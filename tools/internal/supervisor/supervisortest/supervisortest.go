@@ -5,6 +5,7 @@ package supervisortest
 
 import (
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"testing"
@@ -46,16 +47,20 @@ func Config(t testing.TB) supervisor.Config {
 }
 
 // Start starts the stack described by cfg (usually from Config). Its log is
-// shown when the test fails, or live on stderr with WSMQ_STACK_LOG=1. The
-// stack is stopped when the test ends.
+// shown when the test fails, or live on stderr with WSMQ_STACK_LOG=1 (or
+// written to cfg.Log when set). The stack is stopped when the test ends, and
+// the test fails when a process of the stack reported a data race (service
+// binaries from Config are race-enabled under go test -race).
 func Start(t testing.TB, cfg supervisor.Config) *supervisor.Stack {
 	t.Helper()
 	log := &testenv.SyncBuffer{}
-	if cfg.Log == nil {
-		cfg.Log = log
-		if os.Getenv("WSMQ_STACK_LOG") == "1" {
-			cfg.Log = os.Stderr
-		}
+	live := cfg.Log
+	if live == nil && os.Getenv("WSMQ_STACK_LOG") == "1" {
+		live = os.Stderr
+	}
+	cfg.Log = log
+	if live != nil {
+		cfg.Log = io.MultiWriter(live, log)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ReadyTimeout*3+10*time.Second)
 	defer cancel()
@@ -67,7 +72,8 @@ func Start(t testing.TB, cfg supervisor.Config) *supervisor.Stack {
 		if err := s.Stop(context.Background()); err != nil {
 			t.Errorf("supervisor: stop: %v", err)
 		}
-		if t.Failed() {
+		testenv.CheckNoDataRace(t, "the stack", log.String())
+		if t.Failed() && live == nil {
 			t.Logf("--- stack log:\n%s", log)
 		}
 	})
