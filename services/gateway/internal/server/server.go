@@ -130,13 +130,6 @@ func New(cfg Config, engine *delivery.Engine, auth Auth, redisReady func(context
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
-// ConnCount is the number of live websocket connections.
-func (s *Server) ConnCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
-}
-
 // Shutdown closes every websocket with 1001 (going away) after returning
 // its in-flight messages to their queues, and waits for the connections'
 // goroutines, or for ctx. The http.Server's own Shutdown must be called
