@@ -64,7 +64,7 @@ type runProc struct {
 func startRun(t *testing.T, bin string, args ...string) *runProc {
 	t.Helper()
 	p := &runProc{lines: make(chan string, 4096), done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
+	p.cmd = exec.Command(bin, append([]string{"-env", supervisortest.FastHashEnv}, args...)...)
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {

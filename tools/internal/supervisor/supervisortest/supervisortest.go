@@ -15,8 +15,14 @@ import (
 	"github.com/wsmq/wsmq/tools/internal/supervisor"
 )
 
+// FastHashEnv makes auth hash passwords at bcrypt cost 10, the least it
+// accepts outside dev mode: at the default cost (12) one login of a
+// race-enabled auth (go test -race) takes seconds, and on a loaded machine
+// longer than the gateway waits for auth.
+const FastHashEnv = "WSMQ_BCRYPT_COST=10"
+
 // Config returns a dev-mode configuration with the freshly built binaries,
-// free ports and the test's temp dir as data dir. A missing redis-server or
+// free ports, the test's temp dir as data dir and FastHashEnv. A missing redis-server or
 // wsmq-mongowire fails the test under CI=true and skips it elsewhere.
 func Config(t testing.TB) supervisor.Config {
 	t.Helper()
@@ -42,6 +48,7 @@ func Config(t testing.TB) supervisor.Config {
 		DataDir:      t.TempDir(),
 		Ports:        ports,
 		Dev:          true,
+		Env:          []string{FastHashEnv},
 		ReadyTimeout: 60 * time.Second,
 	}
 }
