@@ -86,6 +86,9 @@ func newStack(t *testing.T, gatewayEnv ...string) *stack {
 		gwBin: gwBin,
 		gwEnv: append([]string{
 			"WSMQ_REDIS_URL=" + r.URL(), "WSMQ_AUTH_ADDR=" + authAddr, "WSMQ_LOG_LEVEL=debug",
+			// A race-enabled auth (go test -race) needs seconds for one
+			// bcrypt login on a loaded machine; the default 3s is too tight.
+			"WSMQ_AUTH_TIMEOUT=15s",
 		}, gatewayEnv...),
 	}
 }

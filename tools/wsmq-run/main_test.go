@@ -64,7 +64,11 @@ type runProc struct {
 func startRun(t *testing.T, bin string, args ...string) *runProc {
 	t.Helper()
 	p := &runProc{lines: make(chan string, 4096), done: make(chan struct{})}
-	p.cmd = exec.Command(bin, append([]string{"-env", supervisortest.FastHashEnv}, args...)...)
+	var envFlags []string
+	for _, kv := range supervisortest.Env() {
+		envFlags = append(envFlags, "-env", kv)
+	}
+	p.cmd = exec.Command(bin, append(envFlags, args...)...)
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {

@@ -15,14 +15,14 @@ import (
 	"github.com/wsmq/wsmq/tools/internal/supervisor"
 )
 
-// FastHashEnv makes auth hash passwords at bcrypt cost 10, the least it
-// accepts outside dev mode: at the default cost (12) one login of a
-// race-enabled auth (go test -race) takes seconds, and on a loaded machine
-// longer than the gateway waits for auth.
-const FastHashEnv = "WSMQ_BCRYPT_COST=10"
+// Env are the settings Config gives every service of a test stack. Under go
+// test -race the services are race-enabled, and one bcrypt login of such an
+// auth takes seconds at the default cost (12): auth hashes at cost 10 (the
+// least it accepts outside dev mode) and the gateway waits up to 15s for it.
+func Env() []string { return []string{"WSMQ_BCRYPT_COST=10", "WSMQ_AUTH_TIMEOUT=15s"} }
 
 // Config returns a dev-mode configuration with the freshly built binaries,
-// free ports, the test's temp dir as data dir and FastHashEnv. A missing redis-server or
+// free ports, the test's temp dir as data dir and Env. A missing redis-server or
 // wsmq-mongowire fails the test under CI=true and skips it elsewhere.
 func Config(t testing.TB) supervisor.Config {
 	t.Helper()
@@ -48,7 +48,7 @@ func Config(t testing.TB) supervisor.Config {
 		DataDir:      t.TempDir(),
 		Ports:        ports,
 		Dev:          true,
-		Env:          []string{FastHashEnv},
+		Env:          Env(),
 		ReadyTimeout: 60 * time.Second,
 	}
 }
