@@ -12,11 +12,12 @@ GRPCURL_VERSION            := v1.9.4
 FUZZTIME ?= 10s
 
 MODULES = $(shell go list -m -f '{{.Dir}}/...')
+MODULE_DIRS = $(shell go list -m -f '{{.Dir}}')
 PROTOS  = $(shell find proto -name '*.proto' | sort)
 SERVICES = auth gateway publisher
 TOOLS    = wsmqctl wsmq-run wsmq-bench
 
-.PHONY: all deps grpcurl tools proto proto-check build test fuzz lint run compose-lint bench bench-full clean
+.PHONY: all deps grpcurl tools proto proto-check build test fuzz lint modules-check run compose-lint bench bench-full clean
 
 all: build
 
@@ -81,6 +82,15 @@ lint: $(BIN)/golangci-lint
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); test -z "$$out" || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	go vet $(MODULES)
 	golangci-lint run $(MODULES)
+
+## modules-check: every module of go.work builds and vets on its own (GOWORK=off),
+## and `go mod tidy` would leave its go.mod and go.sum unchanged
+modules-check:
+	@for d in $(MODULE_DIRS); do \
+	  echo "$${d#$(ROOT)/}"; \
+	  (cd $$d && GOWORK=off go build ./... && GOWORK=off go vet ./...) || { echo "$$d does not build alone (GOWORK=off): fix its go.mod (GOWORK=off go mod tidy; replace directives for local modules)"; exit 1; }; \
+	  (cd $$d && GOWORK=off go mod tidy -diff) || { echo "$$d: go.mod/go.sum not tidy: run 'cd $${d#$(ROOT)/} && GOWORK=off go mod tidy' and commit"; exit 1; }; \
+	done
 
 ## run: install what is missing, then start the whole stack on loopback (Ctrl-C stops it)
 run: deps build tools

@@ -66,6 +66,7 @@ type Set struct {
 	checks  []func() error
 	fs      *flag.FlagSet
 	given   map[string]bool
+	others  map[string]bool // variables of other programs under this prefix
 }
 
 type entry struct {
@@ -200,6 +201,18 @@ func (s *Set) Var(v flag.Value, flag, usage string) {
 	s.entries = append(s.entries, &entry{flag: flag, usage: usage, apply: func(string) error { return nil }, flagValue: &flagValue{}})
 }
 
+// Others names variables under this program's prefix that other wsmq
+// programs read (the gateway's WSMQ_AUTH_ADDR under auth's WSMQ_AUTH_), so
+// a shared environment does not trip the unknown-variable check.
+func (s *Set) Others(names ...string) {
+	if s.others == nil {
+		s.others = map[string]bool{}
+	}
+	for _, n := range names {
+		s.others[n] = true
+	}
+}
+
 // Check adds a rule that involves several settings; it runs after every
 // setting was applied, and its error is reported with the others.
 func (s *Set) Check(f func() error) { s.checks = append(s.checks, f) }
@@ -326,7 +339,7 @@ func (s *Set) unknownEnv(environ []string) []error {
 	var errs []error
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(name, "WSMQ_") || known[name] {
+		if !strings.HasPrefix(name, "WSMQ_") || known[name] || s.others[name] {
 			continue
 		}
 		near := ""

@@ -14,6 +14,7 @@ var (
 	_ func(*rsmq.Client, string) string                                                                 = (*rsmq.Client).RealtimeChannel
 	_ func(string) error                                                                                = rsmq.ValidateQueueName
 	_ func(string) error                                                                                = rsmq.ValidateID
+	_ func(string) int                                                                                  = rsmq.UTF16Len
 	_ func() rsmq.QueueConfig                                                                           = rsmq.DefaultQueueConfig
 	_ func(*rsmq.Client, context.Context, string, rsmq.QueueConfig) error                               = (*rsmq.Client).CreateQueue
 	_ func(*rsmq.Client, context.Context, string) error                                                 = (*rsmq.Client).DeleteQueue
@@ -28,9 +29,7 @@ var (
 	_ func(*rsmq.Client, context.Context, string, string) (bool, error)                                 = (*rsmq.Client).DeleteMessage
 	_ func(*rsmq.Client, context.Context, string, string, int) (bool, error)                            = (*rsmq.Client).ChangeMessageVisibility
 	_ func(*rsmq.Client, context.Context, string, rsmq.ReceiveOptions) (*rsmq.ReceiveResult, error)     = (*rsmq.Client).ReceiveMessages
-	_ func(*rsmq.Client, context.Context, string, rsmq.Receipt) (bool, error)                           = (*rsmq.Client).DeleteByReceipt
-	_ func(*rsmq.Client, context.Context, string, []rsmq.Receipt) (int, error)                          = (*rsmq.Client).DeleteByReceipts
-	_ func(*rsmq.Client, context.Context, string, rsmq.Receipt, int) (bool, error)                      = (*rsmq.Client).ChangeVisibilityByReceipt
+	_ func(*rsmq.Client, context.Context, []rsmq.QueueReceipts) (int, error)                            = (*rsmq.Client).DeleteByReceiptsMulti
 	_ func(*rsmq.Client, context.Context, string, []rsmq.Receipt, int) (int, error)                     = (*rsmq.Client).ChangeVisibilityByReceipts
 	_ func(*rsmq.Client, context.Context, []string) ([]int64, error)                                    = (*rsmq.Client).NextVisible
 

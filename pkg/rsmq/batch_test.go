@@ -240,8 +240,14 @@ func TestEveryOperationIsOneRoundTrip(t *testing.T) {
 		{"ReceiveMessage", func() (err error) { m, err = c.ReceiveMessage(ctx, "q", 0); return err }},
 		{"ReceiveMessages", func() error { _, err := c.ReceiveMessages(ctx, "q", rsmq.ReceiveOptions{VT: 0, Max: 10}); return err }},
 		{"ChangeMessageVisibility", func() error { _, err := c.ChangeMessageVisibility(ctx, "q", id, 0); return err }},
-		{"ChangeVisibilityByReceipt", func() error { _, err := c.ChangeVisibilityByReceipt(ctx, "q", m.Receipt(), 0); return err }},
-		{"DeleteByReceipts", func() error { _, err := c.DeleteByReceipts(ctx, "q", []rsmq.Receipt{m.Receipt()}); return err }},
+		{"ChangeVisibilityByReceipts", func() error {
+			_, err := c.ChangeVisibilityByReceipts(ctx, "q", []rsmq.Receipt{m.Receipt()}, 0)
+			return err
+		}},
+		{"DeleteByReceiptsMulti", func() error {
+			_, err := c.DeleteByReceiptsMulti(ctx, []rsmq.QueueReceipts{{Queue: "q", Receipts: []rsmq.Receipt{m.Receipt()}}})
+			return err
+		}},
 		{"DeleteMessage", func() error { _, err := c.DeleteMessage(ctx, "q", id); return err }},
 		{"PopMessage", func() error { _, err := c.PopMessage(ctx, "q"); return err }},
 		{"NextVisible", func() error { _, err := c.NextVisible(ctx, []string{"q", "r"}); return err }},

@@ -34,11 +34,11 @@
 //     their vt with rc raised: at-least-once, and a dead-letter count may be
 //     reached one receive early per lost reply.
 //   - PopMessage: not safe. A lost reply loses the popped message (it is
-//     deleted but never returned): use ReceiveMessages and DeleteByReceipt
+//     deleted but never returned): use ReceiveMessages and DeleteByReceiptsMulti
 //     when messages must not be lost.
-//   - DeleteMessage, DeleteByReceipt(s): the effect happens once, but a
+//   - DeleteMessage, DeleteByReceiptsMulti: the effect happens once, but a
 //     retried call reports false/0 for what its first attempt deleted.
-//   - ChangeMessageVisibility(ByReceipt): a retry sets the same vt from a
+//   - ChangeMessageVisibility, ChangeVisibilityByReceipts: a retry sets the same vt from a
 //     slightly later now. CreateQueue retried after a lost reply returns
 //     ErrQueueExists for the queue it created.
 //

@@ -68,18 +68,6 @@ func (e *env) redisNowMS(t testing.TB) int64 {
 	return tm.UnixMilli()
 }
 
-// eventually polls cond every 10 ms until it holds or the deadline passes.
-func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func intp(v int) *int { return &v }
 
 // roundTrips is a go-redis hook counting commands and pipelines sent: one

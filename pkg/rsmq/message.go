@@ -348,36 +348,9 @@ func (c *Client) ChangeMessageVisibility(ctx context.Context, qname, id string, 
 	return n == 1, nil
 }
 
-// DeleteByReceipt deletes the message of r only if it is still in that
-// delivery (stored rc == r.RC). One script call.
-func (c *Client) DeleteByReceipt(ctx context.Context, qname string, r Receipt) (bool, error) {
-	n, err := c.DeleteByReceipts(ctx, qname, []Receipt{r})
-	return n == 1, err
-}
-
-// DeleteByReceipts deletes each message whose receipt still matches and
-// returns how many it deleted. One round trip.
-func (c *Client) DeleteByReceipts(ctx context.Context, qname string, rs []Receipt) (int, error) {
-	args, err := receiptArgs(qname, rs)
-	if err != nil || len(rs) == 0 {
-		return 0, err
-	}
-	n, err := deleteByReceiptScript.Run(ctx, c.rdb, []string{c.hashKey(qname), c.zsetKey(qname)}, args...).Int()
-	if err != nil {
-		return 0, fmt.Errorf("rsmq: delete by receipt in %q: %w", qname, err)
-	}
-	return n, nil
-}
-
-// ChangeVisibilityByReceipt makes the message of r visible vt seconds from
-// now only if it is still in that delivery. One script call.
-func (c *Client) ChangeVisibilityByReceipt(ctx context.Context, qname string, r Receipt, vt int) (bool, error) {
-	n, err := c.ChangeVisibilityByReceipts(ctx, qname, []Receipt{r}, vt)
-	return n == 1, err
-}
-
-// ChangeVisibilityByReceipts changes the visibility of each message whose
-// receipt still matches and returns how many it changed. One round trip.
+// ChangeVisibilityByReceipts makes each message of qname whose receipt still
+// matches (the message is in that delivery: stored rc == r.RC) visible vt
+// seconds from now, and returns how many it changed. One round trip.
 func (c *Client) ChangeVisibilityByReceipts(ctx context.Context, qname string, rs []Receipt, vt int) (int, error) {
 	if err := validateSeconds("vt", vt, false); err != nil {
 		return 0, err
@@ -510,8 +483,9 @@ type QueueReceipts struct {
 	Receipts []Receipt
 }
 
-// DeleteByReceiptsMulti is DeleteByReceipts for several queues in ONE script
-// call. It returns how many messages were deleted.
+// DeleteByReceiptsMulti deletes each message whose receipt still matches
+// (the message is in that delivery: stored rc == r.RC), for several queues
+// in ONE script call. It returns how many messages were deleted.
 func (c *Client) DeleteByReceiptsMulti(ctx context.Context, batches []QueueReceipts) (int, error) {
 	keys := make([]string, 0, 2*len(batches))
 	var args []any

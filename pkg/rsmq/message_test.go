@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/wsmq/wsmq/pkg/rsmq"
+	"github.com/wsmq/wsmq/pkg/testenv"
 )
 
 var wireIDRE = regexp.MustCompile(`^[0-9a-z]{10}[A-Za-z0-9]{22}$`)
@@ -126,7 +127,7 @@ func TestReceiveHidesMessageUntilVisibilityTimeout(t *testing.T) {
 		t.Fatalf("received during vt: %+v", m)
 	}
 	var again *rsmq.Message
-	eventually(t, 5*time.Second, "message to come back after vt", func() bool {
+	testenv.Eventually(t, 5*time.Second, "message to come back after vt", func() bool {
 		again = e.receive(t, "q", rsmq.QueueDefault)
 		return again != nil
 	})
@@ -154,7 +155,7 @@ func TestDelayHoldsMessageBack(t *testing.T) {
 		t.Fatalf("delayed message received at once: %+v", m)
 	}
 	var m *rsmq.Message
-	eventually(t, 5*time.Second, "delayed message", func() bool {
+	testenv.Eventually(t, 5*time.Second, "delayed message", func() bool {
 		m = e.receive(t, "q", 30)
 		return m != nil
 	})
@@ -326,33 +327,36 @@ func TestStaleReceiptChangesNothingCurrentReceiptActs(t *testing.T) {
 	}
 	score := e.raw.ZScore(e.ctx, "rsmq:q", id).Val()
 
-	if ok, err := e.q.ChangeVisibilityByReceipt(e.ctx, "q", stale.Receipt(), 0); ok || err != nil {
-		t.Fatalf("stale ChangeVisibilityByReceipt = %v, %v", ok, err)
+	deleteIn := func(rs ...rsmq.Receipt) (int, error) {
+		return e.q.DeleteByReceiptsMulti(e.ctx, []rsmq.QueueReceipts{{Queue: "q", Receipts: rs}})
+	}
+	if n, err := e.q.ChangeVisibilityByReceipts(e.ctx, "q", []rsmq.Receipt{stale.Receipt()}, 0); n != 0 || err != nil {
+		t.Fatalf("stale ChangeVisibilityByReceipts = %d, %v", n, err)
 	}
 	if s := e.raw.ZScore(e.ctx, "rsmq:q", id).Val(); s != score {
 		t.Fatalf("stale receipt moved score %v -> %v", score, s)
 	}
-	if ok, err := e.q.DeleteByReceipt(e.ctx, "q", stale.Receipt()); ok || err != nil {
-		t.Fatalf("stale DeleteByReceipt = %v, %v", ok, err)
+	if n, err := deleteIn(stale.Receipt()); n != 0 || err != nil {
+		t.Fatalf("stale DeleteByReceiptsMulti = %d, %v", n, err)
 	}
 	if !e.raw.HExists(e.ctx, "rsmq:q:Q", id).Val() {
 		t.Fatal("stale receipt deleted the message")
 	}
 	// A receipt of a message never received (rc 0 stored as absent) does not match rc 1.
-	if n, err := e.q.DeleteByReceipts(e.ctx, "q", []rsmq.Receipt{{ID: other, RC: 1}}); n != 0 || err != nil {
-		t.Fatalf("DeleteByReceipts on unreceived message = %d, %v", n, err)
+	if n, err := deleteIn(rsmq.Receipt{ID: other, RC: 1}); n != 0 || err != nil {
+		t.Fatalf("DeleteByReceiptsMulti on unreceived message = %d, %v", n, err)
 	}
 
 	before := e.redisNowMS(t)
-	if ok, err := e.q.ChangeVisibilityByReceipt(e.ctx, "q", current.Receipt(), 100); !ok || err != nil {
-		t.Fatalf("current ChangeVisibilityByReceipt = %v, %v", ok, err)
+	if n, err := e.q.ChangeVisibilityByReceipts(e.ctx, "q", []rsmq.Receipt{current.Receipt()}, 100); n != 1 || err != nil {
+		t.Fatalf("current ChangeVisibilityByReceipts = %d, %v", n, err)
 	}
 	if s := int64(e.raw.ZScore(e.ctx, "rsmq:q", id).Val()); s < before+100000 {
 		t.Fatalf("score %d, want >= %d", s, before+100000)
 	}
-	n, err := e.q.DeleteByReceipts(e.ctx, "q", []rsmq.Receipt{stale.Receipt(), current.Receipt()})
+	n, err := deleteIn(stale.Receipt(), current.Receipt())
 	if n != 1 || err != nil {
-		t.Fatalf("DeleteByReceipts = %d, %v", n, err)
+		t.Fatalf("DeleteByReceiptsMulti = %d, %v", n, err)
 	}
 	for _, f := range []string{id, id + ":rc", id + ":fr"} {
 		if e.raw.HExists(e.ctx, "rsmq:q:Q", f).Val() {

@@ -123,15 +123,15 @@ func TestOperationsRejectInvalidArgumentsWithNodeErrors(t *testing.T) {
 		{"change visibility vt 10000000", func() error { _, err := e.q.ChangeMessageVisibility(ctx, "q", id, 10000000); return err }, rsmq.ErrInvalidValue, "vt"},
 		{"change visibility missing queue", func() error { _, err := e.q.ChangeMessageVisibility(ctx, "nope", goodID, 1); return err }, rsmq.ErrQueueNotFound, ""},
 		{"delete by receipt bad id", func() error {
-			_, err := e.q.DeleteByReceipt(ctx, "q", rsmq.Receipt{ID: "x", RC: 1})
+			_, err := e.q.DeleteByReceiptsMulti(ctx, []rsmq.QueueReceipts{{Queue: "q", Receipts: []rsmq.Receipt{{ID: "x", RC: 1}}}})
 			return err
 		}, rsmq.ErrInvalidFormat, "id"},
 		{"delete by receipt rc 0", func() error {
-			_, err := e.q.DeleteByReceipt(ctx, "q", rsmq.Receipt{ID: id, RC: 0})
+			_, err := e.q.DeleteByReceiptsMulti(ctx, []rsmq.QueueReceipts{{Queue: "q", Receipts: []rsmq.Receipt{{ID: id, RC: 0}}}})
 			return err
 		}, rsmq.ErrInvalidValue, "rc"},
 		{"change by receipt vt -1", func() error {
-			_, err := e.q.ChangeVisibilityByReceipt(ctx, "q", rsmq.Receipt{ID: goodID, RC: 1}, -1)
+			_, err := e.q.ChangeVisibilityByReceipts(ctx, "q", []rsmq.Receipt{{ID: goodID, RC: 1}}, -1)
 			return err
 		}, rsmq.ErrInvalidValue, "vt"},
 		{"next visible bad name", func() error { _, err := e.q.NextVisible(ctx, []string{"q", "a b"}); return err }, rsmq.ErrInvalidFormat, "qname"},

@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/wsmq/wsmq/pkg/rsmq"
+	"github.com/wsmq/wsmq/pkg/testenv"
 )
 
 // replyDropper is a TCP proxy to Redis that, once armed, closes the
@@ -254,7 +255,7 @@ func TestReceiveRetriedAfterLostReplyHidesOneMoreMessage(t *testing.T) {
 		t.Fatalf("retried receive got %+v, want the second message", m)
 	}
 	var back *rsmq.Message
-	eventually(t, 5*time.Second, "the lost delivery to come back", func() bool {
+	testenv.Eventually(t, 5*time.Second, "the lost delivery to come back", func() bool {
 		back = e.receive(t, "RETRY-RECV", 60)
 		return back != nil
 	})

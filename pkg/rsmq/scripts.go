@@ -231,11 +231,6 @@ local function deleteReceipts(kh, kz, first, last)
 end
 `
 
-// deleteByReceiptScript: KEYS hash, zset; ARGV id1, rc1, id2, rc2, ...
-var deleteByReceiptScript = redis.NewScript(luaDeleteReceipts + `
-return deleteReceipts(KEYS[1], KEYS[2], 1, #ARGV)
-`)
-
 // deleteMultiScript: KEYS per queue hash, zset; ARGV per queue the number of
 // receipts followed by their id, rc pairs. Returns how many were deleted.
 var deleteMultiScript = redis.NewScript(luaDeleteReceipts + `

@@ -99,15 +99,21 @@ func validateMessage(msg string) (int, error) {
 	if !utf8.ValidString(msg) {
 		return 0, &ValidationError{Field: "message", Msg: "Message must be valid UTF-8", Err: ErrMessageNotString}
 	}
+	return UTF16Len(msg), nil
+}
+
+// UTF16Len is the length of s in UTF-16 code units: JavaScript's
+// String.length, which Node rsmq compares with a queue's maxsize.
+func UTF16Len(s string) int {
 	n := 0
-	for _, r := range msg {
+	for _, r := range s {
 		if r >= 0x10000 {
 			n += 2
 		} else {
 			n++
 		}
 	}
-	return n, nil
+	return n
 }
 
 func (cfg QueueConfig) validate() error {

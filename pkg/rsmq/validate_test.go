@@ -105,3 +105,20 @@ func FuzzValidateID(f *testing.F) {
 		}
 	})
 }
+
+func TestUTF16LenCountsJavaScriptStringLength(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want int
+	}{
+		{"", 0},
+		{"abc", 3},
+		{"é€", 2},        // 2- and 3-byte UTF-8, one unit each
+		{"😀", 2},         // outside the BMP: a surrogate pair
+		{"a😀b\u00e9", 5}, // mixed
+	} {
+		if got := rsmq.UTF16Len(tt.in); got != tt.want {
+			t.Errorf("UTF16Len(%q) = %d, want %d", tt.in, got, tt.want)
+		}
+	}
+}

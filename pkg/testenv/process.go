@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -22,7 +21,9 @@ var (
 
 // Build compiles the main package pkg (an import path in the workspace,
 // e.g. "github.com/wsmq/wsmq/services/auth") once per test binary and
-// returns the executable's path.
+// returns the executable's path. When the test binary runs under the race
+// detector (go test -race), so does the built program: a data race in a
+// service fails the black-box test that started it (see StartProcess).
 func Build(t testing.TB, pkg string) string {
 	t.Helper()
 	buildMu.Lock()
@@ -42,7 +43,11 @@ func Build(t testing.TB, pkg string) string {
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	cmd := exec.Command("go", "build", "-o", out, pkg)
+	args := []string{"build"}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, "-o", out, pkg)...)
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("testenv: go build %s: %v\n%s", pkg, err, b)
@@ -57,35 +62,19 @@ type Process struct {
 	t    testing.TB
 	name string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *SyncBuffer
 	done chan struct{}
 	err  error
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // StartProcess runs bin with args and env (added to a minimal environment),
-// killed by t.Cleanup if still running.
+// killed by t.Cleanup if still running. The test fails when the process
+// reported a data race (a binary from Build under go test -race).
 func StartProcess(t testing.TB, name, bin string, env []string, args ...string) *Process {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
-	out := &syncBuffer{}
+	out := &SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -98,6 +87,7 @@ func StartProcess(t testing.TB, name, bin string, env []string, args ...string) 
 	}()
 	t.Cleanup(func() {
 		p.Kill()
+		CheckNoDataRace(t, name, p.Output())
 		if t.Failed() {
 			t.Logf("--- %s output:\n%s", name, p.Output())
 		}

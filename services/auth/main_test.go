@@ -27,6 +27,7 @@ func runCLI(t *testing.T, bin string, env []string, stdin string, args ...string
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
+	testenv.CheckNoDataRace(t, "auth "+strings.Join(args, " "), errb.String())
 	var ee *exec.ExitError
 	switch {
 	case err == nil:

@@ -13,6 +13,7 @@ import (
 
 	authv1 "github.com/wsmq/wsmq/gen/wsmq/auth/v1"
 	"github.com/wsmq/wsmq/pkg/rsmq"
+	"github.com/wsmq/wsmq/pkg/testenv"
 	"github.com/wsmq/wsmq/services/gateway/client"
 	"github.com/wsmq/wsmq/services/gateway/protocol"
 )
@@ -40,7 +41,7 @@ func TestOriginalClientFlowDeliversMessages(t *testing.T) {
 				t.Fatalf("sent %d is not the send time (%s ago)", f.Sent, d)
 			}
 			// auto ack: the message is gone from the queue once written.
-			eventually(t, waitLong, "message deleted after delivery", func() bool { return s.attrs(sess.UserID).Msgs == 0 })
+			testenv.Eventually(t, waitLong, "message deleted after delivery", func() bool { return s.attrs(sess.UserID).Msgs == 0 })
 		})
 	}
 }
@@ -213,7 +214,7 @@ func TestManualAckRedeliversUnackedAndDeadLetters(t *testing.T) {
 	}
 	// Past the receive limit it moves to the dead-letter queue instead.
 	dlq := sess.UserID + "-dlq"
-	eventually(t, waitLong, "message in the dead-letter queue", func() bool {
+	testenv.Eventually(t, waitLong, "message in the dead-letter queue", func() bool {
 		a, err := s.Queues.GetQueueAttributes(context.Background(), dlq)
 		return err == nil && a.Msgs == 1
 	})
@@ -244,7 +245,7 @@ func TestCrashedGatewayLosesNothing(t *testing.T) {
 		c.ack(got[i].ID)
 	}
 	// Wait until the acks are applied: half the messages left Redis.
-	eventually(t, waitLong, "acks applied", func() bool { return s.attrs(sess.UserID).Msgs == n/2 })
+	testenv.Eventually(t, waitLong, "acks applied", func() bool { return s.attrs(sess.UserID).Msgs == n/2 })
 	a.P.Kill() // a crash: nothing is returned to the queue
 	if err := c.closeErr(); err == nil {
 		t.Fatal("socket survived the crash")
@@ -259,7 +260,7 @@ func TestCrashedGatewayLosesNothing(t *testing.T) {
 		}
 		c2.ack(f.ID)
 	}
-	eventually(t, waitLong, "queue drained", func() bool { return s.attrs(sess.UserID).Msgs == 0 })
+	testenv.Eventually(t, waitLong, "queue drained", func() bool { return s.attrs(sess.UserID).Msgs == 0 })
 	c2.quiet(500 * time.Millisecond)
 }
 
@@ -373,7 +374,7 @@ func TestSlowClientStopsPullingAndLosesNothing(t *testing.T) {
 	}
 	// The gateway holds at most its buffer (plus the frame being written)
 	// in flight; the rest stays queued in Redis.
-	eventually(t, waitLong, "gateway stalls on the slow client", func() bool {
+	testenv.Eventually(t, waitLong, "gateway stalls on the slow client", func() bool {
 		a := s.attrs(sess.UserID)
 		return a.Msgs > 0 && a.Msgs < n && a.HiddenMsgs <= 17
 	})
@@ -404,7 +405,7 @@ func TestStuckClientIsClosedAndItsMessagesReturned(t *testing.T) {
 	}
 	// The write deadline passes, the gateway drops the client and returns
 	// what it held: nothing stays hidden for the 120 s visibility timeout.
-	eventually(t, waitLong, "stuck client dropped and in-flight messages returned", func() bool {
+	testenv.Eventually(t, waitLong, "stuck client dropped and in-flight messages returned", func() bool {
 		a := s.attrs(sess.UserID)
 		return a.HiddenMsgs == 0 && a.Msgs < n
 	})

@@ -36,7 +36,7 @@ func TestConnectionGoroutinesEndWithTheirConnection(t *testing.T) {
 		}
 	}()
 	gw := &gateway{Addr: addr}
-	eventually(t, waitLong, "in-process gateway ready", func() bool {
+	testenv.Eventually(t, waitLong, "in-process gateway ready", func() bool {
 		res, err := http.Get("http://" + admin + "/readyz")
 		if err != nil {
 			return false

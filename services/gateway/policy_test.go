@@ -45,14 +45,14 @@ func TestConnectionPolicies(t *testing.T) {
 		}
 		_ = c1.c.Close()
 		// The slot frees once the gateway has seen the close.
-		eventually(t, waitLong, "slot freed", func() bool {
+		testenv.Eventually(t, waitLong, "slot freed", func() bool {
 			return tryDial(gw, client.Options{Token: sess.Token}) == nil
 		})
 		_ = c2
 	})
 
 	t.Run("subscriptions per connection", func(t *testing.T) {
-		eventually(t, waitLong, "connection slots free", func() bool {
+		testenv.Eventually(t, waitLong, "connection slots free", func() bool {
 			return tryDial(gw, client.Options{Token: sess.Token}) == nil
 		})
 		c := dial(t, gw, sess, "")
@@ -121,7 +121,7 @@ func TestReadinessAndMetricsAreOnlyOnTheAdminListener(t *testing.T) {
 	}
 	// Redis gone: not ready, and the answer names the dependency, not an error text.
 	s.Redis.Stop()
-	eventually(t, waitLong, "readyz turns 503 without Redis", func() bool {
+	testenv.Eventually(t, waitLong, "readyz turns 503 without Redis", func() bool {
 		res, err := http.Get("http://" + g.Admin + "/readyz")
 		if err != nil {
 			return false

@@ -12,8 +12,8 @@ require (
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/wsmq/wsmq/gen v0.0.0-00010101000000-000000000000
 	github.com/wsmq/wsmq/pkg v0.0.0-00010101000000-000000000000
-	golang.org/x/sync v0.25.0
 	google.golang.org/grpc v1.85.0
+	google.golang.org/protobuf v1.36.12
 )
 
 require (
@@ -28,5 +28,4 @@ require (
 	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
-	google.golang.org/protobuf v1.36.12 // indirect
 )

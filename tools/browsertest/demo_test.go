@@ -17,9 +17,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wsmq/wsmq/pkg/rsmq"
-	"github.com/wsmq/wsmq/pkg/supervisor/supervisortest"
 	"github.com/wsmq/wsmq/services/publisher/client"
 	"github.com/wsmq/wsmq/tools/browsertest"
+	"github.com/wsmq/wsmq/tools/internal/supervisor/supervisortest"
 )
 
 // wait bounds every step that waits for the page.

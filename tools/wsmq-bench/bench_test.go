@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wsmq/wsmq/pkg/supervisor/supervisortest"
 	gwclient "github.com/wsmq/wsmq/services/gateway/client"
 	"github.com/wsmq/wsmq/services/publisher/client"
+	"github.com/wsmq/wsmq/tools/internal/supervisor/supervisortest"
 )
 
 func TestPercentileUsesNearestRank(t *testing.T) {

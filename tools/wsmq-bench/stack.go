@@ -15,7 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/wsmq/wsmq/pkg/supervisor"
+	"github.com/wsmq/wsmq/tools/internal/supervisor"
 )
 
 // target is the stack under test: addresses, and the pids whose CPU and
@@ -67,7 +67,7 @@ func startStack(ctx context.Context, cfg *config, log io.Writer) (*target, error
 	genv := append([]string{}, benchGatewayEnv...)
 	var pprofAddr string
 	if cfg.profile {
-		port, err := freePort()
+		port, err := supervisor.FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -153,15 +153,6 @@ func useTarget(ctx context.Context, cfg *config) (*target, error) {
 func processExists(pid int) bool {
 	_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
 	return err == nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // snapshot is what the stack has used up to one moment.

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	pkgconfig "github.com/wsmq/wsmq/pkg/config"
-	"github.com/wsmq/wsmq/pkg/supervisor"
+	"github.com/wsmq/wsmq/tools/internal/supervisor"
 )
 
 // config is wsmq-run's whole configuration: flags with WSMQ_RUN_*

@@ -11,17 +11,16 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/wsmq/wsmq/pkg/supervisor"
-	"github.com/wsmq/wsmq/pkg/supervisor/supervisortest"
 	"github.com/wsmq/wsmq/pkg/testenv"
 	gwclient "github.com/wsmq/wsmq/services/gateway/client"
 	"github.com/wsmq/wsmq/services/gateway/protocol"
 	"github.com/wsmq/wsmq/services/publisher/client"
+	"github.com/wsmq/wsmq/tools/internal/supervisor"
+	"github.com/wsmq/wsmq/tools/internal/supervisor/supervisortest"
 )
 
 // binDir returns a directory laid out like bin/ after `make build tools`,
@@ -56,24 +55,27 @@ func portFlags(p supervisor.Ports) []string {
 // runProc is wsmq-run as a child process with its output captured.
 type runProc struct {
 	cmd    *exec.Cmd
-	mu     sync.Mutex
-	out    strings.Builder
+	out    testenv.SyncBuffer
 	lines  chan string // every stdout line, for waiters
 	done   chan struct{}
 	exit   error
-	stderr strings.Builder
+	stderr testenv.SyncBuffer
 }
 
 func startRun(t *testing.T, bin string, args ...string) *runProc {
 	t.Helper()
 	p := &runProc{lines: make(chan string, 4096), done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
+	var envFlags []string
+	for _, kv := range supervisortest.Env() {
+		envFlags = append(envFlags, "-env", kv)
+	}
+	p.cmd = exec.Command(bin, append(envFlags, args...)...)
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.cmd.Stderr = &lockedWriter{w: &p.stderr}
+	p.cmd.Stderr = &p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -83,9 +85,7 @@ func startRun(t *testing.T, bin string, args ...string) *runProc {
 		sc := bufio.NewScanner(stdout)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
-			p.mu.Lock()
-			p.out.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
+			_, _ = p.out.Write([]byte(sc.Text() + "\n"))
 			select {
 			case p.lines <- sc.Text():
 			default:
@@ -105,6 +105,7 @@ func startRun(t *testing.T, bin string, args ...string) *runProc {
 			_ = p.cmd.Process.Signal(syscall.SIGKILL)
 			<-p.done
 		}
+		testenv.CheckNoDataRace(t, "wsmq-run", p.output()+p.errOutput())
 		if t.Failed() {
 			t.Logf("--- wsmq-run stdout:\n%s\n--- stderr:\n%s", p.output(), p.errOutput())
 		}
@@ -112,16 +113,9 @@ func startRun(t *testing.T, bin string, args ...string) *runProc {
 	return p
 }
 
-func (p *runProc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
+func (p *runProc) output() string { return p.out.String() }
 
-func (p *runProc) errOutput() string {
-	// Written by the exec copier; read after exit or for failure logs only.
-	return p.stderr.String()
-}
+func (p *runProc) errOutput() string { return p.stderr.String() }
 
 // waitLine returns the first stdout line starting with prefix.
 func (p *runProc) waitLine(t *testing.T, prefix string, timeout time.Duration) string {

@@ -17,7 +17,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	authv1 "github.com/wsmq/wsmq/gen/wsmq/auth/v1"
-	"github.com/wsmq/wsmq/pkg/supervisor"
+	"github.com/wsmq/wsmq/tools/internal/supervisor"
 )
 
 // Defaults of wsmqctl's global flags: printed commands add a flag only when

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	publisherv1 "github.com/wsmq/wsmq/gen/wsmq/publisher/v1"
+	"github.com/wsmq/wsmq/pkg/testenv"
 	"github.com/wsmq/wsmq/services/gateway/client"
 	"github.com/wsmq/wsmq/services/gateway/internal/gatewaytest"
 	"github.com/wsmq/wsmq/services/gateway/protocol"
@@ -72,17 +73,6 @@ func quiet(t *testing.T, c *client.Conn, d time.Duration) {
 	}
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", wait, what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
-	}
-}
-
 func TestLoginReturnsTokensAndAWrongPasswordIsUnauthorized(t *testing.T) {
 	s := gatewaytest.Start(t)
 	gw := s.StartGateway()
@@ -119,7 +109,7 @@ func TestHeaderAndQueryCredentialsBothReceiveMessages(t *testing.T) {
 				t.Fatalf("sent %d is not the send time", m.Sent)
 			}
 			// Auto ack: the client's pong lets the gateway delete it.
-			eventually(t, "auto-acked message deleted", func() bool { return s.Attrs(sess.UserID).Msgs == 0 })
+			testenv.Eventually(t, wait, "auto-acked message deleted", func() bool { return s.Attrs(sess.UserID).Msgs == 0 })
 		})
 	}
 }
@@ -169,7 +159,7 @@ func TestManualAckDeletesOnlyAckedMessagesAndUnknownIDIsTyped(t *testing.T) {
 	if err := c.Ack(ctx, ignored); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "both acked messages deleted", func() bool { return s.Attrs(sess.UserID).Msgs == 0 })
+	testenv.Eventually(t, wait, "both acked messages deleted", func() bool { return s.Attrs(sess.UserID).Msgs == 0 })
 
 	unknown := "abcdefghij0123456789abcdefghij01"
 	if err := c.Ack(ctx, unknown); err != nil {
@@ -273,7 +263,7 @@ func TestMessageSentOverGRPCReachesTheClientAndQueuedOnesSurviveAGatewayRestart(
 	if m := nextMessage(t, c); m.ID != res.GetId() || m.Queue != q || m.Message != "hello through the stack" || m.RC != 1 || m.Sent == 0 {
 		t.Fatalf("message %+v, want id %s rc 1", m, res.GetId())
 	}
-	eventually(t, "auto-acked message deleted", func() bool { return s.Attrs(q).Msgs == 0 })
+	testenv.Eventually(t, wait, "auto-acked message deleted", func() bool { return s.Attrs(q).Msgs == 0 })
 	_ = c.Close()
 
 	// Offline: messages sent while nobody listens wait in Redis, through a
@@ -341,5 +331,5 @@ func TestUnackedMessageReturnsToItsQueueWhenTheGatewayStops(t *testing.T) {
 	if err := c.Ack(ctx, res.GetId()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "acked message deleted", func() bool { return s.Attrs(sess.UserID).Msgs == 0 })
+	testenv.Eventually(t, wait, "acked message deleted", func() bool { return s.Attrs(sess.UserID).Msgs == 0 })
 }

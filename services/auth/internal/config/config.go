@@ -79,6 +79,7 @@ type Settings struct {
 func NewSettings() *Settings {
 	c := &Config{}
 	s := config.NewSet("auth", "WSMQ_AUTH_")
+	s.Others("WSMQ_AUTH_ADDR", "WSMQ_AUTH_TIMEOUT") // the gateway's, in a shared environment
 	s.String(&c.MongoURI, "mongo-uri", "WSMQ_MONGO_URI", DefaultMongoURI, "MongoDB connection string", func(v string) error {
 		if !strings.HasPrefix(v, "mongodb://") && !strings.HasPrefix(v, "mongodb+srv://") {
 			return errors.New("must start with mongodb:// or mongodb+srv://")

@@ -73,6 +73,12 @@ func TestParseRejectsMalformedValuesNamingTheVariable(t *testing.T) {
 	}
 }
 
+func TestTheGatewaysAuthVariablesAreNotTyposForAuth(t *testing.T) {
+	if _, _, err := Parse(nil, envOf(map[string]string{"WSMQ_AUTH_ADDR": "auth:9091", "WSMQ_AUTH_TIMEOUT": "3s"})); err != nil {
+		t.Fatalf("a shared environment with the gateway's settings: %v", err)
+	}
+}
+
 func TestEmptyMetricsListenDisablesTheListener(t *testing.T) {
 	c, _, err := Parse(nil, envOf(map[string]string{"WSMQ_AUTH_METRICS_LISTEN": ""}))
 	if err != nil || c.MetricsListen != "" {

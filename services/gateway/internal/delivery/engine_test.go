@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wsmq/wsmq/pkg/rsmq"
+	"github.com/wsmq/wsmq/pkg/testenv"
 )
 
 // ids returns the message ids of msgs, sorted.
@@ -35,7 +36,7 @@ func TestAutoModeDeliversQueuedAndNotifiedMessagesAndDeletesThemOnceWritten(t *t
 	sink := newSink(100, false)
 	queued := []string{h.send("q", "a"), h.send("q", "b"), h.send("q", "c")}
 	h.subscribe(sink, "q", false)
-	eventually(t, "the queued messages", func() bool { return sink.count() == 3 })
+	testenv.Eventually(t, waitTimeout, "the queued messages", func() bool { return sink.count() == 3 })
 	if got := ids(sink.delivered()); !slices.Equal(got, sorted(queued)) {
 		t.Fatalf("delivered %v, want %v", got, sorted(queued))
 	}
@@ -43,16 +44,16 @@ func TestAutoModeDeliversQueuedAndNotifiedMessagesAndDeletesThemOnceWritten(t *t
 		t.Fatalf("before the write the queue holds %d messages, want 3 (deleted only once written)", a.Msgs)
 	}
 	sink.write()
-	eventually(t, "deletes of the written messages", func() bool { return h.attrs("q").Msgs == 0 })
+	testenv.Eventually(t, waitTimeout, "deletes of the written messages", func() bool { return h.attrs("q").Msgs == 0 })
 
 	h.waitRealtime(1, "q")
 	pushed := h.send("q", "d")
-	eventually(t, "the notified message", func() bool { return sink.count() == 4 })
+	testenv.Eventually(t, waitTimeout, "the notified message", func() bool { return sink.count() == 4 })
 	if m := sink.delivered()[3]; m.ID != pushed || m.Message != "d" || m.RC != 1 {
 		t.Fatalf("4th delivery = %+v, want id %s body d rc 1", m, pushed)
 	}
 	sink.write()
-	eventually(t, "delete of the notified message", func() bool { return h.attrs("q").Msgs == 0 })
+	testenv.Eventually(t, waitTimeout, "delete of the notified message", func() bool { return h.attrs("q").Msgs == 0 })
 }
 
 // TestSubscriptionChangesDuringAPull covers subscribe and unsubscribe while
@@ -72,11 +73,11 @@ func TestSubscriptionChangesDuringAPull(t *testing.T) {
 			return nil
 		},
 		check: func(t *testing.T, h *harness, sink, _ *fakeSink, sent []string) {
-			eventually(t, "the closed subscription's slots to be released", func() bool {
+			testenv.Eventually(t, waitTimeout, "the closed subscription's slots to be released", func() bool {
 				reserved, _, _ := sink.slots()
 				return reserved == 0
 			})
-			eventually(t, "the messages to be visible again", func() bool {
+			testenv.Eventually(t, waitTimeout, "the messages to be visible again", func() bool {
 				return h.attrs("q").Msgs == int64(len(sent)) && h.visible("q") == int64(len(sent))
 			})
 			if n := sink.count(); n != 0 {
@@ -101,7 +102,7 @@ func TestSubscriptionChangesDuringAPull(t *testing.T) {
 			return s
 		},
 		check: func(t *testing.T, h *harness, sink, other *fakeSink, sent []string) {
-			eventually(t, "every message", func() bool { return sink.count()+other.count() == len(sent) })
+			testenv.Eventually(t, waitTimeout, "every message", func() bool { return sink.count()+other.count() == len(sent) })
 			got := ids(append(sink.delivered(), other.delivered()...))
 			if !slices.Equal(got, sorted(sent)) {
 				t.Fatalf("delivered %v, want each of %v once", got, sorted(sent))
@@ -151,7 +152,7 @@ func TestPrefetchBoundsUnackedMessagesAndAnAckLetsTheNextOneIn(t *testing.T) {
 		h.send("q", fmt.Sprint("m", i))
 	}
 	s := h.subscribe(sink, "q", true)
-	eventually(t, "the subscription to wait for credit", func() bool {
+	testenv.Eventually(t, waitTimeout, "the subscription to wait for credit", func() bool {
 		s.mu.Lock()
 		waiting := s.waitingForCredit
 		s.mu.Unlock()
@@ -170,16 +171,16 @@ func TestPrefetchBoundsUnackedMessagesAndAnAckLetsTheNextOneIn(t *testing.T) {
 	if !s.Ack(sink.delivered()[0].ID) {
 		t.Fatal("Ack of a delivered message returned false")
 	}
-	eventually(t, "one more delivery after the ack", func() bool { return sink.count() == prefetch+1 })
+	testenv.Eventually(t, waitTimeout, "one more delivery after the ack", func() bool { return sink.count() == prefetch+1 })
 	if s.Ack("nonexistentnonexistentnonexist00") {
 		t.Fatal("Ack of an id the subscription does not hold returned true")
 	}
 	for _, m := range sink.delivered()[1:] {
 		s.Ack(m.ID)
 	}
-	eventually(t, "the last message", func() bool { return sink.count() == 5 })
+	testenv.Eventually(t, waitTimeout, "the last message", func() bool { return sink.count() == 5 })
 	s.Ack(sink.delivered()[4].ID)
-	eventually(t, "every acked message to be deleted", func() bool { return h.attrs("q").Msgs == 0 })
+	testenv.Eventually(t, waitTimeout, "every acked message to be deleted", func() bool { return h.attrs("q").Msgs == 0 })
 }
 
 func TestFullSinkStopsPullingAndFreedSlotsResumeIt(t *testing.T) {
@@ -191,9 +192,9 @@ func TestFullSinkStopsPullingAndFreedSlotsResumeIt(t *testing.T) {
 	}
 	s := h.subscribe(sink, "q", false)
 	for _, want := range []int{2, 4, 5} {
-		eventually(t, fmt.Sprintf("%d deliveries", want), func() bool { return sink.count() == want })
+		testenv.Eventually(t, waitTimeout, fmt.Sprintf("%d deliveries", want), func() bool { return sink.count() == want })
 		if want < 5 {
-			eventually(t, "the subscription to wait for a slot", func() bool { return sink.isWaiting(s) && isIdle(s) })
+			testenv.Eventually(t, waitTimeout, "the subscription to wait for a slot", func() bool { return sink.isWaiting(s) && isIdle(s) })
 			if n := sink.count(); n != want {
 				t.Fatalf("delivered %d with %d slots, want %d", n, capacity, want)
 			}
@@ -206,7 +207,7 @@ func TestFullSinkStopsPullingAndFreedSlotsResumeIt(t *testing.T) {
 	if _, most, _ := sink.slots(); most > capacity {
 		t.Fatalf("%d slots reserved at once, capacity %d", most, capacity)
 	}
-	eventually(t, "the written messages to be deleted", func() bool { return h.attrs("q").Msgs == 0 })
+	testenv.Eventually(t, waitTimeout, "the written messages to be deleted", func() bool { return h.attrs("q").Msgs == 0 })
 }
 
 func TestUnackedMessageIsRedeliveredAfterTheVisibilityTimeoutWithRCRaised(t *testing.T) {
@@ -214,7 +215,7 @@ func TestUnackedMessageIsRedeliveredAfterTheVisibilityTimeoutWithRCRaised(t *tes
 	sink := newSink(10, true)
 	id := h.send("q", "again")
 	s := h.subscribe(sink, "q", true)
-	eventually(t, "the redelivery", func() bool { return sink.count() == 2 })
+	testenv.Eventually(t, waitTimeout, "the redelivery", func() bool { return sink.count() == 2 })
 	got := sink.delivered()
 	for i, m := range got {
 		if m.ID != id || m.Message != "again" || m.RC != int64(i+1) {
@@ -227,7 +228,7 @@ func TestUnackedMessageIsRedeliveredAfterTheVisibilityTimeoutWithRCRaised(t *tes
 	if !s.Ack(id) {
 		t.Fatal("Ack of the redelivered message returned false")
 	}
-	eventually(t, "the acked message to be deleted", func() bool { return h.attrs("q").Msgs == 0 })
+	testenv.Eventually(t, waitTimeout, "the acked message to be deleted", func() bool { return h.attrs("q").Msgs == 0 })
 }
 
 func TestMessagePastMaxReceiveCountMovesToTheDeadLetterQueue(t *testing.T) {
@@ -235,7 +236,7 @@ func TestMessagePastMaxReceiveCountMovesToTheDeadLetterQueue(t *testing.T) {
 	sink := newSink(10, true)
 	id := h.send("q", "poison")
 	h.subscribe(sink, "q", true)
-	eventually(t, "the message to reach q-dlq", func() bool {
+	testenv.Eventually(t, waitTimeout, "the message to reach q-dlq", func() bool {
 		a, err := h.q.GetQueueAttributes(context.Background(), "q"+DLQSuffix)
 		return err == nil && a.Msgs == 1
 	})
@@ -277,13 +278,13 @@ func TestRealtimeWakeUpWorksAfterARedisReconnect(t *testing.T) {
 			h.subscribe(sink, "q", false)
 			h.waitRealtime(1, "q")
 			h.send("q", "before")
-			eventually(t, "the message sent before the disconnect", func() bool { return sink.count() == 1 })
-			eventually(t, "its delete", func() bool { return h.attrs("q").Msgs == 0 })
+			testenv.Eventually(t, waitTimeout, "the message sent before the disconnect", func() bool { return sink.count() == 1 })
+			testenv.Eventually(t, waitTimeout, "its delete", func() bool { return h.attrs("q").Msgs == 0 })
 
 			tt.disconnect(t, h)
 			h.waitRealtime(1, "q") // go-redis re-subscribed
 			id := h.send("q", "after")
-			eventually(t, "the message sent after the reconnect", func() bool { return sink.count() == 2 })
+			testenv.Eventually(t, waitTimeout, "the message sent after the reconnect", func() bool { return sink.count() == 2 })
 			if m := sink.delivered()[1]; m.ID != id || m.Message != "after" {
 				t.Fatalf("delivered %+v, want id %s", m, id)
 			}
@@ -312,7 +313,7 @@ func TestClosingReturnsInFlightMessagesVisibleAtOnce(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, "3 deliveries", func() bool { return sink.count() == 3 })
+			testenv.Eventually(t, waitTimeout, "3 deliveries", func() bool { return sink.count() == 3 })
 			got := sink.delivered()
 			for _, m := range got[:tt.acked] {
 				s.Ack(m.ID)
@@ -417,7 +418,7 @@ func TestWrittenAndAckAfterStopAreDroppedNotPanicking(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "both deliveries", func() bool { return auto.count() == 1 && manual.count() == 1 })
+	testenv.Eventually(t, waitTimeout, "both deliveries", func() bool { return auto.count() == 1 && manual.count() == 1 })
 
 	h.e.Stop()
 	done := make(chan struct{})
@@ -453,7 +454,7 @@ func TestStopEndsEveryGoroutineTheEngineStarted(t *testing.T) {
 	sink := newSink(10, true)
 	s := h.subscribe(sink, "q", false)
 	h.send("q", "x")
-	eventually(t, "a delivery", func() bool { return sink.count() == 1 })
+	testenv.Eventually(t, waitTimeout, "a delivery", func() bool { return sink.count() == 1 })
 	s.Close(context.Background())
 
 	before := goroutines()
@@ -466,7 +467,7 @@ func TestStopEndsEveryGoroutineTheEngineStarted(t *testing.T) {
 		t.Fatalf("Start left %d goroutines, want at least the 3 workers", n-before)
 	}
 	e.Stop()
-	eventually(t, "the engine's goroutines to end", func() bool { return goroutines() == before })
+	testenv.Eventually(t, waitTimeout, "the engine's goroutines to end", func() bool { return goroutines() == before })
 }
 
 // goroutines is the number of goroutines now.

@@ -123,7 +123,7 @@ func (h *harness) numSub(queues ...string) map[string]int64 {
 // waitRealtime waits until each of queues has want realtime subscribers.
 func (h *harness) waitRealtime(want int64, queues ...string) {
 	h.t.Helper()
-	eventually(h.t, "realtime subscribers of the queues", func() bool {
+	testenv.Eventually(h.t, waitTimeout, "realtime subscribers of the queues", func() bool {
 		for _, n := range h.numSub(queues...) {
 			if n != want {
 				return false
@@ -134,18 +134,6 @@ func (h *harness) waitRealtime(want int64, queues ...string) {
 }
 
 func isExists(err error) bool { return err != nil && errors.Is(err, rsmq.ErrQueueExists) }
-
-// eventually polls cond until it holds, failing the test after waitTimeout.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", waitTimeout, what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
-	}
-}
 
 // isIdle reports whether no pull of s is scheduled or running.
 func isIdle(s *Subscription) bool {

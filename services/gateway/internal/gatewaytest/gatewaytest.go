@@ -86,6 +86,9 @@ func Start(t testing.TB, gatewayEnv ...string) *Stack {
 		GatewayBin: gwBin,
 		GatewayEnv: append([]string{
 			"WSMQ_REDIS_URL=" + r.URL(), "WSMQ_AUTH_ADDR=" + authAddr, "WSMQ_LOG_LEVEL=debug",
+			// A race-enabled auth (go test -race) needs seconds for one
+			// bcrypt login on a loaded machine; the default 3s is too tight.
+			"WSMQ_AUTH_TIMEOUT=15s",
 		}, gatewayEnv...),
 	}
 }

@@ -133,9 +133,6 @@ func New(ws *websocket.Conn, engine *delivery.Engine, user string, opts Options,
 // User is the authenticated user's id.
 func (c *Conn) User() string { return c.user }
 
-// Done is closed when the connection has ended.
-func (c *Conn) Done() <-chan struct{} { return c.done }
-
 // Serve runs the connection until the client leaves or Close is called. It
 // sends first (when not nil) before anything else. On return, every
 // subscription is closed and its unacked messages are back in their queues,

@@ -268,7 +268,7 @@ func (s *Server) createQueue(ctx context.Context, qname string) error {
 // tooLong builds the "message too long" error with the message's length and
 // the queue's maxsize, read only on this error path.
 func (s *Server) tooLong(ctx context.Context, field string, item rsmq.SendItem) error {
-	n := utf16Len(item.Message)
+	n := rsmq.UTF16Len(item.Message)
 	attrs, err := s.q.GetQueueAttributes(ctx, item.Queue)
 	if err != nil {
 		return &FieldError{Field: field, Rule: fmt.Sprintf("too long (%d UTF-16 units > the queue's maxsize)", n)}
@@ -297,19 +297,6 @@ func validate(prefix string, r *publisherv1.SendRequest) (rsmq.SendItem, error) 
 		delay = rsmq.QueueDefault // the contract: 0 means the queue's default delay
 	}
 	return rsmq.SendItem{Queue: r.GetQueue(), Message: r.GetMessage(), Delay: delay}, nil
-}
-
-// utf16Len is the length in UTF-16 code units, as Node's rsmq measures it.
-func utf16Len(s string) int {
-	n := 0
-	for _, r := range s {
-		if r >= 0x10000 {
-			n += 2
-		} else {
-			n++
-		}
-	}
-	return n
 }
 
 // logFailure logs a failed call without the message body. Caller errors

@@ -5,19 +5,24 @@ package supervisortest
 
 import (
 	"context"
+	"io"
 	"os"
 	"os/exec"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/wsmq/wsmq/pkg/supervisor"
 	"github.com/wsmq/wsmq/pkg/testenv"
+	"github.com/wsmq/wsmq/tools/internal/supervisor"
 )
 
+// Env are the settings Config gives every service of a test stack. Under go
+// test -race the services are race-enabled, and one bcrypt login of such an
+// auth takes seconds at the default cost (12): auth hashes at cost 10 (the
+// least it accepts outside dev mode) and the gateway waits up to 15s for it.
+func Env() []string { return []string{"WSMQ_BCRYPT_COST=10", "WSMQ_AUTH_TIMEOUT=15s"} }
+
 // Config returns a dev-mode configuration with the freshly built binaries,
-// free ports and the test's temp dir as data dir. A missing redis-server or
+// free ports, the test's temp dir as data dir and Env. A missing redis-server or
 // wsmq-mongowire fails the test under CI=true and skips it elsewhere.
 func Config(t testing.TB) supervisor.Config {
 	t.Helper()
@@ -43,21 +48,26 @@ func Config(t testing.TB) supervisor.Config {
 		DataDir:      t.TempDir(),
 		Ports:        ports,
 		Dev:          true,
+		Env:          Env(),
 		ReadyTimeout: 60 * time.Second,
 	}
 }
 
 // Start starts the stack described by cfg (usually from Config). Its log is
-// shown when the test fails, or live on stderr with WSMQ_STACK_LOG=1. The
-// stack is stopped when the test ends.
+// shown when the test fails, or live on stderr with WSMQ_STACK_LOG=1 (or
+// written to cfg.Log when set). The stack is stopped when the test ends, and
+// the test fails when a process of the stack reported a data race (service
+// binaries from Config are race-enabled under go test -race).
 func Start(t testing.TB, cfg supervisor.Config) *supervisor.Stack {
 	t.Helper()
-	log := &Log{}
-	if cfg.Log == nil {
-		cfg.Log = log
-		if os.Getenv("WSMQ_STACK_LOG") == "1" {
-			cfg.Log = os.Stderr
-		}
+	log := &testenv.SyncBuffer{}
+	live := cfg.Log
+	if live == nil && os.Getenv("WSMQ_STACK_LOG") == "1" {
+		live = os.Stderr
+	}
+	cfg.Log = log
+	if live != nil {
+		cfg.Log = io.MultiWriter(live, log)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ReadyTimeout*3+10*time.Second)
 	defer cancel()
@@ -69,31 +79,12 @@ func Start(t testing.TB, cfg supervisor.Config) *supervisor.Stack {
 		if err := s.Stop(context.Background()); err != nil {
 			t.Errorf("supervisor: stop: %v", err)
 		}
-		if t.Failed() {
+		testenv.CheckNoDataRace(t, "the stack", log.String())
+		if t.Failed() && live == nil {
 			t.Logf("--- stack log:\n%s", log)
 		}
 	})
 	return s
-}
-
-// Log is a concurrency-safe in-memory log.
-type Log struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-// Write appends p.
-func (l *Log) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// String is everything written so far.
-func (l *Log) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func unavailable(t testing.TB, format string, args ...any) {

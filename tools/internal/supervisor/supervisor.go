@@ -130,11 +130,11 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	s.gatewayPorts = []int{s.ports.Gateway}
 	s.gatewayAdminPorts = []int{s.ports.GatewayAdmin}
 	for i := 1; i < cfg.Gateways; i++ {
-		p, err := freePort()
+		p, err := FreePort()
 		if err != nil {
 			return nil, fmt.Errorf("free port for gateway-%d: %w", i, err)
 		}
-		a, err := freePort()
+		a, err := FreePort()
 		if err != nil {
 			return nil, fmt.Errorf("free admin port for gateway-%d: %w", i, err)
 		}
@@ -462,14 +462,8 @@ func (s *Stack) MongoURI() string { return s.mongoURI }
 // AuthAddr is the auth service's gRPC host:port.
 func (s *Stack) AuthAddr() string { return s.addr(s.ports.Auth) }
 
-// AuthAdminURL is the auth service's HTTP base URL (/metrics /healthz).
-func (s *Stack) AuthAdminURL() string { return "http://" + s.addr(s.ports.AuthAdmin) }
-
 // PublisherAddr is the publisher's gRPC host:port.
 func (s *Stack) PublisherAddr() string { return s.addr(s.ports.Publisher) }
-
-// PublisherAdminURL is the publisher's HTTP base URL (/metrics /healthz /readyz).
-func (s *Stack) PublisherAdminURL() string { return "http://" + s.addr(s.ports.PublisherAdmin) }
 
 // GatewayAddr is the HTTP host:port of gateway replica i.
 func (s *Stack) GatewayAddr(i int) string { return s.addr(s.gatewayPorts[i]) }

@@ -18,8 +18,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/wsmq/wsmq/pkg/supervisor"
-	"github.com/wsmq/wsmq/pkg/supervisor/supervisortest"
+	"github.com/wsmq/wsmq/pkg/testenv"
+	"github.com/wsmq/wsmq/tools/internal/supervisor"
+	"github.com/wsmq/wsmq/tools/internal/supervisor/supervisortest"
 )
 
 func ctxFor(t *testing.T, d time.Duration) context.Context {
@@ -268,7 +269,7 @@ func TestRedisDataSurvivesStopOnlyWithPersistence(t *testing.T) {
 func TestFailedStartStopsWhatItStartedAndQuotesTheFailingLog(t *testing.T) {
 	cfg := supervisortest.Config(t)
 	cfg.GatewayEnv = []string{"WSMQ_GATEWAY_WORKERS=lots"}
-	log := &supervisortest.Log{}
+	log := &testenv.SyncBuffer{}
 	cfg.Log = log
 	_, err := supervisor.Start(ctxFor(t, 60*time.Second), cfg)
 	if err == nil {

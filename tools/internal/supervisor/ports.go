@@ -119,8 +119,9 @@ func portFree(port int) error {
 	return l.Close()
 }
 
-// freePort returns one free loopback port.
-func freePort() (int, error) {
+// FreePort returns one loopback port that was free a moment ago (tests use
+// testenv.FreePort).
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
