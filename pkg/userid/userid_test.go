@@ -32,7 +32,7 @@ func FuzzValidMatchesTheRule(f *testing.F) {
 			t.Fatalf("Valid(%q) with length %d", id, len(id))
 		}
 		for _, c := range id {
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
 				t.Fatalf("Valid(%q) with %q", id, c)
 			}
 		}
