@@ -10,6 +10,10 @@ import (
 type Readiness struct {
 	Name string
 	Up   func() bool
+	// Advisory conditions are reported ("up"/"down") but never make the
+	// answer 503: states that readiness should show without taking the
+	// instance out of rotation (e.g. Redis memory above a high-water mark).
+	Advisory bool
 }
 
 // Status is the JSON body of /healthz and /readyz, the same on every
@@ -47,7 +51,9 @@ func ReadyHandler(conds ...Readiness) http.Handler {
 				continue
 			}
 			st.Checks[c.Name] = checkDown
-			st.Status, code = StatusUnavailable, http.StatusServiceUnavailable
+			if !c.Advisory {
+				st.Status, code = StatusUnavailable, http.StatusServiceUnavailable
+			}
 		}
 		writeStatus(w, code, st)
 	})

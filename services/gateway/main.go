@@ -28,10 +28,12 @@ import (
 	"github.com/wsmq/wsmq/pkg/redisconn"
 	"github.com/wsmq/wsmq/pkg/rsmq"
 	"github.com/wsmq/wsmq/pkg/serve"
+	"github.com/wsmq/wsmq/pkg/userqueue"
 	"github.com/wsmq/wsmq/services/gateway/internal/authclient"
 	"github.com/wsmq/wsmq/services/gateway/internal/config"
 	"github.com/wsmq/wsmq/services/gateway/internal/delivery"
 	"github.com/wsmq/wsmq/services/gateway/internal/metrics"
+	"github.com/wsmq/wsmq/services/gateway/internal/quota"
 	"github.com/wsmq/wsmq/services/gateway/internal/server"
 	"github.com/wsmq/wsmq/services/gateway/internal/wsconn"
 )
@@ -95,6 +97,8 @@ func run(ctx context.Context, args []string, env pkgconfig.Env) error {
 	}
 	defer func() { _ = auth.Close() }()
 
+	queueQuota := quota.New(quota.Config{MaxQueuesPerUser: cfg.MaxQueuesPerUser, MarkInterval: cfg.ServedMarkInterval},
+		userqueue.New(rdb, cfg.NS), log)
 	scfg := server.Config{
 		Conn: wsconn.Options{
 			ConnBuffer:   cfg.ConnBuffer,
@@ -102,6 +106,8 @@ func run(ctx context.Context, args []string, env pkgconfig.Env) error {
 			WriteTimeout: cfg.WriteTimeout,
 			PingInterval: cfg.PingInterval,
 			ReadLimit:    cfg.ReadLimit,
+			CommandRate:  cfg.CommandRate,
+			Queues:       queueQuota,
 		},
 		AllowedOrigins:   cfg.AllowedOrigins,
 		MaxConnsPerUser:  cfg.MaxConnsPerUser,
@@ -122,6 +128,7 @@ func run(ctx context.Context, args []string, env pkgconfig.Env) error {
 	g := serve.NewGroup(log)
 	g.Go(redisProbe.Run)
 	g.Go(authProbe.Run)
+	g.Go(queueQuota.Run)
 	// Stopped in this order: the public edge (no new sockets, then every
 	// socket returns its messages and closes), then the admin listeners.
 	if _, err := g.Listen("http", "WSMQ_GATEWAY_LISTEN", cfg.Listen, edge{serve.NewHTTP(srv, log), srv}); err != nil {

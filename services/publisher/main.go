@@ -31,6 +31,7 @@ import (
 	"github.com/wsmq/wsmq/pkg/rsmq"
 	"github.com/wsmq/wsmq/pkg/serve"
 	"github.com/wsmq/wsmq/services/publisher/internal/config"
+	"github.com/wsmq/wsmq/services/publisher/internal/memwatch"
 	"github.com/wsmq/wsmq/services/publisher/internal/metrics"
 	"github.com/wsmq/wsmq/services/publisher/internal/server"
 	"github.com/wsmq/wsmq/services/publisher/internal/tlsconf"
@@ -100,7 +101,14 @@ func run(ctx context.Context, args []string, env pkgconfig.Env, h hooks) error {
 	}
 	m := metrics.New()
 	queues := rsmq.New(rdb, rsmq.Options{Namespace: cfg.Namespace, Realtime: true})
-	handler := server.New(queues, server.Options{MaxBatch: cfg.MaxBatch, Queue: cfg.Queue, CallTimeout: cfg.CallTimeout}, m, log)
+	// Sends stop before Redis is full, so the memory left serves the
+	// consumers that drain it; sampled, never asked per send.
+	memory := &memwatch.Watch{
+		HighWater: cfg.MemoryHighWater, Interval: cfg.MemoryInterval, Log: log,
+		Usage: func(ctx context.Context) (int64, int64, error) { return redisconn.MemoryUsage(ctx, rdb) },
+	}
+	handler := server.New(queues, server.Options{MaxBatch: cfg.MaxBatch, Queue: cfg.Queue, CallTimeout: cfg.CallTimeout,
+		Admit: memory.Check}, m, log)
 
 	var creds []grpc.ServerOption
 	if cfg.TLSEnabled() {
@@ -133,14 +141,22 @@ func run(ctx context.Context, args []string, env pkgconfig.Env, h hooks) error {
 
 	g := serve.NewGroup(log)
 	g.Go(redisProbe.Run)
+	g.Go(memory.Run)
 	var a addrs
 	if a.GRPC, err = g.Listen("grpc", "WSMQ_PUBLISHER_LISTEN", cfg.Listen, serve.GRPC{Server: gs, Health: hs}); err != nil {
 		return err
 	}
 	if cfg.AdminListen != "" {
 		admin := serve.NewHTTP(serve.AdminHandler(serve.AdminOptions{
-			Metrics:   promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}),
-			Readiness: []serve.Readiness{{Name: redisProbe.Name, Up: redisProbe.Up}},
+			Metrics: promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}),
+			Readiness: []serve.Readiness{
+				{Name: redisProbe.Name, Up: redisProbe.Up},
+				// Reported, not failing readiness: every publisher shares
+				// the Redis, so going unready would only move the load (or
+				// leave callers with no endpoint instead of a clear
+				// RESOURCE_EXHAUSTED). gRPC health is left alone likewise.
+				{Name: "redis_memory", Up: memory.Below, Advisory: true},
+			},
 		}), log)
 		if a.Admin, err = g.Listen("admin", "WSMQ_PUBLISHER_ADMIN_LISTEN", cfg.AdminListen, admin); err != nil {
 			g.Close()

@@ -75,7 +75,7 @@ func commands() []command {
 		{"listen", "connect a websocket, subscribe, print each frame as a JSON line", (*cli).listen},
 		{"send", "send a message (or a file of them) through the publisher", (*cli).send},
 		{"users", "administer users: add | passwd | revoke | rm | ls (auth admin RPCs)", (*cli).users},
-		{"queues", "show RSMQ queues: ls | stats (read from Redis)", (*cli).queues},
+		{"queues", "RSMQ queues: ls | stats | prune (read from Redis)", (*cli).queues},
 	}
 }
 

@@ -49,7 +49,8 @@ const (
 	CodeBadRequest  = "bad_request" // malformed command, invalid queue name or id, not subscribed
 	CodeForbidden   = "forbidden"   // the user may not use the queue
 	CodeUnknownID   = "unknown_id"  // ack of an id not in flight on this connection
-	CodeLimit       = "limit"       // too many subscriptions on the connection
+	CodeLimit       = "limit"       // too many subscriptions on the connection, or queues of the user
+	CodeRate        = "rate"        // too many commands per second; sustained, the connection is closed with 1008
 	CodeUnavailable = "unavailable" // the queue store failed; try again
 )
 

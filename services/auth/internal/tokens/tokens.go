@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/wsmq/wsmq/pkg/userid"
 )
 
 // Defaults of JWT issuing and checking.
@@ -34,10 +36,6 @@ const (
 var ErrInvalidToken = errors.New("invalid token")
 
 var kidPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-
-// userIDPattern matches the user ids put in sub (MongoDB ObjectID hex, but
-// any queue-safe id is accepted).
-var userIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // Key is one HS256 signing key.
 type Key struct {
@@ -134,8 +132,9 @@ func (j *JWT) SigningKeyID() string { return j.signKID }
 
 // Issue signs a token for userID; it returns the token and its expiry.
 func (j *JWT) Issue(userID string) (string, time.Time, error) {
-	if !userIDPattern.MatchString(userID) {
-		return "", time.Time{}, fmt.Errorf("tokens: invalid user id %q", userID)
+	// Only ids of the one shape the gateway authorizes queues by.
+	if !userid.Valid(userID) {
+		return "", time.Time{}, fmt.Errorf("tokens: invalid user id %q (want %s)", userID, userid.Rule)
 	}
 	now := j.now()
 	exp := now.Add(j.ttl)
@@ -179,7 +178,7 @@ func (j *JWT) Verify(token string) (Claims, error) {
 		return Claims{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	id, ok := strings.CutPrefix(rc.Subject, subjectPrefix)
-	if !ok || !userIDPattern.MatchString(id) {
+	if !ok || !userid.Valid(id) {
 		return Claims{}, fmt.Errorf("%w: malformed sub", ErrInvalidToken)
 	}
 	return Claims{UserID: id, ExpiresAt: rc.ExpiresAt.Time}, nil

@@ -81,7 +81,7 @@ func TestVerifyRejectsForgedAndMalformedTokens(t *testing.T) {
 	c := &clock{}
 	j := newJWT(t, c, keyA)
 	now := c.Now()
-	good := jwt.MapClaims{"sub": "users/u1", "iss": DefaultIssuer, "iat": now.Unix(), "exp": now.Add(time.Minute).Unix()}
+	good := jwt.MapClaims{"sub": "users/" + testUserID, "iss": DefaultIssuer, "iat": now.Unix(), "exp": now.Add(time.Minute).Unix()}
 	with := func(k string, v any) jwt.MapClaims {
 		m := jwt.MapClaims{}
 		for kk, vv := range good {
@@ -125,6 +125,7 @@ func TestVerifyRejectsForgedAndMalformedTokens(t *testing.T) {
 		{"issued in the future", sign(t, jwt.SigningMethodHS256, keyA.Secret, "a", with("iat", now.Add(time.Hour).Unix()))},
 		{"sub without users/", sign(t, jwt.SigningMethodHS256, keyA.Secret, "a", with("sub", "u1"))},
 		{"sub with bad id", sign(t, jwt.SigningMethodHS256, keyA.Secret, "a", with("sub", "users/../x"))},
+		{"sub with an id not of the auth form", sign(t, jwt.SigningMethodHS256, keyA.Secret, "a", with("sub", "users/u1"))},
 		{"missing sub", sign(t, jwt.SigningMethodHS256, keyA.Secret, "a", with("sub", nil))},
 		{"too long", valid + strings.Repeat("A", maxJWTLen)},
 	}
@@ -140,7 +141,7 @@ func TestVerifyRejectsForgedAndMalformedTokens(t *testing.T) {
 func TestVerifyToleratesSmallClockSkew(t *testing.T) {
 	c := &clock{}
 	j := newJWT(t, c, keyA)
-	s, _, err := j.Issue("u1")
+	s, _, err := j.Issue(testUserID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +158,7 @@ func TestVerifyToleratesSmallClockSkew(t *testing.T) {
 func TestKeyRotationKeepsOldTokensValidUntilExpiry(t *testing.T) {
 	c := &clock{}
 	old := newJWT(t, c, keyA)
-	oldTok, _, err := old.Issue("u1")
+	oldTok, _, err := old.Issue(testUserID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +169,7 @@ func TestKeyRotationKeepsOldTokensValidUntilExpiry(t *testing.T) {
 	if _, err := rotated.Verify(oldTok); err != nil {
 		t.Fatalf("token of the old key refused after rotation: %v", err)
 	}
-	newTok, _, err := rotated.Issue("u1")
+	newTok, _, err := rotated.Issue(testUserID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +242,7 @@ func TestKeyIDIsStableAndValid(t *testing.T) {
 func FuzzVerifyToken(f *testing.F) {
 	c := &clock{}
 	j := newJWT(f, c, keyA, keyB)
-	valid, _, _ := j.Issue("u1")
+	valid, _, _ := j.Issue(testUserID)
 	at, _ := NewAccessToken()
 	for _, s := range []string{"", ".", "..", "a.b.c", valid, valid[:len(valid)-1], at,
 		"eyJhbGciOiJub25lIiwia2lkIjoiYSJ9.eyJzdWIiOiJ1c2Vycy91MSJ9.",
@@ -251,7 +252,7 @@ func FuzzVerifyToken(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		// Only a correctly signed token can verify, and the fuzzer cannot
 		// forge an HMAC: any success must carry the one issued subject.
-		if c, err := j.Verify(s); err == nil && c.UserID != "u1" {
+		if c, err := j.Verify(s); err == nil && c.UserID != testUserID {
 			t.Fatalf("accepted a token it did not issue: %q -> %+v", s, c)
 		}
 		if h, err := AccessTokenHash(s); err == nil && len(h) != 64 {
@@ -285,3 +286,6 @@ func flipFirst(sig string) string {
 	}
 	return string(c) + sig[1:]
 }
+
+// testUserID has the form of the ids the auth service issues.
+const testUserID = "6b0b878695ae717936e897ad"

@@ -10,6 +10,7 @@ import (
 	"github.com/wsmq/wsmq/pkg/config"
 	"github.com/wsmq/wsmq/pkg/rsmq"
 	"github.com/wsmq/wsmq/services/gateway/internal/delivery"
+	"github.com/wsmq/wsmq/services/gateway/internal/quota"
 	"github.com/wsmq/wsmq/services/gateway/internal/wsconn"
 )
 
@@ -54,15 +55,18 @@ type Config struct {
 	ReadLimit        int64
 	AllowedOrigins   []string
 
-	MaxConnsPerUser int
-	MaxSubsPerConn  int
-	ConnRatePerIP   float64 // new websocket connections per second per client IP
-	LoginRatePerIP  float64 // POST /v1/authenticate per second per client IP
-	AllowEviction   bool    // start even when Redis may evict keys
-	ShutdownTimeout time.Duration
-	AuthTimeout     time.Duration
-	Demo            bool   // serve /demo (always on in dev mode)
-	PprofListen     string // WSMQ_PPROF_LISTEN: net/http/pprof address, "" = off
+	MaxConnsPerUser    int
+	MaxSubsPerConn     int
+	MaxQueuesPerUser   int           // WSMQ_MAX_QUEUES_PER_USER: <userId>-<suffix> queues subscriptions may create
+	CommandRate        float64       // WSMQ_COMMAND_RATE: client commands per second per connection (burst 2x)
+	ServedMarkInterval time.Duration // WSMQ_SERVED_MARK_INTERVAL: how often served queues are marked for prune
+	ConnRatePerIP      float64       // new websocket connections per second per client IP
+	LoginRatePerIP     float64       // POST /v1/authenticate per second per client IP
+	AllowEviction      bool          // start even when Redis may evict keys
+	ShutdownTimeout    time.Duration
+	AuthTimeout        time.Duration
+	Demo               bool   // serve /demo (always on in dev mode)
+	PprofListen        string // WSMQ_PPROF_LISTEN: net/http/pprof address, "" = off
 }
 
 // Parse reads args (without the program name) and the environment; every
@@ -95,6 +99,12 @@ func Parse(args []string, env config.Env) (Config, error) {
 	s.String(&origins, "allowed-origins", "WSMQ_ALLOWED_ORIGINS", "", "comma-separated allowed browser origins (empty: same origin only)")
 	s.Int(&c.MaxConnsPerUser, "max-conns-per-user", "WSMQ_MAX_CONNS_PER_USER", DefaultMaxConnsPerUser, 1, maxCount, "most websockets per user")
 	s.Int(&c.MaxSubsPerConn, "max-subs-per-conn", "WSMQ_MAX_SUBS_PER_CONN", wsconn.DefaultMaxSubs, 1, maxCount, "most subscriptions per websocket")
+	s.Int(&c.MaxQueuesPerUser, "max-queues-per-user", "WSMQ_MAX_QUEUES_PER_USER", quota.DefaultMaxQueuesPerUser, 1, maxCount,
+		"most <userId>-<suffix> queues a user's subscriptions may create (existing queues count; the user's own queue does not)")
+	s.Float(&c.CommandRate, "command-rate", "WSMQ_COMMAND_RATE", wsconn.DefaultCommandRate, 0.001, 1e6,
+		"client commands per second per websocket, bursts of twice that (acks of in-flight messages are free); sustained floods are closed with 1008")
+	s.Duration(&c.ServedMarkInterval, "served-mark-interval", "WSMQ_SERVED_MARK_INTERVAL", quota.DefaultMarkInterval, 10*time.Millisecond, time.Hour,
+		"how often the queues this gateway serves are marked served (wsmqctl queues prune keeps queues marked within its --idle)")
 	s.Float(&c.ConnRatePerIP, "conn-rate", "WSMQ_CONN_RATE", DefaultConnRate, 0.001, 1e9, "new websockets per second per client IP")
 	s.Float(&c.LoginRatePerIP, "login-rate", "WSMQ_LOGIN_RATE", DefaultLoginRate, 0.001, 1e9, "logins per second per client IP")
 	s.Bool(&c.AllowEviction, "allow-eviction", "WSMQ_ALLOW_EVICTION", false, "start even if Redis may evict keys (loses messages)")

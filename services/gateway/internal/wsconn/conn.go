@@ -13,8 +13,11 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 
 	"github.com/wsmq/wsmq/pkg/rsmq"
+	"github.com/wsmq/wsmq/pkg/userid"
+	"github.com/wsmq/wsmq/pkg/userqueue"
 	"github.com/wsmq/wsmq/services/gateway/internal/delivery"
 	"github.com/wsmq/wsmq/services/gateway/protocol"
 )
@@ -34,7 +37,19 @@ const (
 	DefaultReadLimit = 4096
 	// DefaultCallTimeout is Options.CallTimeout's default.
 	DefaultCallTimeout = 5 * time.Second
+	// DefaultCommandRate is Options.CommandRate's default, commands/s.
+	DefaultCommandRate = 50
 )
+
+// Queues admits the queues a subscription would create and learns which
+// queues the connection serves (the gateway's quota package). Admit's
+// refusal wraps userqueue.ErrLimit.
+type Queues interface {
+	Admit(ctx context.Context, user, queue string) error
+	Limit() int // the per-user cap, for the refusal's message
+	Serve(queue string)
+	Unserve(queue string)
+}
 
 // Options are a connection's limits and timings. Zero values mean the
 // defaults in brackets (the Default* constants).
@@ -46,6 +61,12 @@ type Options struct {
 	PingInterval time.Duration // ping period; the read deadline is twice this [25s]
 	ReadLimit    int64         // largest client frame [4096]
 	CallTimeout  time.Duration // deadline of a subscribe's Redis work [5s]
+	// CommandRate is the commands per second a client may send, with
+	// bursts of twice that; acks of in-flight messages are free (their
+	// number is bounded by the deliveries) [50].
+	CommandRate float64
+	// Queues, when not nil, caps the queues subscriptions create.
+	Queues Queues
 }
 
 func (o *Options) setDefaults() {
@@ -66,6 +87,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.CallTimeout == 0 {
 		o.CallTimeout = DefaultCallTimeout
+	}
+	if o.CommandRate == 0 {
+		o.CommandRate = DefaultCommandRate
 	}
 }
 
@@ -110,6 +134,12 @@ type Conn struct {
 	waitingForSlots map[*delivery.Subscription]struct{}
 	closed          bool
 	subs            map[string]*delivery.Subscription // by queue; owned by the reader
+
+	// commands is the command rate's bucket; refusals is the budget of
+	// refused commands, so only sustained abuse closes the connection.
+	// Both are used by the reader only.
+	commands *rate.Limiter
+	refusals *rate.Limiter
 }
 
 type frame struct {
@@ -121,8 +151,11 @@ type frame struct {
 // New wraps an upgraded websocket of user. Serve runs it.
 func New(ws *websocket.Conn, engine *delivery.Engine, user string, opts Options, log *slog.Logger) *Conn {
 	opts.setDefaults()
+	burst := max(1, int(2*opts.CommandRate))
 	return &Conn{
 		ws: ws, engine: engine, opts: opts, user: user, log: log,
+		commands:        rate.NewLimiter(rate.Limit(opts.CommandRate), burst),
+		refusals:        rate.NewLimiter(rate.Limit(opts.CommandRate), burst),
 		wake:            make(chan struct{}, 1),
 		done:            make(chan struct{}),
 		waitingForSlots: make(map[*delivery.Subscription]struct{}),
@@ -161,6 +194,7 @@ func (c *Conn) Serve(first []byte) {
 	defer cancel()
 	for q, s := range c.subs {
 		s.Close(ctx)
+		c.unserve(q)
 		delete(c.subs, q)
 	}
 }
@@ -210,6 +244,15 @@ func (c *Conn) readLoop() {
 // handle runs one command. The connection stays up whatever the command.
 func (c *Conn) handle(cmd string) {
 	verb, arg, ok := protocol.ParseCommand(cmd)
+	if !ok || verb != protocol.VerbAck {
+		queue := ""
+		if ok {
+			queue = arg // a refused (un)subscribe names its queue, as its answer would
+		}
+		if !c.admitCommand(queue) {
+			return
+		}
+	}
 	if !ok {
 		c.sendError(protocol.CodeBadRequest, "", "unknown command: use /subscribe/<queue>, /unsubscribe/<queue> or /ack/<id>")
 		return
@@ -227,29 +270,72 @@ func (c *Conn) handle(cmd string) {
 		ctx, cancel := context.WithTimeout(context.Background(), c.opts.CallTimeout)
 		s.Close(ctx)
 		cancel()
+		c.unserve(arg)
 		c.sendEvent((&protocol.Unsubscribed{Queue: arg}).AppendJSON(nil))
 	case protocol.VerbAck:
-		if !c.opts.Manual {
-			c.sendError(protocol.CodeBadRequest, "", "ack needs manual ack mode (connect with ?ack=manual)")
-			return
+		if !c.ackInFlight(arg) && c.admitCommand("") {
+			c.ackError(arg)
 		}
-		if err := rsmq.ValidateID(arg); err != nil {
-			c.sendError(protocol.CodeBadRequest, "", "invalid message id")
-			return
+	}
+}
+
+// ackInFlight acks id when it is in flight on this connection.
+func (c *Conn) ackInFlight(id string) bool {
+	if !c.opts.Manual || rsmq.ValidateID(id) != nil {
+		return false
+	}
+	for _, s := range c.subs {
+		if s.Ack(id) {
+			return true
 		}
-		for _, s := range c.subs {
-			if s.Ack(arg) {
-				return
-			}
-		}
-		c.sendEvent((&protocol.ErrorEvent{Code: protocol.CodeUnknownID, ID: arg,
-			Message: "no message with this id is in flight on this connection"}).AppendJSON(nil))
+	}
+	return false
+}
+
+// ackError answers an ack that acknowledged nothing.
+func (c *Conn) ackError(arg string) {
+	if !c.opts.Manual {
+		c.sendError(protocol.CodeBadRequest, "", "ack needs manual ack mode (connect with ?ack=manual)")
+		return
+	}
+	if err := rsmq.ValidateID(arg); err != nil {
+		c.sendError(protocol.CodeBadRequest, "", "invalid message id")
+		return
+	}
+	c.sendEvent((&protocol.ErrorEvent{Code: protocol.CodeUnknownID, ID: arg,
+		Message: "no message with this id is in flight on this connection"}).AppendJSON(nil))
+}
+
+// admitCommand takes a token for one command. Without one the client gets
+// a rate error; once the refusals outrun their own budget (a flood
+// sustained at well over the rate) the connection is closed with 1008.
+func (c *Conn) admitCommand(queue string) bool {
+	if c.commands.Allow() {
+		return true
+	}
+	if !c.refusals.Allow() {
+		c.log.Info("client floods commands; closing", "user", c.user)
+		c.Close(ClosePolicy, "too many commands")
+		return false
+	}
+	c.sendQueueError(protocol.CodeRate, queue, "too many commands: at most "+
+		strconv.FormatFloat(c.opts.CommandRate, 'g', -1, 64)+" per second, bursts of twice that; slow down or be closed")
+	return false
+}
+
+func (c *Conn) unserve(queue string) {
+	if c.opts.Queues != nil {
+		c.opts.Queues.Unserve(queue)
 	}
 }
 
 // MayUse reports whether user may consume queue: the queue named by its id,
-// or <id>-<suffix>.
+// or <id>-<suffix>. user must have the auth service's id form
+// (userid.Valid), so no user's id is a prefix of another's queues.
 func MayUse(user, queue string) bool {
+	if !userid.Valid(user) {
+		return false
+	}
 	if queue == user {
 		return true
 	}
@@ -289,15 +375,28 @@ func (c *Conn) subscribe(queue string) {
 	)
 	go func() {
 		defer close(done)
+		if c.opts.Queues != nil {
+			if err = c.opts.Queues.Admit(ctx, c.user, queue); err != nil {
+				return
+			}
+		}
 		s, err = c.engine.Subscribe(ctx, c, queue, c.opts.Manual, confirm)
 	}()
 	<-done
+	if errors.Is(err, userqueue.ErrLimit) {
+		c.sendQueueError(protocol.CodeLimit, queue, "too many queues for this user: subscribing creates a queue, and a user may have at most "+
+			strconv.Itoa(c.opts.Queues.Limit())+" <userId>-<suffix> queues (unsubscribing keeps them); use existing ones")
+		return
+	}
 	if err != nil {
 		c.log.Warn("subscribe failed", "user", c.user, "queue", queue, "err", err)
 		c.sendQueueError(protocol.CodeUnavailable, queue, "the queue store is unavailable; try again")
 		return
 	}
 	c.subs[queue] = s
+	if c.opts.Queues != nil {
+		c.opts.Queues.Serve(queue)
+	}
 }
 
 func (c *Conn) sendError(code, queue, msg string) { c.sendQueueError(code, queue, msg) }

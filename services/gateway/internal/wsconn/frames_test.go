@@ -33,19 +33,6 @@ func TestParseCommand(t *testing.T) { // the protocol's parser, as the connectio
 	}
 }
 
-func TestMayUse(t *testing.T) {
-	for _, tc := range []struct {
-		queue string
-		ok    bool
-	}{
-		{"u1", true}, {"u1-news", true}, {"u1-", false}, {"u1x", false}, {"u2", false}, {"x-u1", false}, {"u", false},
-	} {
-		if got := MayUse("u1", tc.queue); got != tc.ok {
-			t.Errorf("MayUse(u1, %q) = %v, want %v", tc.queue, got, tc.ok)
-		}
-	}
-}
-
 func TestMessageFrameIsJSONWithTheOriginalFieldNames(t *testing.T) {
 	m := rsmq.Message{ID: "abc", Message: "he said \"hi\"\n\t\u2028<tag>&\x01é😀", RC: 3, Sent: 1730000000123}
 	b := appendMessageFrame(nil, "q-1", &m)

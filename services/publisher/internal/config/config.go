@@ -33,7 +33,11 @@ type Config struct {
 	CallTimeout     time.Duration    // deadline of the Redis work of one RPC
 	ShutdownTimeout time.Duration    // how long in-flight calls may finish on SIGTERM
 	HealthInterval  time.Duration    // how often Redis is pinged for the health service
-	Dev             bool             // dev mode: keys not required
+	// MemoryHighWater is the used_memory/maxmemory fraction above which
+	// sends are refused with RESOURCE_EXHAUSTED; 0 or 1 disables.
+	MemoryHighWater float64
+	MemoryInterval  time.Duration // how often Redis memory is sampled
+	Dev             bool          // dev mode: keys not required
 	LogLevel        slog.Level
 
 	// KeyDigests are the SHA-256 digests of the accepted caller keys; the keys
@@ -59,6 +63,8 @@ const (
 	DefaultCallTimeout     = 2 * time.Second
 	DefaultShutdownTimeout = 10 * time.Second
 	DefaultHealthInterval  = time.Second
+	DefaultMemoryHighWater = 0.90
+	DefaultMemoryInterval  = 500 * time.Millisecond
 )
 
 // settings declares every setting of the publisher on c.
@@ -75,6 +81,10 @@ func settings(c *Config) *config.Set {
 	s.Duration(&c.CallTimeout, "call-timeout", "WSMQ_PUBLISHER_CALL_TIMEOUT", DefaultCallTimeout, 10*time.Millisecond, time.Minute, "deadline of the Redis work of one RPC")
 	s.ShutdownTimeout(&c.ShutdownTimeout, "WSMQ_PUBLISHER_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout)
 	s.Duration(&c.HealthInterval, "health-interval", "WSMQ_PUBLISHER_HEALTH_INTERVAL", DefaultHealthInterval, 10*time.Millisecond, time.Minute, "Redis ping interval of the health service")
+	s.Float(&c.MemoryHighWater, "memory-high-water", "WSMQ_PUBLISHER_MEMORY_HIGH_WATER", DefaultMemoryHighWater, 0, 1,
+		"refuse sends (RESOURCE_EXHAUSTED) while Redis used_memory/maxmemory is at or above this; 0 or 1 disables")
+	s.Duration(&c.MemoryInterval, "memory-interval", "WSMQ_PUBLISHER_MEMORY_INTERVAL", DefaultMemoryInterval, 10*time.Millisecond, time.Minute,
+		"how often Redis memory is sampled (INFO memory) for the high-water mark")
 	s.Dev(&c.Dev, "caller keys not required")
 	s.LogLevel(&c.LogLevel)
 	// WSMQ_DEV is applied before the keys (declaration order), which need it.

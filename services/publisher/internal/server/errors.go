@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/wsmq/wsmq/pkg/rsmq"
+	"github.com/wsmq/wsmq/services/publisher/internal/memwatch"
 )
 
 // FieldError is an invalid request field: Field names it as the caller wrote
@@ -59,6 +60,8 @@ func toStatus(ctx context.Context, err error) *status.Status {
 	case errors.Is(err, rsmq.ErrMessageNotString), errors.Is(err, rsmq.ErrInvalidFormat),
 		errors.Is(err, rsmq.ErrInvalidValue), errors.Is(err, rsmq.ErrMissingParameter):
 		return status.New(codes.InvalidArgument, err.Error())
+	case errors.Is(err, memwatch.ErrHighWater):
+		return status.New(codes.ResourceExhausted, err.Error())
 	case errors.Is(err, errQueueVanished), errors.Is(err, rsmq.ErrQueueNotFound):
 		return status.New(codes.Aborted, "queue: "+errQueueVanished.Error())
 	}

@@ -36,6 +36,10 @@ type Options struct {
 	Queue rsmq.QueueConfig
 	// CallTimeout bounds the Redis work of one RPC; default 2s.
 	CallTimeout time.Duration
+	// Admit, when not nil, is asked before every valid item is sent; its
+	// error refuses the item (memwatch.Watch.Check: RESOURCE_EXHAUSTED
+	// while Redis is above the memory high-water mark). It must not block.
+	Admit func() error
 }
 
 // Server serves PublisherService.
@@ -78,6 +82,9 @@ func (s *Server) Send(ctx context.Context, req *publisherv1.SendRequest) (*publi
 func (s *Server) send(ctx context.Context, req *publisherv1.SendRequest) (string, error) {
 	item, err := validate("", req)
 	if err != nil {
+		return "", err
+	}
+	if err := s.admit(); err != nil {
 		return "", err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
@@ -150,6 +157,12 @@ func (s *Server) sendBatch(ctx context.Context, reqs []*publisherv1.SendRequest)
 	if len(items) == 0 {
 		return results, nil
 	}
+	if err := s.admit(); err != nil {
+		for _, i := range pos {
+			results[i] = s.itemResult(ctx, i, "", err)
+		}
+		return results, nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
 	defer cancel()
 	sent, err := s.q.SendBatch(ctx, items)
@@ -196,6 +209,14 @@ func (s *Server) sendBatch(ctx context.Context, reqs []*publisherv1.SendRequest)
 		}
 	}
 	return results, nil
+}
+
+// admit asks Options.Admit.
+func (s *Server) admit() error {
+	if s.opts.Admit == nil {
+		return nil
+	}
+	return s.opts.Admit()
 }
 
 // createQueues creates the distinct queues of items[missing], a few at a
