@@ -165,7 +165,10 @@ func TestHTTPServerFailureStopsTheGroup(t *testing.T) {
 	_ = res.Body.Close()
 	_ = h.Close() // the server dies on its own: Run must return
 	select {
-	case <-done:
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "http stopped unexpectedly") {
+			t.Fatalf("Run = %v, want the unexpected stop reported", err)
+		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run kept running after its server stopped")
 	}

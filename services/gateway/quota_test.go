@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/wsmq/wsmq/pkg/testenv"
 	"github.com/wsmq/wsmq/pkg/userqueue"
 	"github.com/wsmq/wsmq/services/gateway/client"
 	"github.com/wsmq/wsmq/services/gateway/protocol"
@@ -156,7 +157,7 @@ func TestGatewayMarksTheQueuesItServes(t *testing.T) {
 	if err := s.RDB.ZAdd(ctx, reg.Key(sess.UserID), redisZ(float64(old), q)).Err(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, waitLong, "served queue re-marked", func() bool {
+	testenv.Eventually(t, waitLong, "served queue re-marked", func() bool {
 		last, err := reg.LastServed(ctx, q)
 		return err == nil && last > time.Now().Add(-time.Minute).UnixMilli()
 	})
@@ -176,7 +177,7 @@ func TestGatewayMarksTheQueuesItServes(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		eventually(t, waitLong, "other served queue re-marked", func() bool {
+		testenv.Eventually(t, waitLong, "other served queue re-marked", func() bool {
 			last, err := reg.LastServed(ctx, other)
 			return err == nil && last > old
 		})
@@ -235,13 +236,13 @@ func TestCommandFloodGetsRateErrorsThenIsClosed(t *testing.T) {
 		t.Fatalf("%d of %d flood commands refused, want most", rated, flood)
 	}
 	// After a pause the client is served again.
-	eventually(t, waitLong, "commands accepted again", func() bool {
+	testenv.Eventually(t, waitLong, "commands accepted again", func() bool {
 		c.send(notSubscribed)
 		return c.eventErr().Code == protocol.CodeBadRequest
 	})
 	// A refused subscribe names its queue, so a client waiting for the
 	// answer gets it.
-	eventually(t, waitLong, "subscribed", func() bool {
+	testenv.Eventually(t, waitLong, "subscribed", func() bool {
 		return c.trySubscribe(sess.UserID) != protocol.CodeRate
 	})
 
