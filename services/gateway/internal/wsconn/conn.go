@@ -51,7 +51,7 @@ type Options struct {
 	Manual       bool          // manual ack mode
 	ConnBuffer   int           // most message frames waiting for the writer [256]
 	MaxSubs      int           // most subscriptions [32]
-	WriteTimeout time.Duration // deadline of one batch of writes [10s]
+	WriteTimeout time.Duration // deadline of one batch of writes, and of a confirm ping's pong [10s]
 	PingInterval time.Duration // ping period; the read deadline is twice this [25s]
 	ReadLimit    int64         // largest client frame [4096]
 	CallTimeout  time.Duration // deadline of a subscribe's Redis work [5s]
