@@ -94,7 +94,7 @@ func Parse(args []string, env config.Env) (Config, error) {
 	s.Int(&c.Workers, "workers", "WSMQ_GATEWAY_WORKERS", delivery.DefaultWorkers, 1, 4096, "goroutines pulling messages from Redis")
 	s.Duration(&c.ReverifyInterval, "reverify-interval", "WSMQ_REVERIFY_INTERVAL", DefaultReverifyInterval, time.Millisecond, day, "re-check live connections' credentials")
 	s.Duration(&c.PingInterval, "ping-interval", "WSMQ_PING_INTERVAL", wsconn.DefaultPingInterval, time.Millisecond, time.Hour, "websocket ping interval")
-	s.Duration(&c.WriteTimeout, "write-timeout", "WSMQ_WRITE_TIMEOUT", wsconn.DefaultWriteTimeout, time.Millisecond, time.Hour, "websocket write deadline")
+	s.Duration(&c.WriteTimeout, "write-timeout", "WSMQ_WRITE_TIMEOUT", wsconn.DefaultWriteTimeout, time.Millisecond, time.Hour, "websocket write deadline, and the longest wait for the pong that confirms written frames")
 	s.Int(&readLimit, "read-limit", "WSMQ_READ_LIMIT", wsconn.DefaultReadLimit, 512, 1<<20, "largest client frame in bytes")
 	s.String(&origins, "allowed-origins", "WSMQ_ALLOWED_ORIGINS", "", "comma-separated allowed browser origins (empty: same origin only)")
 	s.Int(&c.MaxConnsPerUser, "max-conns-per-user", "WSMQ_MAX_CONNS_PER_USER", DefaultMaxConnsPerUser, 1, maxCount, "most websockets per user")

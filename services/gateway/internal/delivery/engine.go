@@ -99,7 +99,7 @@ func (c *Config) setDefaults() {
 // Sizes of the engine's fixed resources.
 const (
 	// deleteQueueLen is the capacity of the channel between subscriptions
-	// and the deleters: deep enough that Written and Ack, called from
+	// and the deleters: deep enough that Confirmed and Ack, called from
 	// connection goroutines, do not wait for Redis under a burst of acks.
 	deleteQueueLen = 1 << 16
 	// deleters is how many goroutines send batched deletes; a few, so one

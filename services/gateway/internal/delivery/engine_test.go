@@ -29,7 +29,7 @@ func sorted(s []string) []string {
 	return s
 }
 
-func TestAutoModeDeliversQueuedAndNotifiedMessagesAndDeletesThemOnceWritten(t *testing.T) {
+func TestAutoModeDeliversQueuedAndNotifiedMessagesAndDeletesThemOnceConfirmed(t *testing.T) {
 	// Sweeps far apart: a message sent after subscribing can only arrive
 	// through its realtime notification.
 	h := newHarness(t, Config{SweepInterval: time.Hour, HotSweepInterval: time.Hour})
@@ -41,10 +41,10 @@ func TestAutoModeDeliversQueuedAndNotifiedMessagesAndDeletesThemOnceWritten(t *t
 		t.Fatalf("delivered %v, want %v", got, sorted(queued))
 	}
 	if a := h.attrs("q"); a.Msgs != 3 {
-		t.Fatalf("before the write the queue holds %d messages, want 3 (deleted only once written)", a.Msgs)
+		t.Fatalf("before the write the queue holds %d messages, want 3 (deleted only once confirmed)", a.Msgs)
 	}
 	sink.write()
-	testenv.Eventually(t, waitTimeout, "deletes of the written messages", func() bool { return h.attrs("q").Msgs == 0 })
+	testenv.Eventually(t, waitTimeout, "deletes of the confirmed messages", func() bool { return h.attrs("q").Msgs == 0 })
 
 	h.waitRealtime(1, "q")
 	pushed := h.send("q", "d")
@@ -183,6 +183,39 @@ func TestPrefetchBoundsUnackedMessagesAndAnAckLetsTheNextOneIn(t *testing.T) {
 	testenv.Eventually(t, waitTimeout, "every acked message to be deleted", func() bool { return h.attrs("q").Msgs == 0 })
 }
 
+// TestAutoModeWrittenButUnconfirmedMessagesHoldCreditAndAreNotDeleted: a
+// written frame is not a received one. Until the client confirms them,
+// written messages stay in flight, count against Prefetch (a dead peer
+// holds at most that many) and stay in Redis; a confirmation deletes them
+// and lets the next ones in.
+func TestAutoModeWrittenButUnconfirmedMessagesHoldCreditAndAreNotDeleted(t *testing.T) {
+	const prefetch = 3
+	h := newHarness(t, Config{Prefetch: prefetch})
+	sink := newSink(100, false)
+	for i := range 5 {
+		h.send("q", fmt.Sprint("m", i))
+	}
+	s := h.subscribe(sink, "q", false)
+	testenv.Eventually(t, waitTimeout, "prefetch deliveries", func() bool { return sink.count() == prefetch })
+	written := sink.writeOnly()[s]
+	testenv.Eventually(t, waitTimeout, "the subscription to wait for credit", func() bool {
+		s.mu.Lock()
+		waiting := s.waitingForCredit
+		s.mu.Unlock()
+		return waiting && isIdle(s)
+	})
+	if n := sink.count(); n != prefetch {
+		t.Fatalf("%d delivered with %d written but unconfirmed, want %d: written frames freed credit", n, prefetch, prefetch)
+	}
+	if a := h.attrs("q"); a.Msgs != 5 {
+		t.Fatalf("queue holds %d messages after the write, want 5: unconfirmed messages were deleted", a.Msgs)
+	}
+	s.Confirmed(written[:1])
+	testenv.Eventually(t, waitTimeout, "the confirmed message deleted and one more delivered", func() bool {
+		return h.attrs("q").Msgs == 4 && sink.count() == prefetch+1
+	})
+}
+
 func TestFullSinkStopsPullingAndFreedSlotsResumeIt(t *testing.T) {
 	const capacity = 2
 	h := newHarness(t, Config{})
@@ -297,10 +330,13 @@ func TestClosingReturnsInFlightMessagesVisibleAtOnce(t *testing.T) {
 		name      string
 		manual    bool
 		autoWrite bool
-		acked     int // messages acked before Close (manual mode)
+		acked     int  // messages acked before Close (manual mode)
+		written   bool // written (not confirmed) before Close (auto mode)
+		confirmed int  // messages confirmed before Close (auto mode)
 	}{
 		{name: "manual mode, written but unacked", manual: true, autoWrite: true, acked: 1},
 		{name: "auto mode, delivered but not yet written", manual: false, autoWrite: false},
+		{name: "auto mode, written, one confirmed, two not", manual: false, written: true, confirmed: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -318,11 +354,16 @@ func TestClosingReturnsInFlightMessagesVisibleAtOnce(t *testing.T) {
 			for _, m := range got[:tt.acked] {
 				s.Ack(m.ID)
 			}
+			if tt.written {
+				sink.writeOnly()
+				s.Confirmed(slices.Clone(got[:tt.confirmed]))
+			}
 			s.Close(context.Background())
 			// Shutdown: Stop sends the deletes still queued.
 			h.e.Stop()
 
-			want := int64(3 - tt.acked)
+			gone := tt.acked + tt.confirmed
+			want := int64(3 - gone)
 			if n, v := h.attrs("q").Msgs, h.visible("q"); n != want || v != want {
 				t.Fatalf("after Close and Stop: %d messages, %d visible; want %d, all visible", n, v, want)
 			}
@@ -330,7 +371,7 @@ func TestClosingReturnsInFlightMessagesVisibleAtOnce(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := ids(got[tt.acked:]); !slices.Equal(ids(res.Messages), want) {
+			if want := ids(got[gone:]); !slices.Equal(ids(res.Messages), want) {
 				t.Fatalf("visible again: %v, want %v", ids(res.Messages), want)
 			}
 			for _, m := range res.Messages {

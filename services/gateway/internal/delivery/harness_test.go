@@ -229,13 +229,32 @@ func (f *fakeSink) Deliver(s *Subscription, msgs []rsmq.Message) bool {
 		return true
 	}
 	f.mu.Unlock()
-	s.Written(slices.Clone(msgs))
+	writeAndConfirm(s, slices.Clone(msgs))
 	f.Release(len(msgs))
 	return true
 }
 
-// write writes every pending message, as the connection's writer does.
+// writeAndConfirm does what the connection does for a written batch whose
+// confirm ping the client answered: Written, then (auto mode) Confirmed.
+func writeAndConfirm(s *Subscription, msgs []rsmq.Message) {
+	s.Written(msgs)
+	if !s.manual {
+		s.Confirmed(slices.Clone(msgs))
+	}
+}
+
+// write writes every pending message, as the connection's writer does, and
+// the client confirms them at once.
 func (f *fakeSink) write() {
+	for s, msgs := range f.writeOnly() {
+		s.Confirmed(msgs)
+	}
+}
+
+// writeOnly writes every pending message (Written, then Release, as the
+// connection's writer does in manual mode) and returns them for a later
+// Confirmed; nothing is confirmed yet.
+func (f *fakeSink) writeOnly() map[*Subscription][]rsmq.Message {
 	f.mu.Lock()
 	pending := f.pending
 	f.pending = make(map[*Subscription][]rsmq.Message)
@@ -244,6 +263,7 @@ func (f *fakeSink) write() {
 		s.Written(msgs)
 		f.Release(len(msgs))
 	}
+	return pending
 }
 
 // delivered returns a copy of every message delivered so far.

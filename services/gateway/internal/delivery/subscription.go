@@ -23,7 +23,7 @@ type Subscription struct {
 	state            pullState
 	inflight         map[string]*flight
 	closed           bool
-	waitingForCredit bool // a pull found Prefetch messages in flight: Written or Ack signals when one frees
+	waitingForCredit bool // a pull found Prefetch messages in flight: Confirmed or Ack signals when one frees
 	timer            *time.Timer
 	timerAt          int64 // unix ms the timer fires at; 0 when none
 }
@@ -78,8 +78,8 @@ func (s *Subscription) Queue() string { return s.queue }
 
 // Subscribe registers sink as a consumer of queue, creating the queue with
 // the engine's default attributes when it does not exist. manual selects ack
-// mode: messages stay in flight until Ack; otherwise they are deleted once
-// Written. confirmed, when not nil, runs after the queue exists and before
+// mode: messages stay in flight until Ack; otherwise until Confirmed, when
+// they are deleted. confirmed, when not nil, runs after the queue exists and before
 // the first pull can deliver anything.
 func (e *Engine) Subscribe(ctx context.Context, sink Sink, queue string, manual bool, confirmed func()) (*Subscription, error) {
 	if err := e.ensureQueue(ctx, queue); err != nil {
@@ -215,31 +215,19 @@ func (s *Subscription) armTimer(at int64) {
 	s.timer = time.AfterFunc(time.Until(time.UnixMilli(at)), s.Signal)
 }
 
-// Written tells the subscription these messages reached the client. In auto
-// mode they are deleted now; in manual mode they wait for Ack.
+// Written tells the subscription these messages' frames were written to
+// the socket. Written is not received: in both modes they stay in flight
+// (and count against Prefetch) until Confirmed (auto mode) or Ack (manual
+// mode), or go back to the queue when the subscription closes.
 func (s *Subscription) Written(msgs []rsmq.Message) {
 	now := time.Now()
-	wake := false
-	if !s.manual {
-		s.mu.Lock()
-		for i := range msgs {
-			delete(s.inflight, msgs[i].ID)
+	s.mu.Lock()
+	for i := range msgs {
+		if f := s.inflight[msgs[i].ID]; f != nil && f.rc == msgs[i].RC {
+			f.written = true
 		}
-		wake, s.waitingForCredit = s.waitingForCredit, false
-		s.mu.Unlock()
-		for i := range msgs {
-			s.e.queueDelete(deletion{queue: s.queue, r: msgs[i].Receipt()})
-		}
-		s.e.m.Acked.Add(float64(len(msgs)))
-	} else {
-		s.mu.Lock()
-		for i := range msgs {
-			if f := s.inflight[msgs[i].ID]; f != nil && f.rc == msgs[i].RC {
-				f.written = true
-			}
-		}
-		s.mu.Unlock()
 	}
+	s.mu.Unlock()
 	for i := range msgs {
 		s.e.m.Delivered.Inc()
 		if msgs[i].RC > 1 {
@@ -249,6 +237,36 @@ func (s *Subscription) Written(msgs []rsmq.Message) {
 			s.e.m.Latency.Observe(float64(now.UnixMilli()-msgs[i].Sent) / 1000)
 		}
 	}
+}
+
+// Confirmed tells the subscription (auto mode) that the client's websocket
+// stack has received these messages: the connection got the pong to a ping
+// it wrote after their frames. Those still in this subscription's delivery
+// are deleted, guarded by their receipts; the others (the subscription was
+// closed and returned them, or their visibility ran out) are left alone.
+// Confirmed reuses msgs' backing array.
+func (s *Subscription) Confirmed(msgs []rsmq.Message) {
+	if s.manual {
+		return
+	}
+	s.mu.Lock()
+	n := 0
+	for i := range msgs {
+		if f := s.inflight[msgs[i].ID]; f != nil && f.rc == msgs[i].RC {
+			delete(s.inflight, msgs[i].ID)
+			msgs[n] = msgs[i]
+			n++
+		}
+	}
+	wake := false
+	if n > 0 {
+		wake, s.waitingForCredit = s.waitingForCredit, false
+	}
+	s.mu.Unlock()
+	for i := range msgs[:n] {
+		s.e.queueDelete(deletion{queue: s.queue, r: msgs[i].Receipt()})
+	}
+	s.e.m.Acked.Add(float64(n))
 	if wake {
 		s.Signal()
 	}
@@ -278,7 +296,8 @@ func (s *Subscription) Ack(id string) bool {
 }
 
 // Close ends the subscription: no more pulls, and every message it holds
-// unacked is made visible again at once (visibility 0) so another consumer
+// unacked (manual mode) or unconfirmed (auto mode: not yet written, or
+// written without the client's pong) is made visible again at once (visibility 0) so another consumer
 // gets it without waiting for the timeout.
 func (s *Subscription) Close(ctx context.Context) {
 	s.mu.Lock()

@@ -136,9 +136,11 @@ func (s *Server) Start() {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 // Shutdown closes every websocket with 1001 (going away) after returning
-// its in-flight messages to their queues, and waits for the connections'
-// goroutines, or for ctx. The http.Server's own Shutdown must be called
-// first so no new connection arrives.
+// its in-flight messages to their queues, all connections at once (a
+// client that does not read costs its own connection about a second, not
+// the others), and waits for the connections' goroutines, or for ctx. The
+// http.Server's own Shutdown must be called first so no new connection
+// arrives.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.draining = true
@@ -156,7 +158,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-s.loopDone
 	}
 	for _, c := range conns {
-		c.Close(wsconn.CloseGoingAway, "server shutting down")
+		c.Close(wsconn.CloseGoingAway, "server shutting down") // does not wait
 	}
 	done := make(chan struct{})
 	go func() {

@@ -1,12 +1,21 @@
 // Package wsconn serves one client websocket: a reader goroutine that parses
 // the text commands, a writer goroutine that alone writes to the socket, and
 // a bounded outbound buffer between the delivery engine and the writer.
+//
+// In auto ack mode a message is deleted only once the client's websocket
+// stack confirmed it: after each batch of message frames the writer sends a
+// ping whose payload is the batch's sequence number, and the client's pong,
+// which a websocket stack sends only after reading every frame before the
+// ping, confirms every batch up to that number. Frames not confirmed when
+// the connection ends (write error, pong timeout, client gone or closing,
+// server close) go back to their queue at once.
 package wsconn
 
 import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,7 +66,7 @@ type Options struct {
 	Manual       bool          // manual ack mode
 	ConnBuffer   int           // most message frames waiting for the writer [256]
 	MaxSubs      int           // most subscriptions [32]
-	WriteTimeout time.Duration // deadline of one batch of writes [10s]
+	WriteTimeout time.Duration // deadline of one batch of writes, and of a confirm ping's pong [10s]
 	PingInterval time.Duration // ping period; the read deadline is twice this [25s]
 	ReadLimit    int64         // largest client frame [4096]
 	CallTimeout  time.Duration // deadline of a subscribe's Redis work [5s]
@@ -97,9 +106,18 @@ func (o *Options) setDefaults() {
 // dead-letter queue (queue + delivery.DLQSuffix) must fit it too.
 const maxQueueNameLen = 160
 
-// closeFrameTimeout bounds the write of a close frame, so Close returns
+// closeFrameTimeout bounds the write of a close frame, so a connection ends
 // even when the client does not read.
 const closeFrameTimeout = time.Second
+
+// writerStopTimeout is how long the end of a connection waits for its writer
+// to finish the frame it is writing before it closes the socket under it (a
+// client that does not read blocks the writer until the write deadline).
+const writerStopTimeout = time.Second
+
+// maxUnconfirmedPings bounds the confirm pings awaiting their pongs; frames
+// written meanwhile wait for the next pong and share one ping then.
+const maxUnconfirmedPings = 8
 
 // maxPendingEvents bounds event frames (errors, confirmations) waiting for
 // the writer: a client that floods commands without reading is closed.
@@ -124,6 +142,10 @@ type Conn struct {
 	done chan struct{} // closed when the connection ends
 
 	closeOnce sync.Once
+	closeMsg  []byte // the close frame Close asked for; set inside closeOnce
+
+	rdMu     sync.Mutex // orders the reader's deadline extensions with stopReader
+	stopping bool       // guarded by rdMu: the reader must end
 
 	mu       sync.Mutex
 	out      []frame
@@ -140,6 +162,24 @@ type Conn struct {
 	// Both are used by the reader only.
 	commands *rate.Limiter
 	refusals *rate.Limiter
+
+	// Auto mode's written, unconfirmed message frames. They keep their
+	// slots (reserved) until confirmed, so a connection holds at most
+	// ConnBuffer messages queued or unconfirmed.
+	unpinged  map[*delivery.Subscription][]rsmq.Message // written, no confirm ping after them yet
+	unpingedN int
+	pings     []confirmPing // written confirm pings, oldest first
+	pingSeq   uint64        // sequence number of the last confirm ping
+
+}
+
+// confirmPing is a ping written after message frames: its pong confirms
+// them (and every earlier ping's).
+type confirmPing struct {
+	seq  uint64
+	sent time.Time
+	n    int
+	msgs map[*delivery.Subscription][]rsmq.Message
 }
 
 type frame struct {
@@ -168,28 +208,41 @@ func (c *Conn) User() string { return c.user }
 
 // Serve runs the connection until the client leaves or Close is called. It
 // sends first (when not nil) before anything else. On return, every
-// subscription is closed and its unacked messages are back in their queues,
-// and no goroutine of the connection is left.
+// subscription is closed and its unacked or unconfirmed messages are back in
+// their queues, and no goroutine of the connection is left.
 func (c *Conn) Serve(first []byte) {
 	if first != nil {
 		c.sendEvent(first)
 	}
-	var wg sync.WaitGroup
-	wg.Add(1)
+	writerDone := make(chan struct{})
 	go func() {
-		defer wg.Done()
+		defer close(writerDone)
 		c.writeLoop()
 	}()
 	c.readLoop()
 	// The reader ended: the client left, the socket failed or Close was
 	// called. Stop the writer before closing subscriptions so no write
 	// completes after its messages were handed back.
-	c.closeSocket()
-	wg.Wait()
+	c.closeOnce.Do(func() { close(c.done) })
+	socketClosed := false
+	t := time.NewTimer(writerStopTimeout)
+	select {
+	case <-writerDone:
+	case <-t.C:
+		// Stuck in a write to a client that does not read: only closing
+		// the socket frees it (no close frame could get through anyway).
+		_ = c.ws.Close()
+		socketClosed = true
+		<-writerDone
+	}
+	t.Stop()
 	c.mu.Lock()
 	c.closed = true
 	c.out = nil
+	c.unpinged, c.unpingedN, c.pings = nil, 0, nil
 	c.mu.Unlock()
+	// Messages go back before the close frame: a client that reconnects
+	// on it finds them visible.
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.CallTimeout)
 	defer cancel()
 	for q, s := range c.subs {
@@ -197,33 +250,51 @@ func (c *Conn) Serve(first []byte) {
 		c.unserve(q)
 		delete(c.subs, q)
 	}
+	if c.closeMsg != nil && !socketClosed {
+		_ = c.ws.WriteControl(websocket.CloseMessage, c.closeMsg, time.Now().Add(closeFrameTimeout))
+	}
+	_ = c.ws.Close()
 }
 
-// Close ends the connection with a close frame (code, reason). Safe to call
-// from any goroutine, more than once.
+// Close ends the connection with a close frame (code, reason), sent after
+// its in-flight messages went back to their queues. It does not wait: Done
+// is closed at once and Serve finishes the work. Safe to call from any
+// goroutine, more than once; the first call's code counts.
 func (c *Conn) Close(code int, reason string) {
 	c.closeOnce.Do(func() {
-		msg := websocket.FormatCloseMessage(code, reason)
-		_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(closeFrameTimeout))
+		c.closeMsg = websocket.FormatCloseMessage(code, reason)
 		close(c.done)
-		_ = c.ws.Close()
 	})
+	c.stopReader()
 }
 
-func (c *Conn) closeSocket() {
-	c.closeOnce.Do(func() {
-		close(c.done)
-		_ = c.ws.Close()
-	})
+// errStopping ends the reader from its pong handler or after a frame.
+var errStopping = errors.New("wsconn: connection closing")
+
+// extendRead pushes the read deadline out, unless the reader must stop.
+func (c *Conn) extendRead() error {
+	c.rdMu.Lock()
+	defer c.rdMu.Unlock()
+	if c.stopping {
+		return errStopping
+	}
+	return c.ws.SetReadDeadline(time.Now().Add(2 * c.opts.PingInterval))
+}
+
+// stopReader makes a blocked read return now, and every later one.
+func (c *Conn) stopReader() {
+	c.rdMu.Lock()
+	defer c.rdMu.Unlock()
+	c.stopping = true
+	_ = c.ws.SetReadDeadline(time.Now())
 }
 
 func (c *Conn) readLoop() {
 	c.ws.SetReadLimit(c.opts.ReadLimit)
-	wait := 2 * c.opts.PingInterval
-	_ = c.ws.SetReadDeadline(time.Now().Add(wait))
-	c.ws.SetPongHandler(func(string) error {
-		return c.ws.SetReadDeadline(time.Now().Add(wait))
-	})
+	if c.extendRead() != nil {
+		return
+	}
+	c.ws.SetPongHandler(c.onPong)
 	for {
 		mt, data, err := c.ws.ReadMessage()
 		if err != nil {
@@ -232,7 +303,9 @@ func (c *Conn) readLoop() {
 			}
 			return
 		}
-		_ = c.ws.SetReadDeadline(time.Now().Add(wait))
+		if c.extendRead() != nil {
+			return
+		}
 		if mt != websocket.TextMessage {
 			c.sendError(protocol.CodeBadRequest, "", "commands are text frames")
 			continue
@@ -490,21 +563,44 @@ func (c *Conn) Deliver(s *delivery.Subscription, msgs []rsmq.Message) bool {
 }
 
 func (c *Conn) writeLoop() {
-	ping := time.NewTicker(c.opts.PingInterval)
-	defer ping.Stop()
+	keepalive := time.NewTicker(c.opts.PingInterval)
+	defer keepalive.Stop()
+	// confirmTimer fires when the oldest confirm ping may have timed out;
+	// confirmC is nil while no ping waits.
+	confirmTimer := time.NewTimer(c.opts.WriteTimeout)
+	confirmTimer.Stop()
+	defer confirmTimer.Stop()
 	var (
-		buf     []byte
-		batch   []frame
-		written map[*delivery.Subscription][]rsmq.Message // made on the first message
+		confirmC <-chan time.Time
+		lastPing time.Time
+		buf      []byte
+		batch    []frame
+		written  map[*delivery.Subscription][]rsmq.Message // made on the first message
 	)
 	for {
 		select {
 		case <-c.done:
 			return
-		case <-ping.C:
+		case <-keepalive.C:
+			// A confirm ping doubles as keepalive.
+			if time.Since(lastPing) < c.opts.PingInterval {
+				continue
+			}
 			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.opts.WriteTimeout)); err != nil {
-				c.closeSocket()
+				c.Close(CloseInternal, "write failed")
 				return
+			}
+			lastPing = time.Now()
+			continue
+		case <-confirmC:
+			confirmC = nil
+			if wait := c.pongWait(time.Now()); wait < 0 {
+				c.log.Info("client does not answer pings; closing", "user", c.user)
+				c.Close(ClosePolicy, "pong timeout")
+				return
+			} else if wait > 0 {
+				confirmTimer.Reset(wait)
+				confirmC = confirmTimer.C
 			}
 			continue
 		case <-c.wake:
@@ -513,49 +609,162 @@ func (c *Conn) writeLoop() {
 		batch, c.out = c.out, batch[:0]
 		c.events = 0
 		c.mu.Unlock()
-		if len(batch) == 0 {
+		if len(batch) > 0 {
+			_ = c.ws.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+			msgs := 0
+			for i := range batch {
+				select {
+				case <-c.done:
+					return // closing: what was not confirmed goes back
+				default:
+				}
+				f := &batch[i]
+				var err error
+				if f.sub == nil {
+					err = c.ws.WriteMessage(websocket.TextMessage, f.event)
+				} else {
+					buf = appendMessageFrame(buf[:0], f.sub.Queue(), &f.msg)
+					err = c.ws.WriteMessage(websocket.TextMessage, buf)
+				}
+				if err != nil {
+					// A stalled or broken client. Nothing of this
+					// batch is deleted, not even the frames written
+					// before the error: they are in flight until the
+					// connection's subscriptions close and return them.
+					c.log.Info("write failed; closing", "user", c.user, "err", err)
+					c.Close(CloseInternal, "write failed")
+					return
+				}
+				if f.sub != nil {
+					if written == nil {
+						written = make(map[*delivery.Subscription][]rsmq.Message)
+					}
+					written[f.sub] = append(written[f.sub], f.msg)
+					msgs++
+				}
+			}
+			clear(batch)
+			c.flushWritten(written, msgs)
+		}
+		if c.opts.Manual {
 			continue
 		}
-		_ = c.ws.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
-		msgs := 0
-		for i := range batch {
-			f := &batch[i]
-			var err error
-			if f.sub == nil {
-				err = c.ws.WriteMessage(websocket.TextMessage, f.event)
-			} else {
-				buf = appendMessageFrame(buf[:0], f.sub.Queue(), &f.msg)
-				err = c.ws.WriteMessage(websocket.TextMessage, buf)
-			}
-			if err != nil {
-				// A stalled or broken client: the messages not written
-				// stay in flight and go back to their queue when the
-				// connection's subscriptions close.
-				c.log.Info("write failed; closing", "user", c.user, "err", err)
-				c.Close(CloseInternal, "write failed")
-				c.flushWritten(written)
-				c.Release(msgs)
-				return
-			}
-			if f.sub != nil {
-				if written == nil {
-					written = make(map[*delivery.Subscription][]rsmq.Message)
-				}
-				written[f.sub] = append(written[f.sub], f.msg)
-				msgs++
+		sent, err := c.sendConfirmPing()
+		if err != nil {
+			c.log.Info("write failed; closing", "user", c.user, "err", err)
+			c.Close(CloseInternal, "write failed")
+			return
+		}
+		if sent {
+			lastPing = time.Now()
+			if confirmC == nil {
+				confirmTimer.Reset(c.opts.WriteTimeout)
+				confirmC = confirmTimer.C
 			}
 		}
-		c.flushWritten(written)
-		clear(batch)
-		c.Release(msgs)
 	}
 }
 
-func (c *Conn) flushWritten(written map[*delivery.Subscription][]rsmq.Message) {
+// flushWritten reports a batch's n written message frames to their
+// subscriptions. Manual mode frees their slots now; auto mode keeps them
+// until the client confirms the frames (onPong).
+func (c *Conn) flushWritten(written map[*delivery.Subscription][]rsmq.Message, n int) {
+	if n == 0 {
+		return
+	}
 	for s, msgs := range written {
 		s.Written(msgs)
+	}
+	if c.opts.Manual {
+		clear(written)
+		c.Release(n)
+		return
+	}
+	c.mu.Lock()
+	if c.unpinged == nil {
+		c.unpinged = make(map[*delivery.Subscription][]rsmq.Message, len(written))
+	}
+	for s, msgs := range written {
+		if prev := c.unpinged[s]; prev != nil {
+			msgs = append(prev, msgs...)
+		}
+		c.unpinged[s] = msgs
 		delete(written, s)
 	}
+	c.unpingedN += n
+	c.mu.Unlock()
+}
+
+// sendConfirmPing writes a ping confirming the frames written since the
+// last one, unless none were or maxUnconfirmedPings wait already. The ping
+// is recorded before it is written: its pong may come back at once.
+func (c *Conn) sendConfirmPing() (sent bool, err error) {
+	c.mu.Lock()
+	if c.unpingedN == 0 || len(c.pings) >= maxUnconfirmedPings {
+		c.mu.Unlock()
+		return false, nil
+	}
+	c.pingSeq++
+	seq := c.pingSeq
+	c.pings = append(c.pings, confirmPing{seq: seq, sent: time.Now(), n: c.unpingedN, msgs: c.unpinged})
+	c.unpinged, c.unpingedN = nil, 0
+	c.mu.Unlock()
+	var b [20]byte
+	return true, c.ws.WriteControl(websocket.PingMessage, strconv.AppendUint(b[:0], seq, 10), time.Now().Add(c.opts.WriteTimeout))
+}
+
+// pongWait is how long the oldest confirm ping may still wait for its pong
+// at now: 0 when none waits, negative when it waited past WriteTimeout.
+func (c *Conn) pongWait(now time.Time) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.pings) == 0 {
+		return 0
+	}
+	if wait := c.pings[0].sent.Add(c.opts.WriteTimeout).Sub(now); wait != 0 {
+		return wait
+	}
+	return -1
+}
+
+// onPong is the pong handler, run by the reader: a pong carrying a confirm
+// ping's sequence number confirms that ping's frames and every earlier
+// one's (a websocket stack answers pings in order, after reading what came
+// before them). Other pongs only keep the connection alive.
+func (c *Conn) onPong(data string) error {
+	if err := c.extendRead(); err != nil {
+		return err
+	}
+	seq, err := strconv.ParseUint(data, 10, 64)
+	if err != nil {
+		return nil // a keepalive pong, or one the client sent unasked
+	}
+	c.mu.Lock()
+	k := 0
+	for k < len(c.pings) && c.pings[k].seq <= seq {
+		k++
+	}
+	if k == 0 {
+		c.mu.Unlock()
+		return nil
+	}
+	done := slices.Clone(c.pings[:k])
+	clear(c.pings[:k])
+	c.pings = c.pings[k:]
+	more := c.unpingedN > 0
+	c.mu.Unlock()
+	n := 0
+	for _, p := range done {
+		for s, msgs := range p.msgs {
+			s.Confirmed(msgs)
+		}
+		n += p.n
+	}
+	c.Release(n)
+	if more {
+		c.kick() // frames wait for a ping slot
+	}
+	return nil
 }
 
 // SendRaw queues an event frame built by the caller (e.g. a token refresh).

@@ -1,0 +1,134 @@
+package wsconn
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wsmq/wsmq/pkg/rsmq"
+	"github.com/wsmq/wsmq/pkg/testenv"
+	"github.com/wsmq/wsmq/services/gateway/internal/delivery"
+	"github.com/wsmq/wsmq/services/gateway/internal/metrics"
+	"github.com/wsmq/wsmq/services/gateway/protocol"
+)
+
+// smallBuffers is the socket buffer size of both ends in these tests, so a
+// few frames fill them and a write blocks mid-batch.
+const smallBuffers = 4096
+
+// TestWriteErrorMidBatchReturnsTheBatchNotDeletesIt: a client that reads
+// nothing makes the writer fail in the middle of a batch (write deadline).
+// The frames written before the error sit in socket buffers, not in the
+// client: they must go back to the queue with the rest of the batch, at
+// once and none deleted.
+func TestWriteErrorMidBatchReturnsTheBatchNotDeletesIt(t *testing.T) {
+	r := testenv.StartRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	q := rsmq.New(rdb, rsmq.Options{Realtime: true})
+	e := delivery.New(delivery.Config{Workers: 2, VisibilityTimeout: 120}, rdb, q, metrics.New(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	e.Start()
+	t.Cleanup(e.Stop)
+
+	ctx := context.Background()
+	const user, n = "u", 64
+	if err := q.CreateQueue(ctx, user, rsmq.DefaultQueueConfig()); err != nil {
+		t.Fatal(err)
+	}
+	body := strings.Repeat("x", 3000) // a few frames fill the buffers, n of them are far more
+	for i := range n {
+		if _, err := q.SendMessage(ctx, user, fmt.Sprint(i, ":", body), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	served := make(chan struct{})
+	up := websocket.Upgrader{}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		_ = ws.NetConn().(*net.TCPConn).SetWriteBuffer(smallBuffers)
+		c := New(ws, e, user, Options{WriteTimeout: 300 * time.Millisecond, CallTimeout: 5 * time.Second}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		c.Serve(nil)
+		close(served)
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	// The client's receive buffer is set before connecting, so the window
+	// it advertises stays small.
+	d := websocket.Dialer{NetDialContext: (&net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, smallBuffers)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}).DialContext}
+	ws, _, err := d.Dial("ws://"+ln.Addr().String()+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ws.Close() }()
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(protocol.Subscribe(user))); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-served:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection did not end after its write deadline")
+	}
+	// Stop sends any delete still queued, so a wrong delete shows below.
+	e.Stop()
+
+	// What the gateway wrote before the error is still readable here.
+	got := 0
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, b, err := ws.ReadMessage()
+		if err != nil {
+			break
+		}
+		if f, err := protocol.DecodeFrame(b); err == nil {
+			if _, ok := f.(*protocol.Message); ok {
+				got++
+			}
+		}
+	}
+	if got == 0 || got >= n {
+		t.Fatalf("client holds %d of %d message frames; the test needs a write error after some frames of the batch", got, n)
+	}
+	a, err := q.GetQueueAttributes(ctx, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, err := rdb.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	visible, err := rdb.ZCount(ctx, q.Namespace()+":"+user, "-inf", fmt.Sprint(now.UnixMilli())).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Msgs != n || visible != n {
+		t.Fatalf("after the write error: %d messages, %d visible; want all %d, visible (the %d frames written before the error were not confirmed)", a.Msgs, visible, n, got)
+	}
+}
