@@ -426,7 +426,8 @@ func (c *Client) ChangeVisibilityByReceipts(ctx context.Context, qname string, r
 
 // ReturnByReceipts hands back deliveries that were never processed (their
 // consumer went away): each message still hidden in the delivery of its
-// receipt becomes visible now, and that receive is undone (rc - 1, so rc
+// receipt becomes visible now, scored at its send time so it keeps its
+// place ahead of later messages, and that receive is undone (rc - 1, so rc
 // and fr disappear when it was the first), so a message returned any
 // number of times never moves toward the dead-letter queue. Messages whose
 // receipt no longer matches, or whose visibility already ran out, are left

@@ -366,7 +366,8 @@ return {n, skipped}
 // returnScript: KEYS hash, zset; ARGV id1, rc1, id2, rc2, ... Hands back
 // deliveries that were not processed (their consumer went away): each
 // message still hidden (score > now) with stored rc equal to its receipt's
-// rc becomes visible now and its receive is undone (rc - 1; rc and fr are
+// rc becomes visible now, at its send time (so it is received again before
+// messages sent after it), and its receive is undone (rc - 1; rc and fr are
 // removed when that reaches 0, as before the first receive), so returns do
 // not move it toward the dead-letter queue. The guard makes it safe: a
 // stale receipt matches no later delivery (rc moved on), a repeated return
@@ -382,7 +383,11 @@ for i = 1, #ARGV, 2 do
 	local id, rc = ARGV[i], ARGV[i + 1]
 	local score = redis.call('ZSCORE', KEYS[2], id)
 	if score and tonumber(score) > ts and redis.call('HGET', KEYS[1], id .. ':rc') == rc then
-		redis.call('ZADD', KEYS[2], ts, id)
+		-- Back to its place: visible from its send time (the id's prefix,
+		-- µs), so returned messages keep their order ahead of later ones.
+		local back = tonumber(string.sub(id, 1, 10), 36)
+		if back then back = math.min(ts, math.floor(back / 1000)) else back = ts end
+		redis.call('ZADD', KEYS[2], back, id)
 		if redis.call('HINCRBY', KEYS[1], id .. ':rc', -1) <= 0 then
 			redis.call('HDEL', KEYS[1], id .. ':rc', id .. ':fr')
 		end

@@ -286,6 +286,19 @@ func TestReturnByReceiptsUndoesTheReceiveSoReturnsNeverDeadLetter(t *testing.T) 
 	if m := e.receive(t, "q", 30); m == nil || m.ID != id || m.RC != 2 || m.FR != stale.FR {
 		t.Fatalf("receive after a return: %+v (first receive at %d)", m, stale.FR)
 	}
+
+	// A returned message keeps its place ahead of messages sent after it.
+	e.createQueue(t, "order", 30)
+	o1 := e.send(t, "order", "o1")
+	r1 := e.receive(t, "order", 30)
+	o2 := e.send(t, "order", "o2")
+	if n, _, err := e.q.ReturnByReceipts(e.ctx, "order", []rsmq.Receipt{r1.Receipt()}); err != nil || n != 1 {
+		t.Fatalf("return: %d, %v", n, err)
+	}
+	res, err := e.q.ReceiveMessages(e.ctx, "order", rsmq.ReceiveOptions{VT: 30, Max: 2})
+	if err != nil || len(res.Messages) != 2 || res.Messages[0].ID != o1 || res.Messages[1].ID != o2 {
+		t.Fatalf("after a return received %+v, %v; want o1 then o2", res, err)
+	}
 }
 
 func TestReceiveWithoutRetriesRunsOnceWhenTheReplyTimesOut(t *testing.T) {
