@@ -4,9 +4,11 @@
 package redisconn
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -106,4 +108,41 @@ func Apply(opts *redis.Options, t Tuning) {
 		opts.PoolTimeout = t.DialTimeout + t.IOTimeout
 	}
 	opts.ContextTimeoutEnabled = t.CtxDeadlines
+}
+
+// MemoryUsage reads used_memory and maxmemory (bytes) from Redis's INFO
+// memory, one round trip. max is 0 when Redis has no memory limit.
+func MemoryUsage(ctx context.Context, rdb redis.Cmdable) (used, max int64, err error) {
+	info, err := rdb.Info(ctx, "memory").Result()
+	if err != nil {
+		return 0, 0, fmt.Errorf("redis INFO memory: %w", err)
+	}
+	var haveUsed, haveMax bool
+	for _, line := range strings.Split(info, "\n") {
+		name, value, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok {
+			continue
+		}
+		switch name {
+		case "used_memory":
+			used, err = strconv.ParseInt(value, 10, 64)
+			haveUsed = err == nil
+		case "maxmemory":
+			max, err = strconv.ParseInt(value, 10, 64)
+			haveMax = err == nil
+		}
+	}
+	if !haveUsed || !haveMax {
+		return 0, 0, errors.New("redis INFO memory: no used_memory or maxmemory field")
+	}
+	return used, max, nil
+}
+
+// MemoryRatio is used/max, the fill level MemoryUsage reports; 0 when max
+// is 0 (no limit).
+func MemoryRatio(used, max int64) float64 {
+	if max <= 0 {
+		return 0
+	}
+	return float64(used) / float64(max)
 }

@@ -29,7 +29,7 @@ var (
 	_ func(*rsmq.Client, context.Context, string, string) (bool, error)                                 = (*rsmq.Client).DeleteMessage
 	_ func(*rsmq.Client, context.Context, string, string, int) (bool, error)                            = (*rsmq.Client).ChangeMessageVisibility
 	_ func(*rsmq.Client, context.Context, string, rsmq.ReceiveOptions) (*rsmq.ReceiveResult, error)     = (*rsmq.Client).ReceiveMessages
-	_ func(*rsmq.Client, context.Context, []rsmq.QueueReceipts) (int, error)                            = (*rsmq.Client).DeleteByReceiptsMulti
+	_ func(*rsmq.Client, context.Context, []rsmq.QueueReceipts) (int, []rsmq.SkippedReceipt, error)     = (*rsmq.Client).DeleteByReceiptsMulti
 	_ func(*rsmq.Client, context.Context, string, []rsmq.Receipt, int) (int, error)                     = (*rsmq.Client).ChangeVisibilityByReceipts
 	_ func(*rsmq.Client, context.Context, []string) ([]int64, error)                                    = (*rsmq.Client).NextVisible
 

@@ -245,7 +245,7 @@ func TestEveryOperationIsOneRoundTrip(t *testing.T) {
 			return err
 		}},
 		{"DeleteByReceiptsMulti", func() error {
-			_, err := c.DeleteByReceiptsMulti(ctx, []rsmq.QueueReceipts{{Queue: "q", Receipts: []rsmq.Receipt{m.Receipt()}}})
+			_, _, err := c.DeleteByReceiptsMulti(ctx, []rsmq.QueueReceipts{{Queue: "q", Receipts: []rsmq.Receipt{m.Receipt()}}})
 			return err
 		}},
 		{"DeleteMessage", func() error { _, err := c.DeleteMessage(ctx, "q", id); return err }},

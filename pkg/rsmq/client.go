@@ -31,11 +31,19 @@ const (
 type Options struct {
 	Namespace string // key prefix namespace; "" means "rsmq"
 	Realtime  bool   // PUBLISH the ZCARD on ns:rt:<qname> after every send
+	// ReceiveClient, when set, runs the receive and pop scripts instead of
+	// the Client's rdb. It should not retry commands (go-redis MaxRetries
+	// -1): a receive retried after a read timeout runs twice on the server
+	// and the first run's messages are hidden without anyone getting them.
+	// The caller then retries through its normal pull, and the lost
+	// messages reappear after their visibility timeout. Same server as rdb.
+	ReceiveClient redis.UniversalClient
 }
 
 // Client runs RSMQ operations on a Redis server. It is safe for concurrent use.
 type Client struct {
 	rdb      redis.UniversalClient
+	recv     redis.UniversalClient // receive and pop scripts: Options.ReceiveClient or rdb
 	ns       string
 	prefix   string
 	realtime bool
@@ -50,7 +58,11 @@ func New(rdb redis.UniversalClient, opts Options) *Client {
 	if ns == "" {
 		ns = DefaultNamespace
 	}
-	return &Client{rdb: rdb, ns: ns, prefix: ns + ":", realtime: opts.Realtime}
+	recv := opts.ReceiveClient
+	if recv == nil {
+		recv = rdb
+	}
+	return &Client{rdb: rdb, recv: recv, ns: ns, prefix: ns + ":", realtime: opts.Realtime}
 }
 
 // Namespace returns the key namespace, "rsmq" unless Options said otherwise.

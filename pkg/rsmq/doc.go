@@ -28,11 +28,15 @@
 //     so the message, totalsent and the realtime notification happen once.
 //     (A retry that arrives after a consumer already received and deleted
 //     the message would store it again: at-least-once, not exactly-once.)
-//   - ReceiveMessage, ReceiveMessages: a retry after a lost reply receives
-//     more messages: the first attempt's messages are hidden and their rc and
-//     totalrecv raised, but the caller never sees them. They come back after
-//     their vt with rc raised: at-least-once, and a dead-letter count may be
-//     reached one receive early per lost reply.
+//   - ReceiveMessage, ReceiveMessages, ReceiveFromQueues: a retry after a
+//     lost reply receives more messages: the first attempt's messages are
+//     hidden and their rc and totalrecv raised, but the caller never sees
+//     them. They come back after their vt with rc raised: at-least-once, and
+//     a dead-letter count may be reached one receive early per lost reply.
+//     Options.ReceiveClient, a client with retries off, avoids the second
+//     run; the caller's next pull then recovers (one lost reply still hides
+//     its messages for their vt).
+//   - ReturnByReceipts: safe; a retry finds the messages visible already.
 //   - PopMessage: not safe. A lost reply loses the popped message (it is
 //     deleted but never returned): use ReceiveMessages and DeleteByReceiptsMulti
 //     when messages must not be lost.
@@ -41,6 +45,14 @@
 //   - ChangeMessageVisibility, ChangeVisibilityByReceipts: a retry sets the same vt from a
 //     slightly later now. CreateQueue retried after a lost reply returns
 //     ErrQueueExists for the queue it created.
+//
+// # Foreign and corrupt data
+//
+// Receives and receipt deletes never fail a whole call for one bad item: a
+// message whose id, rc or fr is not in the RSMQ format is rejected
+// (ReceiveResult.Rejected; moved to the dead-letter queue when there is
+// one), a queue whose keys have the wrong type fails alone (ErrCorrupt),
+// and DeleteByReceiptsMulti skips a bad receipt or queue alone.
 //
 // # Round trips
 //

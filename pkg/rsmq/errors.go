@@ -25,6 +25,11 @@ var (
 	ErrInvalidValue = errors.New("rsmq: invalid value")
 	// ErrNoAttributeSupplied is Node's noAttributeSupplied: SetQueueAttributes without changes.
 	ErrNoAttributeSupplied = errors.New("rsmq: no attribute supplied")
+
+	// ErrCorrupt (no Node equivalent) reports data that is not in the RSMQ
+	// format: a queue key of the wrong type, a non-numeric attribute, a
+	// malformed receipt. It concerns one queue or one item, never a call.
+	ErrCorrupt = errors.New("rsmq: corrupt data")
 )
 
 // ValidationError reports an invalid argument. Field names the argument

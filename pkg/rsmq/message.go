@@ -211,9 +211,29 @@ type ReceiveResult struct {
 	Messages     []Message // in visibility order (send order except redeliveries)
 	DeadLettered []string  // ids moved to the dead-letter queue by this call
 	// NextVisible is the score (unix ms) of the queue's earliest remaining
-	// message after this call, 0 if the queue is empty. A value <= now means
+	// message after this call, 0 if the queue is empty. A value <= Now means
 	// more messages are visible now (Max was reached).
 	NextVisible int64
+	// Now is Redis TIME (unix ms) when the call ran: the clock of every
+	// score, so a caller can time its next look without trusting its own.
+	// A received message is hidden until Now + vt*1000.
+	Now int64
+	// Rejected lists malformed messages this call took out of the way
+	// instead of returning them (see Rejected).
+	Rejected []Rejected
+}
+
+// Rejected is a message a receive would not return because it is not in
+// the RSMQ format: its id is not 32 chars of [a-zA-Z0-9:], or its rc or fr
+// field is not a number. With a dead-letter queue (MaxReceiveCount > 0) it
+// moved there (Moved), body only; without one it stays, hidden for the
+// visibility timeout (at least 30 s) so it does not block the queue. A
+// message due for dead-lettering whose dead-letter queue has keys of the
+// wrong type is reported here too, not moved.
+type Rejected struct {
+	ID     string
+	Reason string
+	Moved  bool
 }
 
 // ReceiveMessages takes up to Max visible messages atomically in ONE script
@@ -249,7 +269,7 @@ func (c *Client) ReceiveMessages(ctx context.Context, qname string, opts Receive
 		}
 		keys = append(keys, c.hashKey(opts.DeadLetterQueue), c.zsetKey(opts.DeadLetterQueue), c.queuesKey())
 	}
-	res, err := receiveScript.Run(ctx, c.rdb, keys, opts.VT, limit, opts.MaxReceiveCount, opts.DeadLetterQueue).Slice()
+	res, err := receiveScript.Run(ctx, c.recv, keys, opts.VT, limit, opts.MaxReceiveCount, opts.DeadLetterQueue).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("rsmq: receive from %q: %w", qname, err)
 	}
@@ -261,10 +281,20 @@ func parseReceiveReply(qname string, res []any) (*ReceiveResult, error) {
 	if len(res) == 1 && toInt64(res[0]) == stNotFound {
 		return nil, fmt.Errorf("%w: %q", ErrQueueNotFound, qname)
 	}
-	if len(res) != 4 {
+	if len(res) == 2 && toInt64(res[0]) == stCorrupt {
+		reason, _ := res[1].(string)
+		return nil, fmt.Errorf("%w: queue %q: %s", ErrCorrupt, qname, reason)
+	}
+	if len(res) != 6 {
 		return nil, fmt.Errorf("rsmq: receive from %q: unexpected reply %v", qname, res)
 	}
-	out := &ReceiveResult{NextVisible: toInt64(res[1])}
+	out := &ReceiveResult{NextVisible: toInt64(res[1]), Now: toInt64(res[4])}
+	rej, _ := res[5].([]any)
+	for i := 0; i+2 < len(rej); i += 3 {
+		id, _ := rej[i].(string)
+		reason, _ := rej[i+1].(string)
+		out.Rejected = append(out.Rejected, Rejected{ID: id, Reason: reason, Moved: toInt64(rej[i+2]) == 1})
+	}
 	flat, _ := res[2].([]any)
 	for i := 0; i+3 < len(flat); i += 4 {
 		out.Messages = append(out.Messages, newMessage(flat[i], flat[i+1], flat[i+2], flat[i+3]))
@@ -291,7 +321,7 @@ func (c *Client) PopMessage(ctx context.Context, qname string) (*Message, error)
 	if err := ValidateQueueName(qname); err != nil {
 		return nil, err
 	}
-	res, err := popScript.Run(ctx, c.rdb, []string{c.hashKey(qname), c.zsetKey(qname)}).Slice()
+	res, err := popScript.Run(ctx, c.recv, []string{c.hashKey(qname), c.zsetKey(qname)}).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("rsmq: pop from %q: %w", qname, err)
 	}
@@ -367,6 +397,36 @@ func (c *Client) ChangeVisibilityByReceipts(ctx context.Context, qname string, r
 	return n, nil
 }
 
+// ReturnByReceipts hands back deliveries that were never processed (their
+// consumer went away): each message still hidden in the delivery of its
+// receipt becomes visible now, scored at its send time so it keeps its
+// place ahead of later messages, and that receive is undone (rc - 1, so rc
+// and fr disappear when it was the first), so a message returned any
+// number of times never moves toward the dead-letter queue. Messages whose
+// receipt no longer matches, or whose visibility already ran out, are left
+// alone: a stale receipt cannot touch a later delivery, and a retried call
+// returns nothing twice. The stored fields stay what Node rsmq reads (an
+// absent rc is 0). It returns how many it returned and Redis TIME (unix
+// ms). One round trip.
+func (c *Client) ReturnByReceipts(ctx context.Context, qname string, rs []Receipt) (returned int, now int64, err error) {
+	args, err := receiptArgs(qname, rs)
+	if err != nil || len(rs) == 0 {
+		return 0, 0, err
+	}
+	res, err := returnScript.Run(ctx, c.rdb, []string{c.hashKey(qname), c.zsetKey(qname)}, args...).Slice()
+	if err != nil {
+		return 0, 0, fmt.Errorf("rsmq: return by receipt in %q: %w", qname, err)
+	}
+	if len(res) != 2 {
+		return 0, 0, fmt.Errorf("rsmq: return by receipt in %q: unexpected reply %v", qname, res)
+	}
+	if toInt64(res[0]) == stCorrupt {
+		reason, _ := res[1].(string)
+		return 0, 0, fmt.Errorf("%w: queue %q: %s", ErrCorrupt, qname, reason)
+	}
+	return int(toInt64(res[0])), toInt64(res[1]), nil
+}
+
 func receiptArgs(qname string, rs []Receipt) ([]any, error) {
 	if err := ValidateQueueName(qname); err != nil {
 		return nil, err
@@ -388,30 +448,44 @@ func receiptArgs(qname string, rs []Receipt) ([]any, error) {
 // (0 when the zset is empty), in one pipeline. A consumer's sweep uses it:
 // a score <= now means a message is visible now.
 func (c *Client) NextVisible(ctx context.Context, qnames []string) ([]int64, error) {
+	out, _, err := c.NextVisibleNow(ctx, qnames)
+	return out, err
+}
+
+// NextVisibleNow is NextVisible that also returns Redis TIME (unix ms) from
+// the same pipeline, the clock the scores must be compared with. A queue
+// whose zset key has the wrong type reports 0 (nothing to wake for) rather
+// than failing the others.
+func (c *Client) NextVisibleNow(ctx context.Context, qnames []string) (scores []int64, now int64, err error) {
 	for _, q := range qnames {
 		if err := ValidateQueueName(q); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
 	out := make([]int64, len(qnames))
 	if len(qnames) == 0 {
-		return out, nil
+		return out, 0, nil
 	}
+	var tm *redis.TimeCmd
 	cmds, err := c.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		tm = pipe.Time(ctx)
 		for _, q := range qnames {
 			pipe.ZRangeWithScores(ctx, c.zsetKey(q), 0, 0)
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("rsmq: next visible: %w", err)
+	if err != nil && !isRedisError(err) {
+		return nil, 0, fmt.Errorf("rsmq: next visible: %w", err)
 	}
-	for i, cmd := range cmds {
+	if tm.Err() != nil {
+		return nil, 0, fmt.Errorf("rsmq: next visible: time: %w", tm.Err())
+	}
+	for i, cmd := range cmds[1:] {
 		if zs := cmd.(*redis.ZSliceCmd).Val(); len(zs) > 0 {
 			out[i] = int64(zs[0].Score)
 		}
 	}
-	return out, nil
+	return out, tm.Val().UnixMilli(), nil
 }
 
 // QueueRequest is one queue's part of ReceiveFromQueues.
@@ -461,7 +535,7 @@ func (c *Client) ReceiveFromQueues(ctx context.Context, vt, maxReceiveCount int,
 	if len(reqs) == 0 {
 		return nil, nil, nil
 	}
-	res, err := receiveMultiScript.Run(ctx, c.rdb, keys, args...).Slice()
+	res, err := receiveMultiScript.Run(ctx, c.recv, keys, args...).Slice()
 	if err != nil {
 		return nil, nil, fmt.Errorf("rsmq: receive from %d queues: %w", len(reqs), err)
 	}
@@ -483,30 +557,63 @@ type QueueReceipts struct {
 	Receipts []Receipt
 }
 
-// DeleteByReceiptsMulti deletes each message whose receipt still matches
-// (the message is in that delivery: stored rc == r.RC), for several queues
-// in ONE script call. It returns how many messages were deleted.
-func (c *Client) DeleteByReceiptsMulti(ctx context.Context, batches []QueueReceipts) (int, error) {
+// SkippedReceipt is a receipt DeleteByReceiptsMulti could not act on: an
+// invalid queue name, id or rc (a validation error), or a queue whose keys
+// have the wrong type (ErrCorrupt).
+type SkippedReceipt struct {
+	Queue   string
+	Receipt Receipt
+	Err     error
+}
+
+// DeleteByReceiptsMulti is DeleteByReceipts for several queues in ONE script
+// call. It returns how many messages were deleted. A bad item is skipped
+// alone and reported in skipped, so one foreign receipt or broken queue
+// never fails the deletes of the others; err is only for a failure of the
+// whole call (Redis unreachable), when nothing is known to be deleted.
+func (c *Client) DeleteByReceiptsMulti(ctx context.Context, batches []QueueReceipts) (deleted int, skipped []SkippedReceipt, err error) {
 	keys := make([]string, 0, 2*len(batches))
+	sent := make([]QueueReceipts, 0, len(batches)) // the batches in keys, with valid receipts only
 	var args []any
 	for _, b := range batches {
-		if len(b.Receipts) == 0 {
+		good := make([]Receipt, 0, len(b.Receipts))
+		for _, r := range b.Receipts {
+			if _, err := receiptArgs(b.Queue, []Receipt{r}); err != nil {
+				skipped = append(skipped, SkippedReceipt{Queue: b.Queue, Receipt: r, Err: err})
+				continue
+			}
+			good = append(good, r)
+		}
+		if len(good) == 0 {
 			continue
 		}
-		ra, err := receiptArgs(b.Queue, b.Receipts)
-		if err != nil {
-			return 0, err
-		}
+		ra, _ := receiptArgs(b.Queue, good) // validated above
 		keys = append(keys, c.hashKey(b.Queue), c.zsetKey(b.Queue))
-		args = append(args, len(b.Receipts))
+		args = append(args, len(good))
 		args = append(args, ra...)
+		sent = append(sent, QueueReceipts{Queue: b.Queue, Receipts: good})
 	}
 	if len(keys) == 0 {
-		return 0, nil
+		return 0, skipped, nil
 	}
-	n, err := deleteMultiScript.Run(ctx, c.rdb, keys, args...).Int()
+	res, err := deleteMultiScript.Run(ctx, c.rdb, keys, args...).Slice()
 	if err != nil {
-		return 0, fmt.Errorf("rsmq: delete by receipt in %d queues: %w", len(keys)/2, err)
+		return 0, skipped, fmt.Errorf("rsmq: delete by receipt in %d queues: %w", len(sent), err)
 	}
-	return n, nil
+	if len(res) != 2 {
+		return 0, skipped, fmt.Errorf("rsmq: delete by receipt in %d queues: unexpected reply %v", len(sent), res)
+	}
+	bad, _ := res[1].([]any)
+	for i := 0; i+1 < len(bad); i += 2 {
+		k := int(toInt64(bad[i]))
+		reason, _ := bad[i+1].(string)
+		if k < 0 || k >= len(sent) {
+			continue
+		}
+		qerr := fmt.Errorf("%w: queue %q: %s", ErrCorrupt, sent[k].Queue, reason)
+		for _, r := range sent[k].Receipts {
+			skipped = append(skipped, SkippedReceipt{Queue: sent[k].Queue, Receipt: r, Err: qerr})
+		}
+	}
+	return int(toInt64(res[0])), skipped, nil
 }

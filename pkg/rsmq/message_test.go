@@ -328,7 +328,11 @@ func TestStaleReceiptChangesNothingCurrentReceiptActs(t *testing.T) {
 	score := e.raw.ZScore(e.ctx, "rsmq:q", id).Val()
 
 	deleteIn := func(rs ...rsmq.Receipt) (int, error) {
-		return e.q.DeleteByReceiptsMulti(e.ctx, []rsmq.QueueReceipts{{Queue: "q", Receipts: rs}})
+		n, skipped, err := e.q.DeleteByReceiptsMulti(e.ctx, []rsmq.QueueReceipts{{Queue: "q", Receipts: rs}})
+		if err == nil && len(skipped) > 0 {
+			err = skipped[0].Err
+		}
+		return n, err
 	}
 	if n, err := e.q.ChangeVisibilityByReceipts(e.ctx, "q", []rsmq.Receipt{stale.Receipt()}, 0); n != 0 || err != nil {
 		t.Fatalf("stale ChangeVisibilityByReceipts = %d, %v", n, err)

@@ -100,6 +100,14 @@ func TestNodeRSMQReadsAndWritesTheSameQueues(t *testing.T) {
 	if attrs["vt"] != 30 || attrs["totalsent"] != 1 || attrs["totalrecv"] != 2 || attrs["msgs"] != 1 {
 		t.Fatalf("node attributes of a go queue: %s", res)
 	}
+	// A Go return undoes Go's receive: Node sees the count Node left.
+	if n, _, err := e.q.ReturnByReceipts(e.ctx, "goq", []rsmq.Receipt{m.Receipt()}); err != nil || n != 1 {
+		t.Fatalf("ReturnByReceipts = %d, %v", n, err)
+	}
+	res, _ = node.call("receiveMessage", map[string]any{"qname": "goq", "vt": 0})
+	if json.Unmarshal(res, &nm) != nil || nm.ID != goID || nm.RC != 2 {
+		t.Fatalf("node received %s after a go return, want rc 2", res)
+	}
 	if res, _ := node.call("deleteMessage", map[string]any{"qname": "goq", "id": goID}); string(res) != "1" {
 		t.Fatalf("node deleteMessage = %s", res)
 	}

@@ -123,11 +123,19 @@ func TestOperationsRejectInvalidArgumentsWithNodeErrors(t *testing.T) {
 		{"change visibility vt 10000000", func() error { _, err := e.q.ChangeMessageVisibility(ctx, "q", id, 10000000); return err }, rsmq.ErrInvalidValue, "vt"},
 		{"change visibility missing queue", func() error { _, err := e.q.ChangeMessageVisibility(ctx, "nope", goodID, 1); return err }, rsmq.ErrQueueNotFound, ""},
 		{"delete by receipt bad id", func() error {
-			_, err := e.q.DeleteByReceiptsMulti(ctx, []rsmq.QueueReceipts{{Queue: "q", Receipts: []rsmq.Receipt{{ID: "x", RC: 1}}}})
+			// a bad receipt is skipped alone, its error reported for it
+			_, skipped, err := e.q.DeleteByReceiptsMulti(ctx, []rsmq.QueueReceipts{{Queue: "q", Receipts: []rsmq.Receipt{{ID: "x", RC: 1}}}})
+			if err == nil && len(skipped) == 1 {
+				err = skipped[0].Err
+			}
 			return err
 		}, rsmq.ErrInvalidFormat, "id"},
 		{"delete by receipt rc 0", func() error {
-			_, err := e.q.DeleteByReceiptsMulti(ctx, []rsmq.QueueReceipts{{Queue: "q", Receipts: []rsmq.Receipt{{ID: id, RC: 0}}}})
+			// a bad receipt is skipped alone, its error reported for it
+			_, skipped, err := e.q.DeleteByReceiptsMulti(ctx, []rsmq.QueueReceipts{{Queue: "q", Receipts: []rsmq.Receipt{{ID: id, RC: 0}}}})
+			if err == nil && len(skipped) == 1 {
+				err = skipped[0].Err
+			}
 			return err
 		}, rsmq.ErrInvalidValue, "rc"},
 		{"change by receipt vt -1", func() error {

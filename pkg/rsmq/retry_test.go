@@ -19,11 +19,14 @@ import (
 // replyDropper is a TCP proxy to Redis that, once armed, closes the
 // connection instead of forwarding the reply to the first request that
 // contains marker: the request reached Redis and ran, the client sees a
-// dropped connection, and go-redis retries.
+// dropped connection, and go-redis retries. With delay set it holds that
+// reply back for delay instead (past the client's read timeout), then
+// forwards it.
 type replyDropper struct {
 	ln      net.Listener
 	target  string
 	marker  []byte
+	delay   time.Duration
 	armed   atomic.Bool
 	dropped atomic.Int32
 	wg      sync.WaitGroup
@@ -104,6 +107,11 @@ func (p *replyDropper) accept() {
 				n, err := server.Read(buf)
 				if n > 0 && dropNext.Load() && p.armed.CompareAndSwap(true, false) {
 					p.dropped.Add(1)
+					if p.delay > 0 {
+						time.Sleep(p.delay) // the fault: a reply that comes too late
+						_, _ = client.Write(buf[:n])
+						continue
+					}
 					_ = client.Close()
 					_ = server.Close()
 					return

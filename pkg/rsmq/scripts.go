@@ -1,11 +1,26 @@
 package rsmq
 
-import "github.com/redis/go-redis/v9"
+import (
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
 
 // This file holds every key name and every Lua script of the package: the
 // stored format of RSMQ.md in one place. Key names travel as KEYS, numbers and
 // other values as ARGV. Every script reads "now" from Redis TIME, as Node rsmq
 // does, so all clients share one clock.
+//
+// # Running at maxmemory
+//
+// Redis with maxmemory-policy noeviction refuses, once full, every script
+// whose first write could grow memory. The scripts that drain queues
+// (receive, pop, return, change visibility, delete, and the dead-letter move
+// inside receive) start with luaAllowOOM, so consumers keep emptying a full
+// Redis and memory comes back; their growth is a few small fields (rc, fr,
+// totalrecv) while they free whole messages. Send keeps Redis's refusal, and
+// create writes only when the queue is missing, so subscribing to an existing
+// queue works at maxmemory but creating a new one does not.
 
 // DefaultNamespace is the key namespace used when Options.Namespace is empty.
 const DefaultNamespace = "rsmq"
@@ -22,6 +37,10 @@ func (c *Client) zsetKey(qname string) string { return c.prefix + qname }
 // RealtimeChannel returns the channel on which sends publish the queue's
 // size when Options.Realtime is set: "<ns>:rt:<qname>".
 func (c *Client) RealtimeChannel(qname string) string { return c.prefix + "rt:" + qname }
+
+// luaAllowOOM is the shebang of the drain scripts: it must be their first
+// line. Redis 7 runs a script with flags=allow-oom even above maxmemory.
+const luaAllowOOM = "#!lua flags=allow-oom"
 
 // luaNow sets t (Redis TIME) and ts (ms), as Node computes them.
 const luaNow = `
@@ -41,13 +60,18 @@ if not q[1] or not q[2] or not q[3] then return ` + missing + ` end
 // Script status codes shared with Go.
 const (
 	stNotFound = -1
-	stTooLong  = -2
+	stTooLong  = -2 // send
+	stCorrupt  = -2 // receive, return: the queue's keys are unusable
 )
 
 // createScript: KEYS hash, QUEUES; ARGV vt, delay, maxsize, qname.
 // Like Node's MULTI of five HSETNX; the queue exists when the first set nothing.
-// Returns 1 when created, 0 when it existed.
+// Returns 1 when created, 0 when it existed. A queue with all five fields
+// returns 0 before any write: the HSETNX would set nothing, and a script
+// that writes nothing runs even when Redis is at maxmemory.
 var createScript = redis.NewScript(luaNow + `
+local have = redis.call('HMGET', KEYS[1], 'vt', 'delay', 'maxsize', 'created', 'modified')
+if have[1] and have[2] and have[3] and have[4] and have[5] then return 0 end
 local created = redis.call('HSETNX', KEYS[1], 'vt', ARGV[1])
 redis.call('HSETNX', KEYS[1], 'delay', ARGV[2])
 redis.call('HSETNX', KEYS[1], 'maxsize', ARGV[3])
@@ -105,79 +129,155 @@ end
 return {1, t[1], t[2]}
 `)
 
+// luaChecks defines helpers of the scripts that must not fail on foreign or
+// corrupt data: a runtime error would abort a multi-queue script half-way,
+// after earlier queues were already changed.
+//   - isID(id): the id has the RSMQ form ^[a-zA-Z0-9:]{32}$.
+//   - isCount(v): v is absent or a decimal integer HINCRBY accepts.
+//   - typeIs(key, want): the key holds want or nothing.
+//   - errOf(r): the error text of a redis.pcall reply, or nil.
+const luaChecks = `
+local function isID(id)
+	return #id == 32 and not string.find(id, '[^%w:]')
+end
+local function isCount(v)
+	return not v or (#v <= 18 and string.match(v, '^%-?%d+$') ~= nil)
+end
+local function typeIs(key, want)
+	local ty = redis.call('TYPE', key).ok
+	return ty == want or ty == 'none'
+end
+local function errOf(r)
+	if type(r) == 'table' and r.err then return r.err end
+	return nil
+end
+`
+
+// Reasons of a rejected message, shared with Go.
+const (
+	reasonID      = "invalid id"
+	reasonRC      = "rc is not an integer"
+	reasonFR      = "fr is not a number"
+	reasonNoDLQ   = "dead-letter queue unusable"
+	rejectMinHide = 30 // seconds a rejected message that cannot move is hidden, at least
+)
+
 // luaReceiveOne defines receiveOne(hash, zset, dlq hash, dlq zset, QUEUES,
 // vt (-1 = queue's), max, maxReceiveCount (0 = none), dlq name).
 //
 // Each of up to max visible messages is received as Node's receiveMessage
 // does (score ts+vt*1000, totalrecv+1, rc+1, fr = ts on the first receive),
-// except that a message whose new rc would exceed maxReceiveCount moves to
-// the dead-letter queue (created with the source's attributes when missing).
-// Returns {1, next visible score or '0', {id, body, rc, fr, ...}, {dead ids}}
-// or {-1} when the queue does not exist.
-const luaReceiveOne = `
+// except that:
+//   - a message whose new rc would exceed maxReceiveCount moves to the
+//     dead-letter queue (created with the source's attributes when missing);
+//   - a malformed message (id not of the RSMQ form, rc not an integer, fr
+//     not a number) is rejected: it moves to the dead-letter queue as well
+//     (body only, so it starts there with a clean rc), or, without a usable
+//     dead-letter queue, is hidden for the vt (at least rejectMinHide) so it
+//     cannot block the head of the queue.
+//
+// Returns {1, next visible score or '0', {id, body, rc, fr, ...}, {dead ids},
+// ts, {rejected id, reason, moved (1/0), ...}}, {-1} when the queue does not
+// exist, or {-2, reason} when the queue's own keys are unusable (wrong type,
+// non-numeric vt). It never raises an error.
+var luaReceiveOne = luaChecks + `
 local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName)
-	local q = redis.call('HMGET', kh, 'vt', 'delay', 'maxsize')
+	local q = redis.pcall('HMGET', kh, 'vt', 'delay', 'maxsize')
+	if errOf(q) then return {-2, 'queue hash: ' .. errOf(q)} end
 	if not q[1] or not q[2] or not q[3] then return {-1} end
 	local vt = tonumber(vtArg)
 	if vt < 0 then vt = tonumber(q[1]) end
+	if not vt then return {-2, 'queue attribute vt is not a number'} end
 	local mrc = tonumber(mrcArg)
-	local ids = redis.call('ZRANGEBYSCORE', kz, '-inf', ts, 'LIMIT', 0, tonumber(maxArg))
-	local msgs, dead = {}, {}
-	local dlqReady = false
-	for _, id in ipairs(ids) do
-		local rckey, frkey = id .. ':rc', id .. ':fr'
-		if mrc > 0 and tonumber(redis.call('HGET', kh, rckey) or '0') + 1 > mrc then
-			if not dlqReady then
+	local ids = redis.pcall('ZRANGEBYSCORE', kz, '-inf', ts, 'LIMIT', 0, tonumber(maxArg))
+	if errOf(ids) then return {-2, 'queue zset: ' .. errOf(ids)} end
+	local msgs, dead, rejected = {}, {}, {}
+	local dlq = nil -- nil: not prepared yet, then true (usable) or false
+	local function dlqReady()
+		if dlq == nil then
+			dlq = mrc > 0 and kdh ~= nil and typeIs(kdh, 'hash') and typeIs(kdz, 'zset')
+			if dlq then
 				redis.call('HSETNX', kdh, 'vt', q[1])
 				redis.call('HSETNX', kdh, 'delay', q[2])
 				redis.call('HSETNX', kdh, 'maxsize', q[3])
 				redis.call('HSETNX', kdh, 'created', t[1])
 				redis.call('HSETNX', kdh, 'modified', t[1])
-				redis.call('SADD', kq, dlqName)
-				dlqReady = true
+				redis.pcall('SADD', kq, dlqName)
 			end
-			local body = redis.call('HGET', kh, id)
-			if body then
-				redis.call('ZADD', kdz, ts, id)
-				redis.call('HSET', kdh, id, body)
-				redis.call('HINCRBY', kdh, 'totalsent', 1)
+		end
+		return dlq
+	end
+	-- moveOut moves id to the dead-letter queue (false when it cannot).
+	local function moveOut(id, body)
+		if not dlqReady() then
+			redis.call('ZADD', kz, ts + math.max(vt, ` + strconv.Itoa(rejectMinHide) + `) * 1000, id)
+			return false
+		end
+		if body then
+			redis.call('ZADD', kdz, ts, id)
+			redis.call('HSET', kdh, id, body)
+			redis.pcall('HINCRBY', kdh, 'totalsent', 1)
+		end
+		redis.call('ZREM', kz, id)
+		redis.call('HDEL', kh, id, id .. ':rc', id .. ':fr')
+		return true
+	end
+	local function reject(id, body, reason)
+		local moved = moveOut(id, body)
+		rejected[#rejected + 1] = id
+		rejected[#rejected + 1] = reason
+		rejected[#rejected + 1] = moved and 1 or 0
+	end
+	for _, id in ipairs(ids) do
+		local rckey, frkey = id .. ':rc', id .. ':fr'
+		local f = redis.call('HMGET', kh, id, rckey, frkey)
+		local body, rc, fr = f[1], f[2], f[3]
+		if not isID(id) then
+			reject(id, body, '` + reasonID + `')
+		elseif not isCount(rc) then
+			reject(id, body, '` + reasonRC + `')
+		elseif fr and not tonumber(fr) then
+			reject(id, body, '` + reasonFR + `')
+		elseif mrc > 0 and tonumber(rc or '0') + 1 > mrc then
+			if moveOut(id, body) then
+				dead[#dead + 1] = id
+			else
+				rejected[#rejected + 1] = id
+				rejected[#rejected + 1] = '` + reasonNoDLQ + `'
+				rejected[#rejected + 1] = 0
 			end
-			redis.call('ZREM', kz, id)
-			redis.call('HDEL', kh, id, rckey, frkey)
-			dead[#dead + 1] = id
 		else
 			redis.call('ZADD', kz, ts + vt * 1000, id)
-			redis.call('HINCRBY', kh, 'totalrecv', 1)
-			local body = redis.call('HGET', kh, id) or ''
-			local rc = redis.call('HINCRBY', kh, rckey, 1)
-			local fr = ts
-			if rc == 1 then
+			redis.pcall('HINCRBY', kh, 'totalrecv', 1)
+			local n = redis.call('HINCRBY', kh, rckey, 1)
+			local first = ts
+			if n == 1 then
 				redis.call('HSET', kh, frkey, ts)
 			else
-				fr = tonumber(redis.call('HGET', kh, frkey) or '0')
+				first = tonumber(fr or '0')
 			end
 			msgs[#msgs + 1] = id
-			msgs[#msgs + 1] = body
-			msgs[#msgs + 1] = rc
-			msgs[#msgs + 1] = fr
+			msgs[#msgs + 1] = body or ''
+			msgs[#msgs + 1] = n
+			msgs[#msgs + 1] = first
 		end
 	end
-	local first = redis.call('ZRANGE', kz, 0, 0, 'WITHSCORES')
-	return {1, first[2] or '0', msgs, dead}
+	local head = redis.call('ZRANGE', kz, 0, 0, 'WITHSCORES')
+	return {1, head[2] or '0', msgs, dead, ts, rejected}
 end
 `
 
 // receiveScript: KEYS hash, zset[, dlq hash, dlq zset, QUEUES];
 // ARGV vt (-1 = queue's), max, maxReceiveCount (0 = none), dlq name.
 // One queue's receiveOne.
-var receiveScript = redis.NewScript(luaNow + luaReceiveOne + `
+var receiveScript = redis.NewScript(luaAllowOOM + luaNow + luaReceiveOne + `
 return receiveOne(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 `)
 
 // receiveMultiScript: KEYS QUEUES, then per queue hash, zset, dlq hash, dlq
 // zset; ARGV vt, maxReceiveCount, then per queue max, dlq name. Runs
 // receiveOne for each queue in order; returns one reply per queue.
-var receiveMultiScript = redis.NewScript(luaNow + luaReceiveOne + `
+var receiveMultiScript = redis.NewScript(luaAllowOOM + luaNow + luaReceiveOne + `
 local out = {}
 for i = 0, (#KEYS - 1) / 4 - 1 do
 	local k = 2 + i * 4
@@ -190,7 +290,7 @@ return out
 // popScript: KEYS hash, zset. Node's popMessage: receive the first visible
 // message, then delete it. Returns {1, id, body, rc, fr}, {0} when none is
 // visible, {-1} when the queue does not exist.
-var popScript = redis.NewScript(luaNow + luaQueue("{-1}") + `
+var popScript = redis.NewScript(luaAllowOOM + luaNow + luaQueue("{-1}") + `
 local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ts, 'LIMIT', 0, 1)
 if #ids == 0 then return {0} end
 local id = ids[1]
@@ -207,7 +307,7 @@ return {1, id, body, rc, fr}
 // changeVisScript: KEYS hash, zset; ARGV id, vt. Queue must exist; sets the
 // score of an existing member to ts+vt*1000. Returns 1, 0 (no such message)
 // or -1 (no queue).
-var changeVisScript = redis.NewScript(luaNow + luaQueue("-1") + `
+var changeVisScript = redis.NewScript(luaAllowOOM + luaNow + luaQueue("-1") + `
 if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
 redis.call('ZADD', KEYS[2], ts + tonumber(ARGV[2]) * 1000, ARGV[1])
 return 1
@@ -215,9 +315,14 @@ return 1
 
 // luaDeleteReceipts defines deleteReceipts(hash, zset, first, last): for
 // ARGV[first..last] as id, rc pairs, deletes each message that still exists
-// with stored rc equal to its receipt's rc. Returns how many were deleted.
-const luaDeleteReceipts = `
+// with stored rc equal to its receipt's rc. Returns how many were deleted,
+// or nil and a reason when the queue's keys have the wrong type (nothing
+// is then touched).
+const luaDeleteReceipts = luaChecks + `
 local function deleteReceipts(kh, kz, first, last)
+	if not typeIs(kh, 'hash') or not typeIs(kz, 'zset') then
+		return nil, 'queue keys have the wrong type'
+	end
 	local n = 0
 	for i = first, last, 2 do
 		local id = ARGV[i]
@@ -232,21 +337,63 @@ end
 `
 
 // deleteMultiScript: KEYS per queue hash, zset; ARGV per queue the number of
-// receipts followed by their id, rc pairs. Returns how many were deleted.
-var deleteMultiScript = redis.NewScript(luaDeleteReceipts + `
-local n, a = 0, 1
+// receipts followed by their id, rc pairs. Returns {deleted, {index of a
+// skipped queue (0-based), reason, ...}}: a queue whose keys have the wrong
+// type is skipped alone.
+var deleteMultiScript = redis.NewScript(luaAllowOOM + luaDeleteReceipts + `
+local n, a, skipped = 0, 1, {}
 for k = 1, #KEYS, 2 do
 	local count = tonumber(ARGV[a])
-	n = n + deleteReceipts(KEYS[k], KEYS[k + 1], a + 1, a + 2 * count)
+	local d, err = deleteReceipts(KEYS[k], KEYS[k + 1], a + 1, a + 2 * count)
+	if d then
+		n = n + d
+	else
+		skipped[#skipped + 1] = (k - 1) / 2
+		skipped[#skipped + 1] = err
+	end
 	a = a + 1 + 2 * count
 end
-return n
+return {n, skipped}
+`)
+
+// returnScript: KEYS hash, zset; ARGV id1, rc1, id2, rc2, ... Hands back
+// deliveries that were not processed (their consumer went away): each
+// message still hidden (score > now) with stored rc equal to its receipt's
+// rc becomes visible now, at its send time (so it is received again before
+// messages sent after it), and its receive is undone (rc - 1; rc and fr are
+// removed when that reaches 0, as before the first receive), so returns do
+// not move it toward the dead-letter queue. The guard makes it safe: a
+// stale receipt matches no later delivery (rc moved on), a repeated return
+// finds the message visible and does nothing, and a delivery whose
+// visibility ran out may already be someone else's. Returns {returned, ts},
+// or {-2, reason} when the queue's keys have the wrong type.
+var returnScript = redis.NewScript(luaAllowOOM + luaNow + luaChecks + `
+if not typeIs(KEYS[1], 'hash') or not typeIs(KEYS[2], 'zset') then
+	return {-2, 'queue keys have the wrong type'}
+end
+local n = 0
+for i = 1, #ARGV, 2 do
+	local id, rc = ARGV[i], ARGV[i + 1]
+	local score = redis.call('ZSCORE', KEYS[2], id)
+	if score and tonumber(score) > ts and redis.call('HGET', KEYS[1], id .. ':rc') == rc then
+		-- Back to its place: visible from its send time (the id's prefix,
+		-- µs), so returned messages keep their order ahead of later ones.
+		local back = tonumber(string.sub(id, 1, 10), 36)
+		if back then back = math.min(ts, math.floor(back / 1000)) else back = ts end
+		redis.call('ZADD', KEYS[2], back, id)
+		if redis.call('HINCRBY', KEYS[1], id .. ':rc', -1) <= 0 then
+			redis.call('HDEL', KEYS[1], id .. ':rc', id .. ':fr')
+		end
+		n = n + 1
+	end
+end
+return {n, ts}
 `)
 
 // changeVisByReceiptScript: KEYS hash, zset; ARGV vt, id1, rc1, id2, rc2, ...
 // Sets score ts+vt*1000 of each message that still exists with stored rc
 // equal to its receipt's rc. Returns how many changed.
-var changeVisByReceiptScript = redis.NewScript(luaNow + `
+var changeVisByReceiptScript = redis.NewScript(luaAllowOOM + luaNow + `
 local score = ts + tonumber(ARGV[1]) * 1000
 local n = 0
 for i = 2, #ARGV, 2 do

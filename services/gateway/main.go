@@ -55,7 +55,8 @@ func main() {
 const (
 	probeInterval   = time.Second
 	evictionTimeout = 3 * time.Second
-	redisSpareConns = 16 // beyond one per worker: subscribes, deletes, pub/sub
+	redisSpareConns = 16  // beyond one per worker: subscribes, deletes, pub/sub
+	redisMemoryWarn = 0.9 // used/maxmemory above which the gateway logs that Redis is filling up
 )
 
 // run wires the gateway and serves until ctx ends; then it stops taking
@@ -78,7 +79,16 @@ func run(ctx context.Context, args []string, env pkgconfig.Env) error {
 	if err := checkEviction(ctx, rdb, cfg, log); err != nil {
 		return err
 	}
-	queues := rsmq.New(rdb, rsmq.Options{Namespace: cfg.NS, Realtime: true})
+	// Receives run on a client that never retries: a receive retried after
+	// a read timeout runs twice and hides the first run's messages. The
+	// engine's next pull recovers instead.
+	recv, err := redisconn.New(cfg.RedisURL, redisconn.Tuning{PoolSize: cfg.Workers + 1, MaxRetries: -1})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = recv.Close() }()
+	recv.AddHook(m.RedisHook())
+	queues := rsmq.New(rdb, rsmq.Options{Namespace: cfg.NS, Realtime: true, ReceiveClient: recv})
 	engine := delivery.New(delivery.Config{
 		VisibilityTimeout: cfg.VisibilityTimeout,
 		Prefetch:          cfg.Prefetch,
@@ -129,6 +139,7 @@ func run(ctx context.Context, args []string, env pkgconfig.Env) error {
 	g.Go(redisProbe.Run)
 	g.Go(authProbe.Run)
 	g.Go(queueQuota.Run)
+	g.Go(func(ctx context.Context) { watchRedisMemory(ctx, rdb, m, log) })
 	// Stopped in this order: the public edge (no new sockets, then every
 	// socket returns its messages and closes), then the admin listeners.
 	if _, err := g.Listen("http", "WSMQ_GATEWAY_LISTEN", cfg.Listen, edge{serve.NewHTTP(srv, log), srv}); err != nil {
@@ -170,6 +181,32 @@ func (e edge) Serve(ln net.Listener) error { return e.http.Serve(ln) }
 
 func (e edge) Shutdown(ctx context.Context) error {
 	return errors.Join(e.http.Shutdown(ctx), e.ws.Shutdown(ctx))
+}
+
+// watchRedisMemory keeps the wsmq_gateway_redis_memory_ratio gauge and
+// logs when Redis crosses redisMemoryWarn. It is not a readiness condition:
+// the gateway is what drains a full Redis, so taking it out of rotation
+// then would stop the cure (the publisher refuses sends instead).
+func watchRedisMemory(ctx context.Context, rdb *redis.Client, m *metrics.Metrics, log *slog.Logger) {
+	t := time.NewTicker(probeInterval)
+	defer t.Stop()
+	high := false
+	for {
+		used, max, err := redisconn.MemoryUsage(ctx, rdb)
+		if err == nil {
+			r := redisconn.MemoryRatio(used, max)
+			m.RedisMemory.Set(r)
+			if now := r >= redisMemoryWarn; now != high {
+				high = now
+				log.Warn("redis memory", "used", used, "max", max, "high", high)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // checkEviction refuses (outside dev mode) a Redis that may evict keys:

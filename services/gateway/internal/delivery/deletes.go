@@ -78,13 +78,19 @@ func (e *Engine) deleteReceipts(batches []rsmq.QueueReceipts, n int) {
 	var err error
 	for attempt := range deleteAttempts {
 		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.CallTimeout)
-		_, err = e.q.DeleteByReceiptsMulti(ctx, batches)
+		var skipped []rsmq.SkippedReceipt
+		_, skipped, err = e.q.DeleteByReceiptsMulti(ctx, batches)
 		cancel()
 		if err == nil {
+			// A bad receipt or broken queue fails alone; retrying it
+			// would fail the same way.
+			for _, sk := range skipped {
+				e.warn.Warn("delete skipped", "queue", sk.Queue, "id", sk.Receipt.ID, "err", sk.Err)
+			}
 			return
 		}
 		time.Sleep(time.Duration(attempt+1) * deleteBackoff) // back off before retrying Redis
 	}
-	e.log.Warn("delete failed; the messages will be delivered again after the visibility timeout",
+	e.warn.Warn("delete failed; the messages will be delivered again after the visibility timeout",
 		"queues", len(batches), "count", n, "err", err)
 }

@@ -67,6 +67,11 @@ type Config struct {
 	HotSweepInterval  time.Duration // check interval for queues fed without notifications [1s]
 	CallTimeout       time.Duration // deadline of one Redis call [5s]
 	QueueConfig       rsmq.QueueConfig
+	// Now is the gateway's clock [time.Now]. The engine times nothing by
+	// it alone: every Redis reply carries Redis TIME, and deadlines and
+	// timers are Redis times mapped onto this clock, so a gateway clock
+	// that is off by seconds neither fires early nor late. Tests skew it.
+	Now func() time.Time
 }
 
 func (c *Config) setDefaults() {
@@ -93,6 +98,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.QueueConfig == (rsmq.QueueConfig{}) {
 		c.QueueConfig = rsmq.DefaultQueueConfig()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 }
 
@@ -139,6 +147,9 @@ type Engine struct {
 
 	deletes chan deletion
 	delStop chan struct{} // closed by Stop: deleters drain and exit
+
+	clock redisClock
+	warn  rateLog // warnings of failing Redis calls, at most one per kind per interval
 }
 
 // queueState is one served queue: its local subscriptions and its sweep
@@ -154,6 +165,8 @@ type queueState struct {
 func New(cfg Config, rdb redis.UniversalClient, q *rsmq.Client, m *metrics.Metrics, log *slog.Logger) *Engine {
 	cfg.setDefaults()
 	return &Engine{
+		clock:   redisClock{now: cfg.Now},
+		warn:    rateLog{log: log, every: warnInterval},
 		cfg:     cfg,
 		rdb:     rdb,
 		q:       q,
@@ -204,3 +217,7 @@ func (e *Engine) Stop() {
 
 // vt is the visibility timeout as a duration.
 func (e *Engine) vt() time.Duration { return time.Duration(e.cfg.VisibilityTimeout) * time.Second }
+
+// now is the engine's clock (Config.Now); compare it only with times from
+// clock.local.
+func (e *Engine) now() time.Time { return e.cfg.Now() }

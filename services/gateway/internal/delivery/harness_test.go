@@ -36,14 +36,30 @@ type harness struct {
 // test ends (the engine first).
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
+	return newHarnessWith(t, cfg, nil)
+}
+
+// newHarnessWith is newHarness whose engine receives through the client
+// recv returns (nil: the harness's own client, without retries, as the
+// gateway's main wires it), for tests that put a proxy in front of Redis.
+func newHarnessWith(t *testing.T, cfg Config, recv func(redisAddr string) *redis.Client) *harness {
+	t.Helper()
 	r := testenv.StartRedis(t)
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
+	var rc *redis.Client
+	if recv != nil {
+		rc = recv(r.Addr())
+	} else {
+		rc = redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: -1})
+	}
+	t.Cleanup(func() { _ = rc.Close() })
 	h := &harness{t: t, redis: r, rdb: rdb, q: rsmq.New(rdb, rsmq.Options{Realtime: true}), m: metrics.New()}
+	eq := rsmq.New(rdb, rsmq.Options{Realtime: true, ReceiveClient: rc})
 	if cfg.Workers == 0 {
 		cfg.Workers = 4 // the machine is small; a few workers are enough for every test here
 	}
-	h.e = New(cfg, rdb, h.q, h.m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h.e = New(cfg, rdb, eq, h.m, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	h.e.Start()
 	t.Cleanup(h.e.Stop)
 	return h

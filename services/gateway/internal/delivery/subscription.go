@@ -25,7 +25,7 @@ type Subscription struct {
 	closed           bool
 	waitingForCredit bool // a pull found Prefetch messages in flight: Confirmed or Ack signals when one frees
 	timer            *time.Timer
-	timerAt          int64 // unix ms the timer fires at; 0 when none
+	timerAt          time.Time // when the timer fires (engine clock); zero when none
 }
 
 // Timings of a subscription's own timers.
@@ -54,7 +54,7 @@ const (
 // flight is one delivered, unacknowledged message of a subscription.
 type flight struct {
 	rc       int64
-	deadline time.Time // when the message becomes visible again in Redis
+	deadline time.Time // when the message becomes visible again in Redis (engine clock, from Redis time)
 	written  bool
 }
 
@@ -103,7 +103,7 @@ func (e *Engine) Subscribe(ctx context.Context, sink Sink, queue string, manual 
 		// A random first check spreads the sweep of queues subscribed
 		// together (a reconnect storm) over the interval.
 		first := time.Duration(rand.Int64N(int64(e.cfg.SweepInterval))) + e.cfg.SweepInterval/firstSweepMinDivisor
-		qs = &queueState{subs: make(map[*Subscription]struct{}), nextSweep: time.Now().Add(first)}
+		qs = &queueState{subs: make(map[*Subscription]struct{}), nextSweep: e.now().Add(first)}
 		e.queues[queue] = qs
 	}
 	qs.subs[s] = struct{}{}
@@ -196,23 +196,24 @@ func (s *Subscription) armExpiry() {
 	}
 	s.mu.Unlock()
 	if !first.IsZero() {
-		s.armTimer(first.Add(expiryMargin).UnixMilli())
+		s.armTimer(first.Add(expiryMargin))
 	}
 }
 
-// armTimer makes sure the subscription is signalled at unix ms at (or
-// earlier).
-func (s *Subscription) armTimer(at int64) {
+// armTimer makes sure the subscription is signalled at at (engine clock,
+// see Engine.now) or earlier.
+func (s *Subscription) armTimer(at time.Time) {
+	now := s.e.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || (s.timer != nil && s.timerAt <= at && s.timerAt > time.Now().UnixMilli()) {
+	if s.closed || (s.timer != nil && !s.timerAt.After(at) && s.timerAt.After(now)) {
 		return
 	}
 	if s.timer != nil {
 		s.timer.Stop()
 	}
 	s.timerAt = at
-	s.timer = time.AfterFunc(time.Until(time.UnixMilli(at)), s.Signal)
+	s.timer = time.AfterFunc(at.Sub(now), s.Signal)
 }
 
 // Written tells the subscription these messages' frames were written to
@@ -220,7 +221,7 @@ func (s *Subscription) armTimer(at int64) {
 // (and count against Prefetch) until Confirmed (auto mode) or Ack (manual
 // mode), or go back to the queue when the subscription closes.
 func (s *Subscription) Written(msgs []rsmq.Message) {
-	now := time.Now()
+	now := s.e.now() // Sent is Redis time (from the id): compare on the same clock
 	s.mu.Lock()
 	for i := range msgs {
 		if f := s.inflight[msgs[i].ID]; f != nil && f.rc == msgs[i].RC {
@@ -310,7 +311,7 @@ func (s *Subscription) Close(ctx context.Context) {
 		s.timer.Stop()
 	}
 	var back []rsmq.Receipt
-	now := time.Now()
+	now := s.e.now()
 	for id, f := range s.inflight {
 		if now.Before(f.deadline) {
 			back = append(back, rsmq.Receipt{ID: id, RC: f.rc})
@@ -341,16 +342,27 @@ func (s *Subscription) Close(ctx context.Context) {
 	}
 }
 
-// returnNow makes messages visible again, guarded by their receipts.
+// returnNow makes messages visible again, guarded by their receipts, and
+// undoes their receive (rsmq.ReturnByReceipts): a message handed back
+// unprocessed, because its subscriber left, does not move toward the
+// dead-letter queue. The receipts are spent: their holder must have
+// forgotten them (the next receive issues the same rc again).
+//
+// This also holds in manual mode for a message the client had but did not
+// ack before it went away: only deliveries that run out their visibility
+// timeout count toward MaxReceiveCount. A message that makes every client
+// that gets it disconnect therefore never dead-letters; it stays one
+// message, redelivered.
 func (e *Engine) returnNow(ctx context.Context, queue string, rs []rsmq.Receipt) {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.CallTimeout)
 	defer cancel()
-	n, err := e.q.ChangeVisibilityByReceipts(ctx, queue, rs, 0)
+	n, now, err := e.q.ReturnByReceipts(ctx, queue, rs)
 	if err != nil {
-		e.log.Warn("could not return in-flight messages; they reappear after the visibility timeout",
+		e.warn.Warn("could not return in-flight messages; they reappear after the visibility timeout",
 			"queue", queue, "count", len(rs), "err", err)
 		return
 	}
+	e.clock.observe(now)
 	e.m.Returned.Add(float64(n))
 }
 

@@ -61,7 +61,7 @@ func (e *Engine) wakeQueue(queue string, notified bool) {
 		return
 	}
 	if notified {
-		qs.lastNotify = time.Now()
+		qs.lastNotify = e.now()
 	}
 	subs := make([]*Subscription, 0, len(qs.subs))
 	for s := range qs.subs {
@@ -119,7 +119,7 @@ func (e *Engine) sweeper() {
 			return
 		case <-t.C:
 		}
-		e.sweep(time.Now())
+		e.sweep(e.now())
 	}
 }
 
@@ -158,16 +158,17 @@ func (e *Engine) sweep(now time.Time) {
 func (e *Engine) sweepQueues(now time.Time, due []string) bool {
 	ctx, cancel := context.WithTimeout(e.ctx, e.cfg.CallTimeout)
 	defer cancel()
-	scores, err := e.q.NextVisible(ctx, due)
+	scores, redisNow, err := e.q.NextVisibleNow(ctx, due)
 	if err != nil {
 		if e.ctx.Err() == nil {
-			e.log.Warn("sweep failed", "queues", len(due), "err", err)
+			e.warn.Warn("sweep failed", "queues", len(due), "err", err)
 		}
 		return false
 	}
-	nowMs := now.UnixMilli()
+	e.clock.observe(redisNow)
 	for i, q := range due {
-		if scores[i] == 0 || scores[i] > nowMs {
+		// Visible by Redis's clock, which set the scores; not by ours.
+		if scores[i] == 0 || scores[i] > redisNow {
 			continue
 		}
 		e.mu.Lock()

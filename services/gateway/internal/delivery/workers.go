@@ -93,7 +93,7 @@ func (e *Engine) worker() {
 // batch[i] should be pulled again at once.
 func (e *Engine) pull(batch []*Subscription) (again []bool) {
 	again = make([]bool, len(batch))
-	now := time.Now()
+	now := e.now()
 	idx := make([]int, 0, len(batch)) // batch index of each request
 	reqs := make([]rsmq.QueueRequest, 0, len(batch))
 	for i, s := range batch {
@@ -108,6 +108,14 @@ func (e *Engine) pull(batch []*Subscription) (again []bool) {
 	ctx, cancel := context.WithTimeout(e.ctx, e.cfg.CallTimeout)
 	results, errs, err := e.q.ReceiveFromQueues(ctx, e.cfg.VisibilityTimeout, e.cfg.MaxReceiveCount, reqs)
 	cancel()
+	if err == nil && len(results) > 0 {
+		for _, r := range results {
+			if r != nil {
+				e.clock.observe(r.Now) // one TIME for the whole call
+				break
+			}
+		}
+	}
 	for k, i := range idx {
 		s, granted := batch[i], reqs[k].Max
 		switch {
@@ -142,15 +150,17 @@ func (s *Subscription) reserve(now time.Time) int {
 
 // failed handles a receive error: a missing queue waits for a publisher to
 // recreate it (notifications and the sweep still watch it); anything else
-// is retried after receiveRetryDelay.
+// is retried after receiveRetryDelay. The receive is never retried at once:
+// its first run may have taken messages whose reply was lost, and those
+// come back after their visibility timeout.
 func (s *Subscription) failed(err error, granted int) {
 	s.sink.Release(granted)
 	e := s.e
 	if errors.Is(err, rsmq.ErrQueueNotFound) || e.ctx.Err() != nil {
 		return
 	}
-	e.log.Warn("receive failed; retrying", "queue", s.queue, "err", err)
-	s.armTimer(time.Now().Add(receiveRetryDelay).UnixMilli())
+	e.warn.Warn("receive failed; retrying", "queue", s.queue, "err", err)
+	s.armTimer(e.now().Add(receiveRetryDelay))
 }
 
 // deliver hands received messages to the sink and reports whether the queue
@@ -161,12 +171,20 @@ func (s *Subscription) deliver(res *rsmq.ReceiveResult, granted int) bool {
 		e.m.DeadLettered.Add(float64(n))
 		e.log.Info("messages moved to dead-letter queue", "queue", s.queue, "dlq", s.dlq, "count", n)
 	}
+	for _, r := range res.Rejected {
+		if r.Moved {
+			e.m.DeadLettered.Inc()
+			e.log.Warn("malformed message moved to dead-letter queue", "queue", s.queue, "dlq", s.dlq, "id", r.ID, "reason", r.Reason)
+		} else {
+			e.warn.Warn("malformed message skipped; it stays hidden in its queue", "queue", s.queue, "id", r.ID, "reason", r.Reason)
+		}
+	}
 	msgs := res.Messages
 	if len(msgs) < granted {
 		s.sink.Release(granted - len(msgs))
 	}
 	if len(msgs) > 0 {
-		deadline := time.Now().Add(e.vt())
+		deadline := e.clock.local(res.Now + int64(e.cfg.VisibilityTimeout)*1000)
 		s.mu.Lock()
 		closed := s.closed
 		if !closed {
@@ -184,11 +202,11 @@ func (s *Subscription) deliver(res *rsmq.ReceiveResult, granted int) bool {
 			return false
 		}
 	}
-	if len(msgs)+len(res.DeadLettered) >= granted {
+	if len(msgs)+len(res.DeadLettered)+len(res.Rejected) >= granted {
 		return true // the queue may hold more
 	}
 	if res.NextVisible > 0 {
-		s.armTimer(res.NextVisible)
+		s.armTimer(e.clock.local(res.NextVisible))
 	}
 	return false
 }

@@ -26,6 +26,7 @@ type Metrics struct {
 	Latency       prometheus.Histogram   // publish (id time) to frame written
 	RedisOps      *prometheus.CounterVec // commands sent to Redis, by command
 	RedisErrors   prometheus.Counter
+	RedisMemory   prometheus.Gauge // used_memory/maxmemory, 0 without a limit
 }
 
 // New builds the instruments and registers them with Go and process
@@ -58,11 +59,13 @@ func New() *Metrics {
 			Name: "wsmq_gateway_redis_commands_total", Help: "Commands sent to Redis, by command."}, []string{"cmd"}),
 		RedisErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "wsmq_gateway_redis_errors_total", Help: "Redis commands that failed (other than nil replies)."}),
+		RedisMemory: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wsmq_gateway_redis_memory_ratio", Help: "Redis used_memory / maxmemory (0 without a limit); the gateway keeps draining above any mark."}),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.Connections, m.Subscriptions, m.Delivered, m.Redelivered, m.Acked, m.DeadLettered,
-		m.Returned, m.Rejected, m.Latency, m.RedisOps, m.RedisErrors,
+		m.Returned, m.Rejected, m.Latency, m.RedisOps, m.RedisErrors, m.RedisMemory,
 	)
 	return m
 }
