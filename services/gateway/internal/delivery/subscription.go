@@ -221,7 +221,8 @@ func (s *Subscription) armTimer(at time.Time) {
 // (and count against Prefetch) until Confirmed (auto mode) or Ack (manual
 // mode), or go back to the queue when the subscription closes.
 func (s *Subscription) Written(msgs []rsmq.Message) {
-	now := s.e.now() // Sent is Redis time (from the id): compare on the same clock
+	// Sent is Redis time (from the id): compare on Redis's clock.
+	redisNow := s.e.now().UnixMilli() + s.e.clock.offset.Load()
 	s.mu.Lock()
 	for i := range msgs {
 		if f := s.inflight[msgs[i].ID]; f != nil && f.rc == msgs[i].RC {
@@ -235,7 +236,7 @@ func (s *Subscription) Written(msgs []rsmq.Message) {
 			s.e.m.Redelivered.Inc()
 		}
 		if msgs[i].Sent > 0 {
-			s.e.m.Latency.Observe(float64(now.UnixMilli()-msgs[i].Sent) / 1000)
+			s.e.m.Latency.Observe(float64(redisNow-msgs[i].Sent) / 1000)
 		}
 	}
 }
