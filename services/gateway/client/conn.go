@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -81,6 +82,13 @@ type Conn struct {
 	mu      sync.Mutex
 	pending map[string][]pendingOp // by queue, in command order
 	token   string                 // the latest JWT
+
+	// unconfirmed: message frames were read since the gateway's last ping.
+	// In auto mode the gateway deletes a message only once the pong to the
+	// ping it wrote after the frame comes back, so Close waits for that
+	// ping (pinged) before it says goodbye.
+	unconfirmed atomic.Bool
+	pinged      chan struct{} // buffered 1: a ping arrived
 }
 
 type pendingOp struct {
@@ -146,7 +154,9 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 		closing:  make(chan struct{}),
 		pending:  make(map[string][]pendingOp),
 		token:    opts.Token,
+		pinged:   make(chan struct{}, 1),
 	}
+	ws.SetPingHandler(c.onPing)
 	go c.readLoop()
 	return c, nil
 }
@@ -308,13 +318,48 @@ func (c *Conn) Done() <-chan struct{} { return c.readDone }
 // closeWait bounds the wait for the gateway's answer to our close frame.
 const closeWait = 2 * time.Second
 
-// Close sends a normal close frame, waits (at most 2s) for the gateway's
-// answer, so that every command written before was read by the gateway,
-// then closes the socket and waits for the reader goroutine. Frames not
-// read are dropped (in auto mode they may be deleted already; in manual
-// mode unacked ones return to their queues).
+// confirmWait bounds how long Close waits for the ping that confirms the
+// last message frames read (the gateway writes it right after them).
+const confirmWait = time.Second
+
+// onPing answers a gateway ping with its payload, as websocket stacks do,
+// and notes that every message frame read before it is now confirmed.
+func (c *Conn) onPing(payload string) error {
+	err := c.ws.WriteControl(websocket.PongMessage, []byte(payload), time.Now().Add(c.writeTimeout))
+	if err == nil {
+		c.unconfirmed.Store(false)
+		select {
+		case c.pinged <- struct{}{}:
+		default:
+		}
+	}
+	if errors.Is(err, websocket.ErrCloseSent) {
+		return nil
+	}
+	return err
+}
+
+// Close waits (at most 1s) until the message frames already read are
+// confirmed to the gateway (auto mode: their pong sent), sends a normal
+// close frame, waits (at most 2s) for the gateway's answer, so that every
+// command written before was read by the gateway, then closes the socket
+// and waits for the reader goroutine. Frames the gateway had not written
+// yet, or whose ping had not come, return to their queues.
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
+		if c.unconfirmed.Load() {
+			t := time.NewTimer(confirmWait)
+			for c.unconfirmed.Load() {
+				select {
+				case <-c.pinged:
+					continue
+				case <-t.C:
+				case <-c.readDone:
+				}
+				break
+			}
+			t.Stop()
+		}
 		close(c.closing)
 		msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
 		if c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(closeWait)) == nil {
@@ -351,6 +396,9 @@ func (c *Conn) readLoop() {
 		}
 		if c.route(f) {
 			continue
+		}
+		if _, ok := f.(*protocol.Message); ok {
+			c.unconfirmed.Store(true)
 		}
 		select {
 		case c.frames <- f:

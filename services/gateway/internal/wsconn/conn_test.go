@@ -41,7 +41,7 @@ func TestWriteErrorMidBatchReturnsTheBatchNotDeletesIt(t *testing.T) {
 	t.Cleanup(e.Stop)
 
 	ctx := context.Background()
-	const user, n = "u", 64
+	const user, n = "0123456789abcdef01234567", 64 // a user id of the auth service's shape
 	if err := q.CreateQueue(ctx, user, rsmq.DefaultQueueConfig()); err != nil {
 		t.Fatal(err)
 	}
