@@ -34,6 +34,8 @@ fi
 echo "compose-e2e: using $("${COMPOSE[@]}" version 2>/dev/null | head -n1)"
 
 PROJECT=wsmq-e2e-$$
+dangling() { docker volume ls -q --filter dangling=true | sort; }
+DANGLING_BEFORE=$(dangling)
 WORK=$(mktemp -d)
 chmod 700 "$WORK"
 ENVFILE=$WORK/env
@@ -53,7 +55,19 @@ cleanup() {
     rc=1
   fi
   vols=$(docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT")
-  [ -z "$vols" ] || docker volume rm $vols >/dev/null 2>&1 || true
+  if [ -n "$vols" ]; then
+    echo "compose-e2e: removing leftover volumes: $vols" >&2
+    docker volume rm $vols >/dev/null 2>&1 || true
+    rc=1
+  fi
+  # Anonymous volumes (an image's VOLUME without a mount) carry no label:
+  # any new dangling one is a leak of the compose file.
+  leaked=$(comm -13 <(echo "$DANGLING_BEFORE") <(dangling))
+  if [ -n "$leaked" ]; then
+    echo "compose-e2e: FAIL: anonymous volumes left behind: $leaked" >&2
+    docker volume rm $leaked >/dev/null 2>&1 || true
+    rc=1
+  fi
   rm -rf "$WORK"
   exit "$rc"
 }
