@@ -540,9 +540,11 @@ func (s *stack) killGateway(ctx context.Context) error {
 		return err
 	}
 	defer func() { _ = c2.Close() }()
+	fmt.Printf("composetest:   reconnected through the lb %.1fs after the kill\n", time.Since(t).Seconds())
 	// The killed replica could not return them: they reappear after the
-	// visibility timeout (30 s) and come again with rc raised.
-	got, err := collect(c2, early2, want, true, 60*time.Second)
+	// visibility timeout (30 s from their delivery), are found by the next
+	// sweep (5 s) and come again with rc raised.
+	got, err := collect(c2, early2, want, true, 90*time.Second)
 	if err != nil {
 		return err
 	}
