@@ -17,7 +17,7 @@ PROTOS  = $(shell find proto -name '*.proto' | sort)
 SERVICES = auth gateway publisher
 TOOLS    = wsmqctl wsmq-run wsmq-bench
 
-.PHONY: all deps grpcurl tools proto proto-check build test fuzz lint modules-check run compose-lint bench bench-full clean
+.PHONY: all deps grpcurl tools proto proto-check build test fuzz lint modules-check run compose-lint compose-images compose-test bench bench-full clean
 
 all: build
 
@@ -99,6 +99,14 @@ run: deps build tools
 ## compose-lint: validate docker-compose.yml without a Docker engine
 compose-lint:
 	docker-compose -f docker-compose.yml config -q
+
+## compose-images: TEST-ONLY stand-ins for the upstream images (no registry), see deploy/README.md
+compose-images:
+	bash scripts/compose-images.sh
+
+## compose-test: docker compose up --build for real, end to end (needs a Docker engine)
+compose-test:
+	bash scripts/compose-e2e.sh
 
 ## bench: quick benchmarks of every part (Go benchmarks, then end-to-end scenarios)
 bench: tools build

@@ -13,6 +13,10 @@ command -v docker-compose >/dev/null || need+=(docker-compose)
 if [ "${WSMQ_DEPS_CI:-0}" = 1 ]; then
   command -v chromium >/dev/null || need+=(chromium)
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+  # The compose test builds its stand-in base images with debootstrap.
+  if docker info >/dev/null 2>&1; then
+    command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
+  fi
 fi
 
 if [ ${#need[@]} -eq 0 ]; then

@@ -34,8 +34,12 @@ func run(ctx context.Context, args []string) error {
 	listen := fs.String("listen", "127.0.0.1:0", "TCP address to listen on (port 0 picks a free port)")
 	dataDir := fs.String("data", "", "directory for the SQLite files (required)")
 	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn, error")
+	ping := fs.String("ping", "", "instead of serving: send {ping: 1} to the server at this host:port and exit 0 when it answers ok (a healthcheck)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *ping != "" {
+		return pingServer(ctx, *ping)
 	}
 	if *dataDir == "" {
 		return fmt.Errorf("-data is required")

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Compose end-to-end test (make compose-test; .ci/run when a Docker engine
+# answers): the unchanged docker-compose.yml, `up -d --build` for real, then
+# tools/composetest drives it from the host (users, login, websockets through
+# the lb, sends to the publisher's host port, gateway scale-out and kill,
+# Redis restart and kill, down + up). Needs a Docker engine and a compose
+# command (`docker compose`, else docker-compose).
+#
+# Images that cannot be pulled (no registry) are built first by
+# scripts/compose-images.sh as TEST-ONLY stand-ins; set WSMQ_COMPOSE_PULL=1 on
+# a machine that can pull to use the real upstream images instead.
+#
+# Secrets: a fresh random .env in a private temporary directory (never the
+# repository's .env), removed on exit. The stack binds to loopback only and is
+# torn down with `down -v` on every exit path.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export PATH="/usr/local/go/bin:$PATH"
+
+t0=$SECONDS
+phase_t=$SECONDS
+phase() { echo "compose-e2e: == $* (phase took $((SECONDS - phase_t))s, total $((SECONDS - t0))s)"; phase_t=$SECONDS; }
+die() { echo "compose-e2e: FAIL: $*" >&2; exit 1; }
+
+docker info >/dev/null 2>&1 || die "no Docker engine answers (docker info)"
+if docker compose version >/dev/null 2>&1; then
+  COMPOSE=(docker compose)
+elif command -v docker-compose >/dev/null; then
+  COMPOSE=(docker-compose)
+else
+  die "neither 'docker compose' nor docker-compose"
+fi
+echo "compose-e2e: using $("${COMPOSE[@]}" version 2>/dev/null | head -n1)"
+
+PROJECT=wsmq-e2e-$$
+dangling() { docker volume ls -q --filter dangling=true | sort; }
+DANGLING_BEFORE=$(dangling)
+WORK=$(mktemp -d)
+chmod 700 "$WORK"
+ENVFILE=$WORK/env
+C=("${COMPOSE[@]}" -p "$PROJECT" --env-file "$ENVFILE" -f "$ROOT/docker-compose.yml")
+
+cleanup() {
+  rc=$?
+  trap - EXIT INT TERM
+  if [ -f "$ENVFILE" ]; then
+    echo "compose-e2e: down -v"
+    "${C[@]}" down -v --remove-orphans -t 5 >"$WORK/down.log" 2>&1 || cat "$WORK/down.log" >&2
+  fi
+  left=$(docker ps -aq --filter "label=com.docker.compose.project=$PROJECT")
+  if [ -n "$left" ]; then
+    echo "compose-e2e: removing leftover containers: $left" >&2
+    docker rm -f $left >/dev/null 2>&1 || true
+    rc=1
+  fi
+  vols=$(docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT")
+  if [ -n "$vols" ]; then
+    echo "compose-e2e: removing leftover volumes: $vols" >&2
+    docker volume rm $vols >/dev/null 2>&1 || true
+    rc=1
+  fi
+  # Anonymous volumes (an image's VOLUME without a mount) carry no label:
+  # any new dangling one is a leak of the compose file.
+  leaked=$(comm -13 <(echo "$DANGLING_BEFORE") <(dangling))
+  if [ -n "$leaked" ]; then
+    echo "compose-e2e: FAIL: anonymous volumes left behind: $leaked" >&2
+    docker volume rm $leaked >/dev/null 2>&1 || true
+    rc=1
+  fi
+  rm -rf "$WORK"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# 1. Base images.
+if [ "${WSMQ_COMPOSE_PULL:-}" = 1 ]; then
+  GOPROXY_BUILD=
+else
+  GOPROXY_BUILD=$(bash scripts/compose-images.sh | tail -n1 | sed -n 's/^WSMQ_GOPROXY=//p')
+  [ -n "$GOPROXY_BUILD" ] || die "compose-images.sh"
+fi
+phase "stand-in images ready"
+
+# 2. A .env with real random secrets, loopback ports that are free.
+secret() { head -c 48 /dev/urandom | base64 -w0 | tr -d '/+='; }
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+HTTP_PORT=$(freeport)
+PUB_PORT=$(freeport)
+[ "$HTTP_PORT" != "$PUB_PORT" ] || PUB_PORT=$(freeport)
+KEY1=$(secret)
+(
+  umask 077
+  {
+    echo "WSMQ_JWT_SECRET=$(secret)"
+    echo "WSMQ_AUTH_ADMIN_TOKEN=$(secret)"
+    echo "WSMQ_PUBLISHER_KEYS=$KEY1,$(secret)"
+    echo "WSMQ_HTTP_BIND=127.0.0.1"
+    echo "WSMQ_HTTP_PORT=$HTTP_PORT"
+    echo "WSMQ_PUBLISHER_PORT=$PUB_PORT"
+    echo "WSMQ_IMAGE_TAG=e2e"
+    [ -z "$GOPROXY_BUILD" ] || echo "WSMQ_GOPROXY=$GOPROXY_BUILD"
+  } >"$ENVFILE"
+)
+
+# 3. The driver (Go build cache: seconds when unchanged).
+go build -o "$WORK/composetest" ./tools/composetest
+phase "driver built, .env generated"
+
+# 4. The scenario.
+WSMQ_PUBLISHER_KEY=$KEY1 "$WORK/composetest" \
+  -compose "${C[*]}" \
+  -http "http://127.0.0.1:$HTTP_PORT" -publisher "127.0.0.1:$PUB_PORT"
+phase "scenario passed"
+
+# Disk: each source version leaves its build stage (~1.6 GB) as a dangling
+# image. Tag the newest one (the layer cache of the next run; all cached, so
+# seconds) and remove the older ones, which carry the stand-ins' label.
+if [ -n "$GOPROXY_BUILD" ]; then
+  docker build -q --target build --build-arg "GOPROXY=$GOPROXY_BUILD" -t wsmq-test/build-cache:latest . >/dev/null 2>&1 &&
+    docker image prune -f --filter label=org.wsmq.test-standin.key >/dev/null 2>&1 || true
+  phase "old build stages pruned"
+fi
