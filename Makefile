@@ -76,6 +76,8 @@ fuzz:
 	go test -run '^$$' -fuzz FuzzCommandAndFrames -fuzztime $(FUZZTIME) ./services/gateway/internal/wsconn
 	go test -run '^$$' -fuzz FuzzDecodeFrame -fuzztime $(FUZZTIME) ./services/gateway/protocol
 	go test -run '^$$' -fuzz FuzzParseLine -fuzztime $(FUZZTIME) ./tools/wsmqctl/internal/batchfile
+	go test -run '^$$' -fuzz FuzzValidMatchesTheRule -fuzztime $(FUZZTIME) ./pkg/userid
+	go test -run '^$$' -fuzz FuzzParseURL -fuzztime $(FUZZTIME) ./pkg/redisconn
 
 ## lint: gofmt, go vet, golangci-lint
 lint: $(BIN)/golangci-lint

@@ -26,7 +26,14 @@ func ParseURL(raw string) (*redis.Options, error) {
 		return nil, errors.New("not a URL (want " + Schemes + ")")
 	}
 	switch u.Scheme {
-	case "redis", "rediss", "unix":
+	case "redis", "rediss":
+		if u.Host == "" {
+			return nil, errors.New("no host:port (want " + Schemes + ")")
+		}
+	case "unix":
+		if u.Path == "" {
+			return nil, errors.New("no socket path (want unix:///path)")
+		}
 	default:
 		return nil, fmt.Errorf("scheme %q is not redis, rediss or unix", u.Scheme)
 	}
@@ -38,16 +45,20 @@ func ParseURL(raw string) (*redis.Options, error) {
 }
 
 // Redact returns raw with any password replaced by "xxxxx", for logs and
-// errors; text that is not a URL is hidden whole when it holds an '@'.
+// errors; text with an '@' that is not a URL's user part is hidden whole.
 func Redact(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil {
+	switch {
+	case err != nil || u.User == nil:
 		if strings.Contains(raw, "@") {
-			return "(hidden: not a URL, may hold a password)"
+			return "(hidden: not a URL with a user part, but it may hold a password)"
 		}
 		return raw
 	}
-	return u.Redacted()
+	// The whole user part: a lone "user" in redis://secret@host is taken
+	// as the password by some clients.
+	u.User = url.User("xxxxx")
+	return u.String()
 }
 
 // redact drops the URL's password from a go-redis parse error.
