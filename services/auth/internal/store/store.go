@@ -289,7 +289,7 @@ func (s *Store) endSessions(ctx context.Context, filter bson.D, what string, now
 	var u User
 	err := s.users.FindOneAndUpdate(octx, filter,
 		bson.D{{Key: "$set", Value: fields}, {Key: "$inc", Value: bson.D{{Key: "sessionGen", Value: int64(1)}}}},
-		options.FindOneAndUpdate().SetReturnDocument(options.After).SetProjection(bson.D{{Key: "passwordHash", Value: 0}}),
+		options.FindOneAndUpdate().SetReturnDocument(options.After),
 	).Decode(&u)
 	cancel()
 	if errors.Is(err, mongo.ErrNoDocuments) {
