@@ -30,11 +30,11 @@ import (
 	"github.com/wsmq/wsmq/pkg/redisconn"
 	"github.com/wsmq/wsmq/pkg/rsmq"
 	"github.com/wsmq/wsmq/pkg/serve"
+	"github.com/wsmq/wsmq/pkg/tlsconf"
 	"github.com/wsmq/wsmq/services/publisher/internal/config"
 	"github.com/wsmq/wsmq/services/publisher/internal/memwatch"
 	"github.com/wsmq/wsmq/services/publisher/internal/metrics"
 	"github.com/wsmq/wsmq/services/publisher/internal/server"
-	"github.com/wsmq/wsmq/pkg/tlsconf"
 )
 
 func main() {
