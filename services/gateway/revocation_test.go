@@ -103,3 +103,28 @@ func TestRevocationClosesSocketsOnTwoGatewaysWithinASecondAndTheJWTCannotReconne
 		})
 	}
 }
+
+func TestBatchedReverifyClosesAJWTOnlySocketWhoseSessionWasRevokedWithoutThePush(t *testing.T) {
+	// No gateway token: this gateway cannot follow the stream, so only the
+	// periodic batched re-verify (the backstop) can see the revocation.
+	s := newStack(t, "WSMQ_REVERIFY_INTERVAL=200ms")
+	gw := s.startGateway("WSMQ_AUTH_GATEWAY_TOKEN=")
+	sess := s.user(gw, "backstop")
+	keep := s.user(gw, "bystander")
+	c := dialOpts(t, gw, client.Options{Token: sess.Token})
+	other := dialOpts(t, gw, client.Options{Token: keep.Token})
+	c.subscribe(sess.UserID)
+	other.subscribe(keep.UserID)
+	if _, err := s.Auth.Revoke(context.Background(), &authv1.RevokeRequest{AccessToken: sess.AccessToken}); err != nil {
+		t.Fatal(err)
+	}
+	cs := <-closedAt(c)
+	if code := closeCode(cs.err); code != websocket.ClosePolicyViolation || !strings.Contains(cs.err.Error(), "token revoked") {
+		t.Fatalf("close %v, want 1008 token revoked", cs.err)
+	}
+	// The other user's socket survived several re-verify rounds.
+	s.send(keep.UserID, "still here")
+	if f := other.messages(1)[0]; f.Message != "still here" {
+		t.Fatalf("bystander got %+v", f)
+	}
+}
