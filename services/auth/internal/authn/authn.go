@@ -420,7 +420,13 @@ func (s *Service) cachedUser(ctx context.Context, userID string, gen int64) (use
 	if ok && now.Sub(u.at) < s.o.SessionCacheTTL && (!u.exists || u.gen >= gen) {
 		return u, nil
 	}
-	return s.freshUser(ctx, userID)
+	fresh, err := s.freshUser(ctx, userID)
+	if err != nil && ok && errors.Is(err, store.ErrUnavailable) {
+		// While MongoDB is down nothing can be revoked there either: the
+		// last known state keeps JWT checks of known users working.
+		return u, nil
+	}
+	return fresh, err
 }
 
 // freshUser reads the user's state and caches it.
