@@ -19,18 +19,22 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	authv1 "github.com/wsmq/wsmq/gen/wsmq/auth/v1"
 	pkgconfig "github.com/wsmq/wsmq/pkg/config"
 	"github.com/wsmq/wsmq/pkg/serve"
+	"github.com/wsmq/wsmq/pkg/tlsconf"
 	"github.com/wsmq/wsmq/services/auth/internal/authn"
 	"github.com/wsmq/wsmq/services/auth/internal/cli"
 	"github.com/wsmq/wsmq/services/auth/internal/config"
 	"github.com/wsmq/wsmq/services/auth/internal/passwords"
+	"github.com/wsmq/wsmq/services/auth/internal/revocations"
 	"github.com/wsmq/wsmq/services/auth/internal/server"
 	"github.com/wsmq/wsmq/services/auth/internal/store"
+	"github.com/wsmq/wsmq/services/auth/internal/throttle"
 	"github.com/wsmq/wsmq/services/auth/internal/tokens"
 )
 
@@ -96,7 +100,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 			log.Debug("no TTL index on access tokens (expired tokens are refused at lookup anyway)", "err", err)
 		}
 	}
-	svc := authn.New(st, jwt, hasher, authn.Options{AccessTokenTTL: cfg.AccessTokenTTL, Logger: log})
+	hub := revocations.NewHub(0)
+	svc := authn.New(st, jwt, hasher, authn.Options{AccessTokenTTL: cfg.AccessTokenTTL, Logger: log,
+		SessionCacheTTL: cfg.SessionCacheTTL, Revocations: hub})
 	if cfg.Dev {
 		created, err := svc.EnsureDemoUser(ctx)
 		if err != nil {
@@ -108,8 +114,19 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 	}
 
 	metrics := server.NewMetrics()
-	handler := server.New(server.Options{Service: svc, AdminToken: cfg.AdminToken, Logger: log, Metrics: metrics})
-	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(serve.RecoverUnary(log), handler.Interceptor()))
+	handler := server.New(server.Options{Service: svc, AdminToken: cfg.AdminToken, GatewayToken: cfg.GatewayToken,
+		Logger: log, Metrics: metrics, Revocations: hub,
+		Throttle: throttle.New(throttle.Options{RatePerIP: cfg.LoginRate, Backoff: cfg.LoginBackoff, MaxBackoff: cfg.LoginMaxBackoff})})
+	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(serve.RecoverUnary(log), handler.Interceptor())}
+	if cfg.TLSCert != "" {
+		tc, err := tlsconf.Server(tlsconf.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSClientCA,
+			CertVar: "WSMQ_AUTH_TLS_CERT", KeyVar: "WSMQ_AUTH_TLS_KEY", CAVar: "WSMQ_AUTH_TLS_CLIENT_CA"})
+		if err != nil {
+			return err
+		}
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
+	}
+	gs := grpc.NewServer(opts...)
 	handler.Register(gs)
 	hs := health.NewServer()
 	services := []string{"", authv1.AuthService_ServiceDesc.ServiceName}
@@ -126,7 +143,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 
 	g := serve.NewGroup(log)
 	g.Go(mongoProbe.Run)
-	if _, err := g.Listen("grpc", "WSMQ_AUTH_LISTEN", cfg.Listen, serve.GRPC{Server: gs, Health: hs}); err != nil {
+	if _, err := g.Listen("grpc", "WSMQ_AUTH_LISTEN", cfg.Listen, streams{serve.GRPC{Server: gs, Health: hs}, hub}); err != nil {
 		return err
 	}
 	if cfg.MetricsListen != "" {
@@ -142,6 +159,19 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 	err = g.Run(ctx, shutdownTimeout)
 	log.Info("stopped")
 	return err
+}
+
+// streams is the gRPC listener whose stop first ends the revocation
+// streams (their watchers reconnect elsewhere), which a graceful stop
+// would otherwise wait for until its deadline.
+type streams struct {
+	serve.GRPC
+	hub *revocations.Hub
+}
+
+func (s streams) Shutdown(ctx context.Context) error {
+	s.hub.Close()
+	return s.GRPC.Shutdown(ctx)
 }
 
 // waitIndexes creates the indexes, waiting for MongoDB while it is

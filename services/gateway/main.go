@@ -28,6 +28,7 @@ import (
 	"github.com/wsmq/wsmq/pkg/redisconn"
 	"github.com/wsmq/wsmq/pkg/rsmq"
 	"github.com/wsmq/wsmq/pkg/serve"
+	"github.com/wsmq/wsmq/pkg/tlsconf"
 	"github.com/wsmq/wsmq/pkg/userqueue"
 	"github.com/wsmq/wsmq/services/gateway/internal/authclient"
 	"github.com/wsmq/wsmq/services/gateway/internal/config"
@@ -101,7 +102,14 @@ func run(ctx context.Context, args []string, env pkgconfig.Env) error {
 	engine.Start()
 	defer engine.Stop()
 
-	auth, err := authclient.Dial(cfg.AuthAddr, cfg.AuthTimeout)
+	ao := authclient.Options{Addr: cfg.AuthAddr, Timeout: cfg.AuthTimeout, WatchToken: cfg.AuthGatewayToken}
+	if cfg.AuthTLS {
+		if ao.TLS, err = tlsconf.Client(tlsconf.Files{Cert: cfg.AuthTLSClientCert, Key: cfg.AuthTLSClientKey, CA: cfg.AuthTLSCA,
+			CertVar: "WSMQ_AUTH_TLS_CLIENT_CERT", KeyVar: "WSMQ_AUTH_TLS_CLIENT_KEY", CAVar: "WSMQ_AUTH_TLS_CA"}); err != nil {
+			return err
+		}
+	}
+	auth, err := authclient.DialWith(ao)
 	if err != nil {
 		return err
 	}
@@ -119,12 +127,13 @@ func run(ctx context.Context, args []string, env pkgconfig.Env) error {
 			CommandRate:  cfg.CommandRate,
 			Queues:       queueQuota,
 		},
-		AllowedOrigins:   cfg.AllowedOrigins,
-		MaxConnsPerUser:  cfg.MaxConnsPerUser,
-		ConnRatePerIP:    cfg.ConnRatePerIP,
-		LoginRatePerIP:   cfg.LoginRatePerIP,
-		ReverifyInterval: cfg.ReverifyInterval,
-		Demo:             cfg.Demo,
+		AllowedOrigins:      cfg.AllowedOrigins,
+		MaxConnsPerUser:     cfg.MaxConnsPerUser,
+		ConnRatePerIP:       cfg.ConnRatePerIP,
+		LoginRatePerIP:      cfg.LoginRatePerIP,
+		ReverifyInterval:    cfg.ReverifyInterval,
+		RevocationRetention: cfg.RevocationRetention,
+		Demo:                cfg.Demo,
 	}
 	if cfg.Dev {
 		scfg.DemoSend = server.DemoSender{Auth: auth, Queues: queues, Queue: cfg.Queue}
@@ -140,6 +149,11 @@ func run(ctx context.Context, args []string, env pkgconfig.Env) error {
 	g.Go(authProbe.Run)
 	g.Go(queueQuota.Run)
 	g.Go(func(ctx context.Context) { watchRedisMemory(ctx, rdb, m, log) })
+	if cfg.AuthGatewayToken != "" {
+		g.Go(func(ctx context.Context) { followRevocations(ctx, auth, srv, log) })
+	} else {
+		log.Warn("WSMQ_AUTH_GATEWAY_TOKEN is not set: revocations reach sockets only at the periodic re-verify (WSMQ_REVERIFY_INTERVAL)")
+	}
 	// Stopped in this order: the public edge (no new sockets, then every
 	// socket returns its messages and closes), then the admin listeners.
 	if _, err := g.Listen("http", "WSMQ_GATEWAY_LISTEN", cfg.Listen, edge{serve.NewHTTP(srv, log), srv}); err != nil {
@@ -181,6 +195,16 @@ func (e edge) Serve(ln net.Listener) error { return e.http.Serve(ln) }
 
 func (e edge) Shutdown(ctx context.Context) error {
 	return errors.Join(e.http.Shutdown(ctx), e.ws.Shutdown(ctx))
+}
+
+// followRevocations closes the sockets of every session the auth service
+// revokes, as it announces them, until ctx ends (reconnecting with
+// back-off; the periodic re-verify covers what a broken stream missed).
+func followRevocations(ctx context.Context, auth *authclient.Client, srv *server.Server, log *slog.Logger) {
+	auth.OnWatchError(func(err error, retryIn time.Duration) {
+		log.Warn("revocation stream broken; reconnecting", "err", err, "retry_in", retryIn)
+	})
+	_ = auth.WatchRevocations(ctx, srv.Revoke, func() { log.Info("following revocations") })
 }
 
 // watchRedisMemory keeps the wsmq_gateway_redis_memory_ratio gauge and

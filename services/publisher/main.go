@@ -30,11 +30,11 @@ import (
 	"github.com/wsmq/wsmq/pkg/redisconn"
 	"github.com/wsmq/wsmq/pkg/rsmq"
 	"github.com/wsmq/wsmq/pkg/serve"
+	"github.com/wsmq/wsmq/pkg/tlsconf"
 	"github.com/wsmq/wsmq/services/publisher/internal/config"
 	"github.com/wsmq/wsmq/services/publisher/internal/memwatch"
 	"github.com/wsmq/wsmq/services/publisher/internal/metrics"
 	"github.com/wsmq/wsmq/services/publisher/internal/server"
-	"github.com/wsmq/wsmq/services/publisher/internal/tlsconf"
 )
 
 func main() {
@@ -112,7 +112,8 @@ func run(ctx context.Context, args []string, env pkgconfig.Env, h hooks) error {
 
 	var creds []grpc.ServerOption
 	if cfg.TLSEnabled() {
-		tc, err := tlsconf.Server(cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA)
+		tc, err := tlsconf.Server(tlsconf.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSClientCA,
+			CertVar: "WSMQ_TLS_CERT", KeyVar: "WSMQ_TLS_KEY", CAVar: "WSMQ_TLS_CLIENT_CA"})
 		if err != nil {
 			return err
 		}

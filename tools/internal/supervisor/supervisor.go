@@ -376,6 +376,7 @@ func (s *Stack) specs(b binaries) [][]spec {
 		"WSMQ_PUBLISHER_LISTEN="+s.PublisherAddr(),
 		"WSMQ_PUBLISHER_ADMIN_LISTEN="+s.addr(s.ports.PublisherAdmin),
 	)
+	var gatewayToken string
 	if !s.cfg.Dev {
 		env := envMap(s.cfg.Env)
 		if env["WSMQ_AUTH_ADMIN_TOKEN"] == "" {
@@ -386,6 +387,11 @@ func (s *Stack) specs(b binaries) [][]spec {
 		}
 		if env["WSMQ_PUBLISHER_KEYS"] == "" {
 			pubEnv = append(pubEnv, "WSMQ_PUBLISHER_KEYS="+s.publisherKey)
+		}
+		if env["WSMQ_AUTH_GATEWAY_TOKEN"] == "" {
+			// Auth and every gateway share it: the revocation stream.
+			gatewayToken = randomToken()
+			authEnv = append(authEnv, "WSMQ_AUTH_GATEWAY_TOKEN="+gatewayToken)
 		}
 	}
 	authCheck := func(ctx context.Context) error { return grpcHealth(ctx, s.AuthAddr()) }
@@ -399,6 +405,9 @@ func (s *Stack) specs(b binaries) [][]spec {
 			"WSMQ_AUTH_ADDR="+s.AuthAddr(),
 			"WSMQ_REDIS_URL="+redisURL,
 		)
+		if gatewayToken != "" {
+			env = append(env, "WSMQ_AUTH_GATEWAY_TOKEN="+gatewayToken)
+		}
 		gateways = append(gateways, spec{
 			name:  gatewayName(i),
 			bin:   b.gateway,

@@ -30,7 +30,8 @@ type AuthenticateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// user_name is 1 to 64 characters of [A-Za-z0-9._-].
 	UserName string `protobuf:"bytes,1,opt,name=user_name,json=userName,proto3" json:"user_name,omitempty"`
-	// password is the user's password (never logged or stored).
+	// password is the user's password (never logged or stored), at most 72
+	// bytes: a longer one is INVALID_ARGUMENT, never silently truncated.
 	Password      string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -83,8 +84,9 @@ func (x *AuthenticateRequest) GetPassword() string {
 // AuthenticateResponse is a new session.
 type AuthenticateResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// token is a JWT (HS256; claims sub = "users/<id>", iat, exp, iss; header
-	// kid), valid until expires_at.
+	// token is a JWT (HS256; claims sub = "users/<id>", sid (the session id),
+	// gen (the user's session generation), iat, exp, iss; header kid), valid
+	// until expires_at.
 	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	// access_token is the long-lived session secret (256 random bits,
 	// base64url). Only its SHA-256 is stored; keep it secret.
@@ -92,7 +94,9 @@ type AuthenticateResponse struct {
 	// user_id is the user's id, the name of the user's own queue.
 	UserId string `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// expires_at is when token expires, in Unix milliseconds.
-	ExpiresAt     int64 `protobuf:"varint,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	ExpiresAt int64 `protobuf:"varint,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// session_id names the new session (the JWT's sid claim).
+	SessionId     string `protobuf:"bytes,5,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -153,6 +157,13 @@ func (x *AuthenticateResponse) GetExpiresAt() int64 {
 		return x.ExpiresAt
 	}
 	return 0
+}
+
+func (x *AuthenticateResponse) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
 }
 
 // VerifyRequest holds the credentials of a request; either may be empty.
@@ -220,7 +231,13 @@ type VerifyResponse struct {
 	Token string `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
 	// expires_at is when the valid JWT (the given one, or token when set)
 	// expires, in Unix milliseconds.
-	ExpiresAt     int64 `protobuf:"varint,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	ExpiresAt int64 `protobuf:"varint,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// session_id names the session (the sid claim of the valid JWT); a
+	// Revocation with this session_id ends it.
+	SessionId string `protobuf:"bytes,4,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// issued_at is when the valid JWT was issued (iat), in Unix milliseconds
+	// (whole seconds).
+	IssuedAt      int64 `protobuf:"varint,5,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -276,6 +293,293 @@ func (x *VerifyResponse) GetExpiresAt() int64 {
 	return 0
 }
 
+func (x *VerifyResponse) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *VerifyResponse) GetIssuedAt() int64 {
+	if x != nil {
+		return x.IssuedAt
+	}
+	return 0
+}
+
+// VerifyBatchRequest holds up to 1000 credentials.
+type VerifyBatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Items         []*VerifyRequest       `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyBatchRequest) Reset() {
+	*x = VerifyBatchRequest{}
+	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyBatchRequest) ProtoMessage() {}
+
+func (x *VerifyBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyBatchRequest.ProtoReflect.Descriptor instead.
+func (*VerifyBatchRequest) Descriptor() ([]byte, []int) {
+	return file_wsmq_auth_v1_auth_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *VerifyBatchRequest) GetItems() []*VerifyRequest {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+// VerifyBatchResult is the outcome of one item: either response (valid)
+// or code (a google.rpc.Code, e.g. 16 UNAUTHENTICATED) with a message.
+type VerifyBatchResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Response      *VerifyResponse        `protobuf:"bytes,1,opt,name=response,proto3" json:"response,omitempty"`
+	Code          int32                  `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyBatchResult) Reset() {
+	*x = VerifyBatchResult{}
+	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyBatchResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyBatchResult) ProtoMessage() {}
+
+func (x *VerifyBatchResult) ProtoReflect() protoreflect.Message {
+	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyBatchResult.ProtoReflect.Descriptor instead.
+func (*VerifyBatchResult) Descriptor() ([]byte, []int) {
+	return file_wsmq_auth_v1_auth_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *VerifyBatchResult) GetResponse() *VerifyResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *VerifyBatchResult) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *VerifyBatchResult) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+// VerifyBatchResponse has one result per request item, in order.
+type VerifyBatchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*VerifyBatchResult   `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyBatchResponse) Reset() {
+	*x = VerifyBatchResponse{}
+	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyBatchResponse) ProtoMessage() {}
+
+func (x *VerifyBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyBatchResponse.ProtoReflect.Descriptor instead.
+func (*VerifyBatchResponse) Descriptor() ([]byte, []int) {
+	return file_wsmq_auth_v1_auth_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *VerifyBatchResponse) GetResults() []*VerifyBatchResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// WatchRevocationsRequest is empty.
+type WatchRevocationsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRevocationsRequest) Reset() {
+	*x = WatchRevocationsRequest{}
+	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRevocationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRevocationsRequest) ProtoMessage() {}
+
+func (x *WatchRevocationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRevocationsRequest.ProtoReflect.Descriptor instead.
+func (*WatchRevocationsRequest) Descriptor() ([]byte, []int) {
+	return file_wsmq_auth_v1_auth_proto_rawDescGZIP(), []int{7}
+}
+
+// Revocation is one ended session, or all of a user's.
+type Revocation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user_id is the user whose session(s) ended.
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// session_id is the ended session, when one session ended.
+	SessionId string `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// all_sessions: every session of user_id issued before valid_after_ms
+	// ended (revoke all, password change, user deleted).
+	AllSessions bool `protobuf:"varint,3,opt,name=all_sessions,json=allSessions,proto3" json:"all_sessions,omitempty"`
+	// valid_after_ms: with all_sessions, JWTs issued before this instant
+	// (Unix milliseconds) are no longer valid.
+	ValidAfterMs int64 `protobuf:"varint,4,opt,name=valid_after_ms,json=validAfterMs,proto3" json:"valid_after_ms,omitempty"`
+	// user_deleted: the user no longer exists.
+	UserDeleted   bool `protobuf:"varint,5,opt,name=user_deleted,json=userDeleted,proto3" json:"user_deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Revocation) Reset() {
+	*x = Revocation{}
+	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Revocation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Revocation) ProtoMessage() {}
+
+func (x *Revocation) ProtoReflect() protoreflect.Message {
+	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
+func (*Revocation) Descriptor() ([]byte, []int) {
+	return file_wsmq_auth_v1_auth_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Revocation) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *Revocation) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *Revocation) GetAllSessions() bool {
+	if x != nil {
+		return x.AllSessions
+	}
+	return false
+}
+
+func (x *Revocation) GetValidAfterMs() int64 {
+	if x != nil {
+		return x.ValidAfterMs
+	}
+	return 0
+}
+
+func (x *Revocation) GetUserDeleted() bool {
+	if x != nil {
+		return x.UserDeleted
+	}
+	return false
+}
+
 // RevokeRequest names what to revoke: one access token, or every session
 // of the user that owns it (all = true); presenting the access token is the
 // proof of ownership. Alternatively an admin (admin credential in the
@@ -295,7 +599,7 @@ type RevokeRequest struct {
 
 func (x *RevokeRequest) Reset() {
 	*x = RevokeRequest{}
-	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[4]
+	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -307,7 +611,7 @@ func (x *RevokeRequest) String() string {
 func (*RevokeRequest) ProtoMessage() {}
 
 func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[4]
+	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -320,7 +624,7 @@ func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeRequest.ProtoReflect.Descriptor instead.
 func (*RevokeRequest) Descriptor() ([]byte, []int) {
-	return file_wsmq_auth_v1_auth_proto_rawDescGZIP(), []int{4}
+	return file_wsmq_auth_v1_auth_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RevokeRequest) GetAccessToken() string {
@@ -354,7 +658,7 @@ type RevokeResponse struct {
 
 func (x *RevokeResponse) Reset() {
 	*x = RevokeResponse{}
-	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[5]
+	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -366,7 +670,7 @@ func (x *RevokeResponse) String() string {
 func (*RevokeResponse) ProtoMessage() {}
 
 func (x *RevokeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[5]
+	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -379,7 +683,7 @@ func (x *RevokeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeResponse.ProtoReflect.Descriptor instead.
 func (*RevokeResponse) Descriptor() ([]byte, []int) {
-	return file_wsmq_auth_v1_auth_proto_rawDescGZIP(), []int{5}
+	return file_wsmq_auth_v1_auth_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RevokeResponse) GetRevoked() int64 {
@@ -394,7 +698,8 @@ type CreateUserRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// user_name is 1 to 64 characters of [A-Za-z0-9._-], unique.
 	UserName string `protobuf:"bytes,1,opt,name=user_name,json=userName,proto3" json:"user_name,omitempty"`
-	// password must be at least 8 characters (dev mode's demo user excepted).
+	// password must be 8 characters to 72 bytes (bcrypt reads no further;
+	// dev mode's demo user excepted from the minimum).
 	Password      string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -402,7 +707,7 @@ type CreateUserRequest struct {
 
 func (x *CreateUserRequest) Reset() {
 	*x = CreateUserRequest{}
-	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[6]
+	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -414,7 +719,7 @@ func (x *CreateUserRequest) String() string {
 func (*CreateUserRequest) ProtoMessage() {}
 
 func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[6]
+	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -427,7 +732,7 @@ func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserRequest.ProtoReflect.Descriptor instead.
 func (*CreateUserRequest) Descriptor() ([]byte, []int) {
-	return file_wsmq_auth_v1_auth_proto_rawDescGZIP(), []int{6}
+	return file_wsmq_auth_v1_auth_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateUserRequest) GetUserName() string {
@@ -454,7 +759,7 @@ type CreateUserResponse struct {
 
 func (x *CreateUserResponse) Reset() {
 	*x = CreateUserResponse{}
-	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[7]
+	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -466,7 +771,7 @@ func (x *CreateUserResponse) String() string {
 func (*CreateUserResponse) ProtoMessage() {}
 
 func (x *CreateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[7]
+	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -479,7 +784,7 @@ func (x *CreateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserResponse.ProtoReflect.Descriptor instead.
 func (*CreateUserResponse) Descriptor() ([]byte, []int) {
-	return file_wsmq_auth_v1_auth_proto_rawDescGZIP(), []int{7}
+	return file_wsmq_auth_v1_auth_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateUserResponse) GetUserId() string {
@@ -499,7 +804,7 @@ type DeleteUserRequest struct {
 
 func (x *DeleteUserRequest) Reset() {
 	*x = DeleteUserRequest{}
-	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[8]
+	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -511,7 +816,7 @@ func (x *DeleteUserRequest) String() string {
 func (*DeleteUserRequest) ProtoMessage() {}
 
 func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[8]
+	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -524,7 +829,7 @@ func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
 func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
-	return file_wsmq_auth_v1_auth_proto_rawDescGZIP(), []int{8}
+	return file_wsmq_auth_v1_auth_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DeleteUserRequest) GetUserName() string {
@@ -543,7 +848,7 @@ type DeleteUserResponse struct {
 
 func (x *DeleteUserResponse) Reset() {
 	*x = DeleteUserResponse{}
-	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[9]
+	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -555,7 +860,7 @@ func (x *DeleteUserResponse) String() string {
 func (*DeleteUserResponse) ProtoMessage() {}
 
 func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[9]
+	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -568,14 +873,14 @@ func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
 func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
-	return file_wsmq_auth_v1_auth_proto_rawDescGZIP(), []int{9}
+	return file_wsmq_auth_v1_auth_proto_rawDescGZIP(), []int{14}
 }
 
 // SetPasswordRequest names the user and the new password.
 type SetPasswordRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	UserName string                 `protobuf:"bytes,1,opt,name=user_name,json=userName,proto3" json:"user_name,omitempty"`
-	// password must be at least 8 characters.
+	// password must be 8 characters to 72 bytes.
 	Password      string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -583,7 +888,7 @@ type SetPasswordRequest struct {
 
 func (x *SetPasswordRequest) Reset() {
 	*x = SetPasswordRequest{}
-	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[10]
+	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -595,7 +900,7 @@ func (x *SetPasswordRequest) String() string {
 func (*SetPasswordRequest) ProtoMessage() {}
 
 func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[10]
+	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -608,7 +913,7 @@ func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPasswordRequest.ProtoReflect.Descriptor instead.
 func (*SetPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_wsmq_auth_v1_auth_proto_rawDescGZIP(), []int{10}
+	return file_wsmq_auth_v1_auth_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SetPasswordRequest) GetUserName() string {
@@ -635,7 +940,7 @@ type SetPasswordResponse struct {
 
 func (x *SetPasswordResponse) Reset() {
 	*x = SetPasswordResponse{}
-	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[11]
+	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -647,7 +952,7 @@ func (x *SetPasswordResponse) String() string {
 func (*SetPasswordResponse) ProtoMessage() {}
 
 func (x *SetPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[11]
+	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -660,7 +965,7 @@ func (x *SetPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPasswordResponse.ProtoReflect.Descriptor instead.
 func (*SetPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_wsmq_auth_v1_auth_proto_rawDescGZIP(), []int{11}
+	return file_wsmq_auth_v1_auth_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SetPasswordResponse) GetRevoked() int64 {
@@ -679,7 +984,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[12]
+	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -691,7 +996,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[12]
+	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -704,7 +1009,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_wsmq_auth_v1_auth_proto_rawDescGZIP(), []int{12}
+	return file_wsmq_auth_v1_auth_proto_rawDescGZIP(), []int{17}
 }
 
 // User is one user as the admin sees it (never a secret).
@@ -722,7 +1027,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[13]
+	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -734,7 +1039,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[13]
+	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -747,7 +1052,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_wsmq_auth_v1_auth_proto_rawDescGZIP(), []int{13}
+	return file_wsmq_auth_v1_auth_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *User) GetUserId() string {
@@ -788,7 +1093,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[14]
+	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -800,7 +1105,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[14]
+	mi := &file_wsmq_auth_v1_auth_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -813,7 +1118,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_wsmq_auth_v1_auth_proto_rawDescGZIP(), []int{14}
+	return file_wsmq_auth_v1_auth_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListUsersResponse) GetUsers() []*User {
@@ -830,21 +1135,43 @@ const file_wsmq_auth_v1_auth_proto_rawDesc = "" +
 	"\x17wsmq/auth/v1/auth.proto\x12\fwsmq.auth.v1\"N\n" +
 	"\x13AuthenticateRequest\x12\x1b\n" +
 	"\tuser_name\x18\x01 \x01(\tR\buserName\x12\x1a\n" +
-	"\bpassword\x18\x02 \x01(\tR\bpassword\"\x87\x01\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\"\xa6\x01\n" +
 	"\x14AuthenticateResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12!\n" +
 	"\faccess_token\x18\x02 \x01(\tR\vaccessToken\x12\x17\n" +
 	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x1d\n" +
 	"\n" +
-	"expires_at\x18\x04 \x01(\x03R\texpiresAt\"H\n" +
+	"expires_at\x18\x04 \x01(\x03R\texpiresAt\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x05 \x01(\tR\tsessionId\"H\n" +
 	"\rVerifyRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12!\n" +
-	"\faccess_token\x18\x02 \x01(\tR\vaccessToken\"^\n" +
+	"\faccess_token\x18\x02 \x01(\tR\vaccessToken\"\x9a\x01\n" +
 	"\x0eVerifyResponse\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\x12\x1d\n" +
 	"\n" +
-	"expires_at\x18\x03 \x01(\x03R\texpiresAt\"a\n" +
+	"expires_at\x18\x03 \x01(\x03R\texpiresAt\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x04 \x01(\tR\tsessionId\x12\x1b\n" +
+	"\tissued_at\x18\x05 \x01(\x03R\bissuedAt\"G\n" +
+	"\x12VerifyBatchRequest\x121\n" +
+	"\x05items\x18\x01 \x03(\v2\x1b.wsmq.auth.v1.VerifyRequestR\x05items\"{\n" +
+	"\x11VerifyBatchResult\x128\n" +
+	"\bresponse\x18\x01 \x01(\v2\x1c.wsmq.auth.v1.VerifyResponseR\bresponse\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"P\n" +
+	"\x13VerifyBatchResponse\x129\n" +
+	"\aresults\x18\x01 \x03(\v2\x1f.wsmq.auth.v1.VerifyBatchResultR\aresults\"\x19\n" +
+	"\x17WatchRevocationsRequest\"\xb0\x01\n" +
+	"\n" +
+	"Revocation\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x02 \x01(\tR\tsessionId\x12!\n" +
+	"\fall_sessions\x18\x03 \x01(\bR\vallSessions\x12$\n" +
+	"\x0evalid_after_ms\x18\x04 \x01(\x03R\fvalidAfterMs\x12!\n" +
+	"\fuser_deleted\x18\x05 \x01(\bR\vuserDeleted\"a\n" +
 	"\rRevokeRequest\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12\x10\n" +
 	"\x03all\x18\x02 \x01(\bR\x03all\x12\x1b\n" +
@@ -872,10 +1199,12 @@ const file_wsmq_auth_v1_auth_proto_rawDesc = "" +
 	"created_at\x18\x03 \x01(\x03R\tcreatedAt\x12\x1a\n" +
 	"\bsessions\x18\x04 \x01(\x03R\bsessions\"=\n" +
 	"\x11ListUsersResponse\x12(\n" +
-	"\x05users\x18\x01 \x03(\v2\x12.wsmq.auth.v1.UserR\x05users2\xb2\x04\n" +
+	"\x05users\x18\x01 \x03(\v2\x12.wsmq.auth.v1.UserR\x05users2\xdd\x05\n" +
 	"\vAuthService\x12U\n" +
 	"\fAuthenticate\x12!.wsmq.auth.v1.AuthenticateRequest\x1a\".wsmq.auth.v1.AuthenticateResponse\x12C\n" +
-	"\x06Verify\x12\x1b.wsmq.auth.v1.VerifyRequest\x1a\x1c.wsmq.auth.v1.VerifyResponse\x12C\n" +
+	"\x06Verify\x12\x1b.wsmq.auth.v1.VerifyRequest\x1a\x1c.wsmq.auth.v1.VerifyResponse\x12R\n" +
+	"\vVerifyBatch\x12 .wsmq.auth.v1.VerifyBatchRequest\x1a!.wsmq.auth.v1.VerifyBatchResponse\x12U\n" +
+	"\x10WatchRevocations\x12%.wsmq.auth.v1.WatchRevocationsRequest\x1a\x18.wsmq.auth.v1.Revocation0\x01\x12C\n" +
 	"\x06Revoke\x12\x1b.wsmq.auth.v1.RevokeRequest\x1a\x1c.wsmq.auth.v1.RevokeResponse\x12O\n" +
 	"\n" +
 	"CreateUser\x12\x1f.wsmq.auth.v1.CreateUserRequest\x1a .wsmq.auth.v1.CreateUserResponse\x12O\n" +
@@ -896,45 +1225,57 @@ func file_wsmq_auth_v1_auth_proto_rawDescGZIP() []byte {
 	return file_wsmq_auth_v1_auth_proto_rawDescData
 }
 
-var file_wsmq_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_wsmq_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_wsmq_auth_v1_auth_proto_goTypes = []any{
-	(*AuthenticateRequest)(nil),  // 0: wsmq.auth.v1.AuthenticateRequest
-	(*AuthenticateResponse)(nil), // 1: wsmq.auth.v1.AuthenticateResponse
-	(*VerifyRequest)(nil),        // 2: wsmq.auth.v1.VerifyRequest
-	(*VerifyResponse)(nil),       // 3: wsmq.auth.v1.VerifyResponse
-	(*RevokeRequest)(nil),        // 4: wsmq.auth.v1.RevokeRequest
-	(*RevokeResponse)(nil),       // 5: wsmq.auth.v1.RevokeResponse
-	(*CreateUserRequest)(nil),    // 6: wsmq.auth.v1.CreateUserRequest
-	(*CreateUserResponse)(nil),   // 7: wsmq.auth.v1.CreateUserResponse
-	(*DeleteUserRequest)(nil),    // 8: wsmq.auth.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),   // 9: wsmq.auth.v1.DeleteUserResponse
-	(*SetPasswordRequest)(nil),   // 10: wsmq.auth.v1.SetPasswordRequest
-	(*SetPasswordResponse)(nil),  // 11: wsmq.auth.v1.SetPasswordResponse
-	(*ListUsersRequest)(nil),     // 12: wsmq.auth.v1.ListUsersRequest
-	(*User)(nil),                 // 13: wsmq.auth.v1.User
-	(*ListUsersResponse)(nil),    // 14: wsmq.auth.v1.ListUsersResponse
+	(*AuthenticateRequest)(nil),     // 0: wsmq.auth.v1.AuthenticateRequest
+	(*AuthenticateResponse)(nil),    // 1: wsmq.auth.v1.AuthenticateResponse
+	(*VerifyRequest)(nil),           // 2: wsmq.auth.v1.VerifyRequest
+	(*VerifyResponse)(nil),          // 3: wsmq.auth.v1.VerifyResponse
+	(*VerifyBatchRequest)(nil),      // 4: wsmq.auth.v1.VerifyBatchRequest
+	(*VerifyBatchResult)(nil),       // 5: wsmq.auth.v1.VerifyBatchResult
+	(*VerifyBatchResponse)(nil),     // 6: wsmq.auth.v1.VerifyBatchResponse
+	(*WatchRevocationsRequest)(nil), // 7: wsmq.auth.v1.WatchRevocationsRequest
+	(*Revocation)(nil),              // 8: wsmq.auth.v1.Revocation
+	(*RevokeRequest)(nil),           // 9: wsmq.auth.v1.RevokeRequest
+	(*RevokeResponse)(nil),          // 10: wsmq.auth.v1.RevokeResponse
+	(*CreateUserRequest)(nil),       // 11: wsmq.auth.v1.CreateUserRequest
+	(*CreateUserResponse)(nil),      // 12: wsmq.auth.v1.CreateUserResponse
+	(*DeleteUserRequest)(nil),       // 13: wsmq.auth.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),      // 14: wsmq.auth.v1.DeleteUserResponse
+	(*SetPasswordRequest)(nil),      // 15: wsmq.auth.v1.SetPasswordRequest
+	(*SetPasswordResponse)(nil),     // 16: wsmq.auth.v1.SetPasswordResponse
+	(*ListUsersRequest)(nil),        // 17: wsmq.auth.v1.ListUsersRequest
+	(*User)(nil),                    // 18: wsmq.auth.v1.User
+	(*ListUsersResponse)(nil),       // 19: wsmq.auth.v1.ListUsersResponse
 }
 var file_wsmq_auth_v1_auth_proto_depIdxs = []int32{
-	13, // 0: wsmq.auth.v1.ListUsersResponse.users:type_name -> wsmq.auth.v1.User
-	0,  // 1: wsmq.auth.v1.AuthService.Authenticate:input_type -> wsmq.auth.v1.AuthenticateRequest
-	2,  // 2: wsmq.auth.v1.AuthService.Verify:input_type -> wsmq.auth.v1.VerifyRequest
-	4,  // 3: wsmq.auth.v1.AuthService.Revoke:input_type -> wsmq.auth.v1.RevokeRequest
-	6,  // 4: wsmq.auth.v1.AuthService.CreateUser:input_type -> wsmq.auth.v1.CreateUserRequest
-	8,  // 5: wsmq.auth.v1.AuthService.DeleteUser:input_type -> wsmq.auth.v1.DeleteUserRequest
-	10, // 6: wsmq.auth.v1.AuthService.SetPassword:input_type -> wsmq.auth.v1.SetPasswordRequest
-	12, // 7: wsmq.auth.v1.AuthService.ListUsers:input_type -> wsmq.auth.v1.ListUsersRequest
-	1,  // 8: wsmq.auth.v1.AuthService.Authenticate:output_type -> wsmq.auth.v1.AuthenticateResponse
-	3,  // 9: wsmq.auth.v1.AuthService.Verify:output_type -> wsmq.auth.v1.VerifyResponse
-	5,  // 10: wsmq.auth.v1.AuthService.Revoke:output_type -> wsmq.auth.v1.RevokeResponse
-	7,  // 11: wsmq.auth.v1.AuthService.CreateUser:output_type -> wsmq.auth.v1.CreateUserResponse
-	9,  // 12: wsmq.auth.v1.AuthService.DeleteUser:output_type -> wsmq.auth.v1.DeleteUserResponse
-	11, // 13: wsmq.auth.v1.AuthService.SetPassword:output_type -> wsmq.auth.v1.SetPasswordResponse
-	14, // 14: wsmq.auth.v1.AuthService.ListUsers:output_type -> wsmq.auth.v1.ListUsersResponse
-	8,  // [8:15] is the sub-list for method output_type
-	1,  // [1:8] is the sub-list for method input_type
-	1,  // [1:1] is the sub-list for extension type_name
-	1,  // [1:1] is the sub-list for extension extendee
-	0,  // [0:1] is the sub-list for field type_name
+	2,  // 0: wsmq.auth.v1.VerifyBatchRequest.items:type_name -> wsmq.auth.v1.VerifyRequest
+	3,  // 1: wsmq.auth.v1.VerifyBatchResult.response:type_name -> wsmq.auth.v1.VerifyResponse
+	5,  // 2: wsmq.auth.v1.VerifyBatchResponse.results:type_name -> wsmq.auth.v1.VerifyBatchResult
+	18, // 3: wsmq.auth.v1.ListUsersResponse.users:type_name -> wsmq.auth.v1.User
+	0,  // 4: wsmq.auth.v1.AuthService.Authenticate:input_type -> wsmq.auth.v1.AuthenticateRequest
+	2,  // 5: wsmq.auth.v1.AuthService.Verify:input_type -> wsmq.auth.v1.VerifyRequest
+	4,  // 6: wsmq.auth.v1.AuthService.VerifyBatch:input_type -> wsmq.auth.v1.VerifyBatchRequest
+	7,  // 7: wsmq.auth.v1.AuthService.WatchRevocations:input_type -> wsmq.auth.v1.WatchRevocationsRequest
+	9,  // 8: wsmq.auth.v1.AuthService.Revoke:input_type -> wsmq.auth.v1.RevokeRequest
+	11, // 9: wsmq.auth.v1.AuthService.CreateUser:input_type -> wsmq.auth.v1.CreateUserRequest
+	13, // 10: wsmq.auth.v1.AuthService.DeleteUser:input_type -> wsmq.auth.v1.DeleteUserRequest
+	15, // 11: wsmq.auth.v1.AuthService.SetPassword:input_type -> wsmq.auth.v1.SetPasswordRequest
+	17, // 12: wsmq.auth.v1.AuthService.ListUsers:input_type -> wsmq.auth.v1.ListUsersRequest
+	1,  // 13: wsmq.auth.v1.AuthService.Authenticate:output_type -> wsmq.auth.v1.AuthenticateResponse
+	3,  // 14: wsmq.auth.v1.AuthService.Verify:output_type -> wsmq.auth.v1.VerifyResponse
+	6,  // 15: wsmq.auth.v1.AuthService.VerifyBatch:output_type -> wsmq.auth.v1.VerifyBatchResponse
+	8,  // 16: wsmq.auth.v1.AuthService.WatchRevocations:output_type -> wsmq.auth.v1.Revocation
+	10, // 17: wsmq.auth.v1.AuthService.Revoke:output_type -> wsmq.auth.v1.RevokeResponse
+	12, // 18: wsmq.auth.v1.AuthService.CreateUser:output_type -> wsmq.auth.v1.CreateUserResponse
+	14, // 19: wsmq.auth.v1.AuthService.DeleteUser:output_type -> wsmq.auth.v1.DeleteUserResponse
+	16, // 20: wsmq.auth.v1.AuthService.SetPassword:output_type -> wsmq.auth.v1.SetPasswordResponse
+	19, // 21: wsmq.auth.v1.AuthService.ListUsers:output_type -> wsmq.auth.v1.ListUsersResponse
+	13, // [13:22] is the sub-list for method output_type
+	4,  // [4:13] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_wsmq_auth_v1_auth_proto_init() }
@@ -948,7 +1289,7 @@ func file_wsmq_auth_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wsmq_auth_v1_auth_proto_rawDesc), len(file_wsmq_auth_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

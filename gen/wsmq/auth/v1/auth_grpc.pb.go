@@ -23,13 +23,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuthService_Authenticate_FullMethodName = "/wsmq.auth.v1.AuthService/Authenticate"
-	AuthService_Verify_FullMethodName       = "/wsmq.auth.v1.AuthService/Verify"
-	AuthService_Revoke_FullMethodName       = "/wsmq.auth.v1.AuthService/Revoke"
-	AuthService_CreateUser_FullMethodName   = "/wsmq.auth.v1.AuthService/CreateUser"
-	AuthService_DeleteUser_FullMethodName   = "/wsmq.auth.v1.AuthService/DeleteUser"
-	AuthService_SetPassword_FullMethodName  = "/wsmq.auth.v1.AuthService/SetPassword"
-	AuthService_ListUsers_FullMethodName    = "/wsmq.auth.v1.AuthService/ListUsers"
+	AuthService_Authenticate_FullMethodName     = "/wsmq.auth.v1.AuthService/Authenticate"
+	AuthService_Verify_FullMethodName           = "/wsmq.auth.v1.AuthService/Verify"
+	AuthService_VerifyBatch_FullMethodName      = "/wsmq.auth.v1.AuthService/VerifyBatch"
+	AuthService_WatchRevocations_FullMethodName = "/wsmq.auth.v1.AuthService/WatchRevocations"
+	AuthService_Revoke_FullMethodName           = "/wsmq.auth.v1.AuthService/Revoke"
+	AuthService_CreateUser_FullMethodName       = "/wsmq.auth.v1.AuthService/CreateUser"
+	AuthService_DeleteUser_FullMethodName       = "/wsmq.auth.v1.AuthService/DeleteUser"
+	AuthService_SetPassword_FullMethodName      = "/wsmq.auth.v1.AuthService/SetPassword"
+	AuthService_ListUsers_FullMethodName        = "/wsmq.auth.v1.AuthService/ListUsers"
 )
 
 // AuthServiceClient is the client API for AuthService service.
@@ -38,21 +40,38 @@ const (
 //
 // AuthService authenticates users and verifies their tokens.
 //
-// Authenticate, Verify and Revoke need no call credential: the tokens are
-// the credential. CreateUser, DeleteUser and SetPassword need the metadata
-// `authorization: Bearer <admin token>`.
+// Authenticate, Verify, VerifyBatch and Revoke need no call credential: the
+// tokens are the credential. CreateUser, DeleteUser, SetPassword and
+// ListUsers need the metadata `authorization: Bearer <admin token>`.
+// WatchRevocations needs `authorization: Bearer <gateway token>` (or the
+// admin token): it tells who is being signed out, which is not public.
 //
 // Errors: INVALID_ARGUMENT names the field; UNAUTHENTICATED never says which
 // part of a credential failed; PERMISSION_DENIED for a wrong admin token;
 // ALREADY_EXISTS for a taken user name; NOT_FOUND for an unknown user in an
-// admin call; UNAVAILABLE when the database cannot be reached in time.
+// admin call; UNAVAILABLE when the database cannot be reached in time;
+// RESOURCE_EXHAUSTED for a login refused by auth's own per-IP or per-name
+// limits (no password was checked).
 type AuthServiceClient interface {
 	// Authenticate checks a user name and password and starts a session: it
 	// returns a JWT and a new access token.
 	Authenticate(ctx context.Context, in *AuthenticateRequest, opts ...grpc.CallOption) (*AuthenticateResponse, error)
-	// Verify accepts a valid JWT; otherwise a valid, unrevoked access token,
-	// in which case it also issues a fresh JWT (tokens2's refresh).
+	// Verify accepts a valid JWT of a live session; otherwise a valid,
+	// unrevoked access token, in which case it also issues a fresh JWT
+	// (tokens2's refresh). A JWT is refused when its user no longer exists,
+	// when the user's sessions were all ended after it was issued (password
+	// change, revoke all) or when its own session was revoked.
 	Verify(ctx context.Context, in *VerifyRequest, opts ...grpc.CallOption) (*VerifyResponse, error)
+	// VerifyBatch verifies up to 1000 credentials in one call, each as Verify
+	// would, and also checks that every JWT's session still exists (one
+	// database read for the whole batch). Gateways re-verify their live
+	// sockets with it.
+	VerifyBatch(ctx context.Context, in *VerifyBatchRequest, opts ...grpc.CallOption) (*VerifyBatchResponse, error)
+	// WatchRevocations streams every revocation from the moment of the call:
+	// one session, all of a user's sessions (revoke all, password change) or
+	// a deleted user. Gateways follow it and close the affected sockets.
+	// Needs the gateway (or admin) credential.
+	WatchRevocations(ctx context.Context, in *WatchRevocationsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Revocation], error)
 	// Revoke ends one session (by its access token) or all of a user's.
 	Revoke(ctx context.Context, in *RevokeRequest, opts ...grpc.CallOption) (*RevokeResponse, error)
 	// CreateUser adds a user. Admin only.
@@ -93,6 +112,35 @@ func (c *authServiceClient) Verify(ctx context.Context, in *VerifyRequest, opts 
 	}
 	return out, nil
 }
+
+func (c *authServiceClient) VerifyBatch(ctx context.Context, in *VerifyBatchRequest, opts ...grpc.CallOption) (*VerifyBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VerifyBatchResponse)
+	err := c.cc.Invoke(ctx, AuthService_VerifyBatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) WatchRevocations(ctx context.Context, in *WatchRevocationsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Revocation], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AuthService_ServiceDesc.Streams[0], AuthService_WatchRevocations_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRevocationsRequest, Revocation]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AuthService_WatchRevocationsClient = grpc.ServerStreamingClient[Revocation]
 
 func (c *authServiceClient) Revoke(ctx context.Context, in *RevokeRequest, opts ...grpc.CallOption) (*RevokeResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -150,21 +198,38 @@ func (c *authServiceClient) ListUsers(ctx context.Context, in *ListUsersRequest,
 //
 // AuthService authenticates users and verifies their tokens.
 //
-// Authenticate, Verify and Revoke need no call credential: the tokens are
-// the credential. CreateUser, DeleteUser and SetPassword need the metadata
-// `authorization: Bearer <admin token>`.
+// Authenticate, Verify, VerifyBatch and Revoke need no call credential: the
+// tokens are the credential. CreateUser, DeleteUser, SetPassword and
+// ListUsers need the metadata `authorization: Bearer <admin token>`.
+// WatchRevocations needs `authorization: Bearer <gateway token>` (or the
+// admin token): it tells who is being signed out, which is not public.
 //
 // Errors: INVALID_ARGUMENT names the field; UNAUTHENTICATED never says which
 // part of a credential failed; PERMISSION_DENIED for a wrong admin token;
 // ALREADY_EXISTS for a taken user name; NOT_FOUND for an unknown user in an
-// admin call; UNAVAILABLE when the database cannot be reached in time.
+// admin call; UNAVAILABLE when the database cannot be reached in time;
+// RESOURCE_EXHAUSTED for a login refused by auth's own per-IP or per-name
+// limits (no password was checked).
 type AuthServiceServer interface {
 	// Authenticate checks a user name and password and starts a session: it
 	// returns a JWT and a new access token.
 	Authenticate(context.Context, *AuthenticateRequest) (*AuthenticateResponse, error)
-	// Verify accepts a valid JWT; otherwise a valid, unrevoked access token,
-	// in which case it also issues a fresh JWT (tokens2's refresh).
+	// Verify accepts a valid JWT of a live session; otherwise a valid,
+	// unrevoked access token, in which case it also issues a fresh JWT
+	// (tokens2's refresh). A JWT is refused when its user no longer exists,
+	// when the user's sessions were all ended after it was issued (password
+	// change, revoke all) or when its own session was revoked.
 	Verify(context.Context, *VerifyRequest) (*VerifyResponse, error)
+	// VerifyBatch verifies up to 1000 credentials in one call, each as Verify
+	// would, and also checks that every JWT's session still exists (one
+	// database read for the whole batch). Gateways re-verify their live
+	// sockets with it.
+	VerifyBatch(context.Context, *VerifyBatchRequest) (*VerifyBatchResponse, error)
+	// WatchRevocations streams every revocation from the moment of the call:
+	// one session, all of a user's sessions (revoke all, password change) or
+	// a deleted user. Gateways follow it and close the affected sockets.
+	// Needs the gateway (or admin) credential.
+	WatchRevocations(*WatchRevocationsRequest, grpc.ServerStreamingServer[Revocation]) error
 	// Revoke ends one session (by its access token) or all of a user's.
 	Revoke(context.Context, *RevokeRequest) (*RevokeResponse, error)
 	// CreateUser adds a user. Admin only.
@@ -191,6 +256,12 @@ func (UnimplementedAuthServiceServer) Authenticate(context.Context, *Authenticat
 }
 func (UnimplementedAuthServiceServer) Verify(context.Context, *VerifyRequest) (*VerifyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Verify not implemented")
+}
+func (UnimplementedAuthServiceServer) VerifyBatch(context.Context, *VerifyBatchRequest) (*VerifyBatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VerifyBatch not implemented")
+}
+func (UnimplementedAuthServiceServer) WatchRevocations(*WatchRevocationsRequest, grpc.ServerStreamingServer[Revocation]) error {
+	return status.Error(codes.Unimplemented, "method WatchRevocations not implemented")
 }
 func (UnimplementedAuthServiceServer) Revoke(context.Context, *RevokeRequest) (*RevokeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Revoke not implemented")
@@ -263,6 +334,35 @@ func _AuthService_Verify_Handler(srv interface{}, ctx context.Context, dec func(
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _AuthService_VerifyBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VerifyBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).VerifyBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_VerifyBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).VerifyBatch(ctx, req.(*VerifyBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_WatchRevocations_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRevocationsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AuthServiceServer).WatchRevocations(m, &grpc.GenericServerStream[WatchRevocationsRequest, Revocation]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AuthService_WatchRevocationsServer = grpc.ServerStreamingServer[Revocation]
 
 func _AuthService_Revoke_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(RevokeRequest)
@@ -370,6 +470,10 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _AuthService_Verify_Handler,
 		},
 		{
+			MethodName: "VerifyBatch",
+			Handler:    _AuthService_VerifyBatch_Handler,
+		},
+		{
 			MethodName: "Revoke",
 			Handler:    _AuthService_Revoke_Handler,
 		},
@@ -390,6 +494,12 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _AuthService_ListUsers_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchRevocations",
+			Handler:       _AuthService_WatchRevocations_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "wsmq/auth/v1/auth.proto",
 }

@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/wsmq/wsmq/pkg/config"
+	"github.com/wsmq/wsmq/services/auth/internal/authn"
 	"github.com/wsmq/wsmq/services/auth/internal/passwords"
 	"github.com/wsmq/wsmq/services/auth/internal/store"
+	"github.com/wsmq/wsmq/services/auth/internal/throttle"
 	"github.com/wsmq/wsmq/services/auth/internal/tokens"
 )
 
@@ -25,6 +27,9 @@ const (
 	DevJWTSecret  = "wsmq-DEV-ONLY-insecure-jwt-secret-never-use-in-production"
 	DevJWTKeyID   = "dev"
 	DevAdminToken = "dev-admin-token"
+	// DevGatewayToken is the dev-mode credential of WatchRevocations (the
+	// gateway's default in dev mode too).
+	DevGatewayToken = "dev-gateway-token"
 )
 
 // MinAdminTokenLen is the shortest admin token accepted outside dev mode.
@@ -55,8 +60,22 @@ type Config struct {
 	Listen        string
 	MetricsListen string
 	AdminToken    string
-	Dev           bool
-	LogLevel      slog.Level
+	// GatewayToken is the credential gateways present to
+	// WatchRevocations (WSMQ_AUTH_GATEWAY_TOKEN).
+	GatewayToken string
+	Dev          bool
+	LogLevel     slog.Level
+
+	// TLSCert and TLSKey enable TLS on the gRPC listener; TLSClientCA
+	// then requires client certificates it signed (mTLS).
+	TLSCert, TLSKey, TLSClientCA string
+
+	// SessionCacheTTL is how long a JWT check trusts a user read.
+	SessionCacheTTL time.Duration
+	// LoginRate is Authenticate calls per second per peer address.
+	LoginRate float64
+	// LoginBackoff and LoginMaxBackoff shape the per-name back-off.
+	LoginBackoff, LoginMaxBackoff time.Duration
 }
 
 // Defaults of the auth service's own settings.
@@ -79,7 +98,9 @@ type Settings struct {
 func NewSettings() *Settings {
 	c := &Config{}
 	s := config.NewSet("auth", "WSMQ_AUTH_")
-	s.Others("WSMQ_AUTH_ADDR", "WSMQ_AUTH_TIMEOUT") // the gateway's, in a shared environment
+	// The gateway's, in a shared environment.
+	s.Others("WSMQ_AUTH_ADDR", "WSMQ_AUTH_TIMEOUT", "WSMQ_AUTH_TLS", "WSMQ_AUTH_TLS_CA",
+		"WSMQ_AUTH_TLS_CLIENT_CERT", "WSMQ_AUTH_TLS_CLIENT_KEY", "WSMQ_AUTH_TLS_SERVER_NAME")
 	s.String(&c.MongoURI, "mongo-uri", "WSMQ_MONGO_URI", DefaultMongoURI, "MongoDB connection string", func(v string) error {
 		if !strings.HasPrefix(v, "mongodb://") && !strings.HasPrefix(v, "mongodb+srv://") {
 			return errors.New("must start with mongodb:// or mongodb+srv://")
@@ -102,6 +123,25 @@ func NewSettings() *Settings {
 	s.String(&c.Listen, "listen", "WSMQ_AUTH_LISTEN", DefaultListen, "gRPC listen address", config.HostPort)
 	s.String(&c.MetricsListen, "metrics-listen", "WSMQ_AUTH_METRICS_LISTEN", DefaultMetricsListen, `HTTP admin address (/metrics /healthz /readyz); "" disables`, config.OptionalHostPort)
 	s.String(&c.AdminToken, "admin-token", "WSMQ_AUTH_ADMIN_TOKEN", "", "admin credential, at least 16 characters (prefer the environment)")
+	s.String(&c.GatewayToken, "gateway-token", "WSMQ_AUTH_GATEWAY_TOKEN", "", "credential of WatchRevocations for gateways, at least 16 characters (the admin token works too)")
+	s.String(&c.TLSCert, "tls-cert", "WSMQ_AUTH_TLS_CERT", "", "PEM certificate file of the gRPC listener (enables TLS with -tls-key)")
+	s.String(&c.TLSKey, "tls-key", "WSMQ_AUTH_TLS_KEY", "", "PEM private key file of the gRPC listener")
+	s.String(&c.TLSClientCA, "tls-client-ca", "WSMQ_AUTH_TLS_CLIENT_CA", "", "PEM CA bundle; requires client certificates it signed (mTLS)")
+	s.Duration(&c.SessionCacheTTL, "session-cache-ttl", "WSMQ_AUTH_SESSION_CACHE_TTL", authn.DefaultSessionCacheTTL, time.Millisecond, time.Minute,
+		"how long a JWT check trusts its user read (the window in which another auth replica's revocation is not yet seen by this one's JWT checks)")
+	s.Float(&c.LoginRate, "login-rate", "WSMQ_AUTH_LOGIN_RATE", throttle.DefaultRatePerIP, 0.001, 1e9, "Authenticate calls per second per peer address, burst twice that (a gateway is one peer)")
+	s.Duration(&c.LoginBackoff, "login-backoff", "WSMQ_AUTH_LOGIN_BACKOFF", throttle.DefaultBackoff, time.Millisecond, time.Hour,
+		"wait imposed on a user name after 3 failed logins in a row, doubling per further failure")
+	s.Duration(&c.LoginMaxBackoff, "login-max-backoff", "WSMQ_AUTH_LOGIN_MAX_BACKOFF", throttle.DefaultMaxBackoff, time.Millisecond, 24*time.Hour, "longest per-name wait")
+	s.Check(func() error {
+		if (c.TLSCert == "") != (c.TLSKey == "") {
+			return errors.New("WSMQ_AUTH_TLS_CERT and WSMQ_AUTH_TLS_KEY must be set together")
+		}
+		if c.TLSClientCA != "" && c.TLSCert == "" {
+			return errors.New("WSMQ_AUTH_TLS_CLIENT_CA needs WSMQ_AUTH_TLS_CERT and WSMQ_AUTH_TLS_KEY")
+		}
+		return nil
+	})
 	s.Dev(&c.Dev, "dev secrets allowed, demo/demo user")
 	s.LogLevel(&c.LogLevel)
 	return &Settings{set: s, cfg: c}
@@ -169,6 +209,19 @@ func (c *Config) Validate() (warnings []string, err error) {
 		warnings = append(warnings, "DEV MODE: the admin token is the public built-in "+strconv.Quote(DevAdminToken)+"; set WSMQ_AUTH_ADMIN_TOKEN outside development")
 	default:
 		return nil, errors.New("WSMQ_AUTH_ADMIN_TOKEN is required outside dev mode (WSMQ_DEV=1)")
+	}
+	switch {
+	case c.GatewayToken != "":
+		if !c.Dev && len(c.GatewayToken) < MinAdminTokenLen {
+			return nil, fmt.Errorf("WSMQ_AUTH_GATEWAY_TOKEN: shorter than %d characters", MinAdminTokenLen)
+		}
+		if c.GatewayToken == c.AdminToken {
+			return nil, errors.New("WSMQ_AUTH_GATEWAY_TOKEN equals WSMQ_AUTH_ADMIN_TOKEN: give gateways their own credential")
+		}
+	case c.Dev:
+		c.GatewayToken = DevGatewayToken
+	default:
+		warnings = append(warnings, "WSMQ_AUTH_GATEWAY_TOKEN is not set: gateways cannot follow revocations (WatchRevocations) unless they hold the admin token")
 	}
 	return warnings, nil
 }

@@ -74,8 +74,45 @@ func TestParseRejectsMalformedValuesNamingTheVariable(t *testing.T) {
 }
 
 func TestTheGatewaysAuthVariablesAreNotTyposForAuth(t *testing.T) {
-	if _, _, err := Parse(nil, envOf(map[string]string{"WSMQ_AUTH_ADDR": "auth:9091", "WSMQ_AUTH_TIMEOUT": "3s"})); err != nil {
+	if _, _, err := Parse(nil, envOf(map[string]string{"WSMQ_AUTH_ADDR": "auth:9091", "WSMQ_AUTH_TIMEOUT": "3s",
+		"WSMQ_AUTH_TLS": "1", "WSMQ_AUTH_TLS_CA": "/ca.pem", "WSMQ_AUTH_TLS_CLIENT_CERT": "/c.pem", "WSMQ_AUTH_TLS_CLIENT_KEY": "/k.pem"})); err != nil {
 		t.Fatalf("a shared environment with the gateway's settings: %v", err)
+	}
+}
+
+func TestTLSAndGatewayTokenSettingsAreCheckedTogether(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"WSMQ_AUTH_TLS_CERT": "/c.pem"}, "WSMQ_AUTH_TLS_KEY"},
+		{map[string]string{"WSMQ_AUTH_TLS_CLIENT_CA": "/ca.pem"}, "WSMQ_AUTH_TLS_CLIENT_CA"},
+	} {
+		if _, _, err := Parse(nil, envOf(tc.env)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want an error naming %s", tc.env, err, tc.want)
+		}
+	}
+	base := Config{JWTSecret: strings.Repeat("s", 32), AdminToken: strings.Repeat("a", 16), BcryptCost: 12}
+	for _, tc := range []struct {
+		token, want string
+	}{
+		{"short", "WSMQ_AUTH_GATEWAY_TOKEN"},
+		{strings.Repeat("a", 16), "WSMQ_AUTH_GATEWAY_TOKEN equals WSMQ_AUTH_ADMIN_TOKEN"},
+	} {
+		c := base
+		c.GatewayToken = tc.token
+		if _, err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("gateway token %q: %v, want %q", tc.token, err, tc.want)
+		}
+	}
+	c := base
+	if w, err := c.Validate(); err != nil || len(w) != 1 || !strings.Contains(w[0], "WSMQ_AUTH_GATEWAY_TOKEN") {
+		t.Errorf("no gateway token: warnings %v, err %v; want one warning naming WSMQ_AUTH_GATEWAY_TOKEN", w, err)
+	}
+	c = base
+	c.Dev, c.AdminToken = true, ""
+	if _, err := c.Validate(); err != nil || c.GatewayToken != DevGatewayToken {
+		t.Errorf("dev mode: gateway token %q, %v; want the dev token", c.GatewayToken, err)
 	}
 }
 

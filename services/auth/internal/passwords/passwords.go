@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -30,9 +31,12 @@ var ErrMismatch = errors.New("password mismatch")
 
 // Hasher hashes and compares passwords.
 type Hasher struct {
-	cost  int
-	dummy []byte
-	sem   chan struct{}
+	cost int
+	sem  chan struct{}
+
+	mu      sync.Mutex
+	dummies map[int][]byte // a dummy hash per bcrypt cost
+	seen    map[int]int64  // costs of the stored hashes compared so far
 }
 
 // NewHasher returns a Hasher of the given bcrypt cost (DefaultCost when 0)
@@ -45,15 +49,63 @@ func NewHasher(cost int) (*Hasher, error) {
 	if cost < bcrypt.MinCost || cost > bcrypt.MaxCost {
 		return nil, fmt.Errorf("passwords: bcrypt cost %d outside %d..%d", cost, bcrypt.MinCost, bcrypt.MaxCost)
 	}
-	// The dummy hash has the configured cost, so comparing against it takes
-	// as long as comparing against a real user's hash.
+	h := &Hasher{cost: cost, sem: make(chan struct{}, runtime.GOMAXPROCS(0)),
+		dummies: make(map[int][]byte), seen: make(map[int]int64)}
+	if _, err := h.dummy(cost); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// dummy returns the dummy hash of the given cost, made on first use.
+func (h *Hasher) dummy(cost int) ([]byte, error) {
+	h.mu.Lock()
+	d := h.dummies[cost]
+	h.mu.Unlock()
+	if d != nil {
+		return d, nil
+	}
 	b := make([]byte, 18)
 	_, _ = rand.Read(b)
-	dummy, err := bcrypt.GenerateFromPassword([]byte(base64.RawStdEncoding.EncodeToString(b)), cost)
+	d, err := bcrypt.GenerateFromPassword([]byte(base64.RawStdEncoding.EncodeToString(b)), cost)
 	if err != nil {
 		return nil, fmt.Errorf("passwords: dummy hash: %w", err)
 	}
-	return &Hasher{cost: cost, dummy: dummy, sem: make(chan struct{}, runtime.GOMAXPROCS(0))}, nil
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if prev := h.dummies[cost]; prev != nil {
+		return prev, nil
+	}
+	h.dummies[cost] = d
+	return d, nil
+}
+
+// DummyCost is the cost an unknown user's comparison runs at: the most
+// common cost among the stored hashes compared so far, or the configured
+// cost before any. After a cost change the stored hashes keep their old
+// cost; matching it keeps an unknown name as slow as a known one.
+func (h *Hasher) DummyCost() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	best, n := h.cost, int64(0)
+	for c, k := range h.seen {
+		if k > n || (k == n && c > best) {
+			best, n = c, k
+		}
+	}
+	return best
+}
+
+func (h *Hasher) observe(hash []byte) {
+	c, err := bcrypt.Cost(hash)
+	if err != nil {
+		return
+	}
+	h.mu.Lock()
+	if len(h.seen) < 64 || h.seen[c] > 0 {
+		h.seen[c]++
+	}
+	h.mu.Unlock()
 }
 
 // Cost is the bcrypt cost of new hashes.
@@ -84,17 +136,26 @@ func (h *Hasher) Hash(ctx context.Context, password string) ([]byte, error) {
 }
 
 // Compare checks password against hash. A nil hash (unknown user) is
-// compared against a dummy hash of the same cost and always fails, so the
+// compared against a dummy hash of DummyCost and always fails, so the
 // caller's timing does not reveal whether the user exists.
 func (h *Hasher) Compare(ctx context.Context, hash []byte, password string) error {
+	var dummy []byte
+	if hash == nil {
+		d, err := h.dummy(h.DummyCost())
+		if err != nil {
+			return err
+		}
+		dummy = d
+	}
 	if err := h.acquire(ctx); err != nil {
 		return err
 	}
 	defer h.release()
 	if hash == nil {
-		_ = bcrypt.CompareHashAndPassword(h.dummy, []byte(password))
+		_ = bcrypt.CompareHashAndPassword(dummy, []byte(password))
 		return ErrMismatch
 	}
+	h.observe(hash)
 	if err := bcrypt.CompareHashAndPassword(hash, []byte(password)); err != nil {
 		return ErrMismatch
 	}

@@ -37,8 +37,41 @@ func TestHashComparesAndUnknownUserAlwaysFails(t *testing.T) {
 			t.Errorf("%s: %v, want ErrMismatch", tc.name, err)
 		}
 	}
-	if c, _ := bcrypt.Cost(h.dummy); c != bcrypt.MinCost {
+	if c := h.DummyCost(); c != bcrypt.MinCost {
 		t.Fatalf("dummy hash cost %d, want the configured cost", c)
+	}
+}
+
+func TestDummyHashFollowsTheCostOfStoredHashesAfterACostChange(t *testing.T) {
+	ctx := context.Background()
+	old, err := NewHasher(bcrypt.MinCost + 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := NewHasher(bcrypt.MinCost) // the cost was lowered; stored hashes keep theirs
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := h.DummyCost(); c != bcrypt.MinCost {
+		t.Fatalf("before any login: dummy cost %d, want the configured %d", c, bcrypt.MinCost)
+	}
+	stored, err := old.Hash(ctx, "correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := h.Compare(ctx, stored, "wrong horse"); !errors.Is(err, ErrMismatch) {
+			t.Fatal(err)
+		}
+	}
+	if c := h.DummyCost(); c != bcrypt.MinCost+1 {
+		t.Fatalf("after logins against cost-%d hashes: dummy cost %d, want %d", bcrypt.MinCost+1, c, bcrypt.MinCost+1)
+	}
+	if err := h.Compare(ctx, nil, "correct horse"); !errors.Is(err, ErrMismatch) {
+		t.Fatal(err)
+	}
+	if c, _ := bcrypt.Cost(h.dummies[bcrypt.MinCost+1]); c != bcrypt.MinCost+1 {
+		t.Fatalf("unknown user compared against a cost-%d dummy, want %d", c, bcrypt.MinCost+1)
 	}
 }
 

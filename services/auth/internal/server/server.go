@@ -7,24 +7,31 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
 	authv1 "github.com/wsmq/wsmq/gen/wsmq/auth/v1"
 	"github.com/wsmq/wsmq/pkg/bearer"
 	"github.com/wsmq/wsmq/services/auth/internal/authn"
+	"github.com/wsmq/wsmq/services/auth/internal/revocations"
 	"github.com/wsmq/wsmq/services/auth/internal/store"
+	"github.com/wsmq/wsmq/services/auth/internal/throttle"
 )
 
-// Errors of the admin credential check.
+// Errors of the credential checks and limits.
 var (
-	errAdminMissing = errors.New("admin credential required (authorization: Bearer <admin token>)")
-	errAdminWrong   = errors.New("admin credential refused")
+	errAdminMissing   = errors.New("admin credential required (authorization: Bearer <admin token>)")
+	errAdminWrong     = errors.New("admin credential refused")
+	errGatewayMissing = errors.New("gateway credential required (authorization: Bearer <gateway token>)")
+	errGatewayWrong   = errors.New("gateway credential refused")
+	errThrottled      = errors.New("too many login attempts; retry later")
 )
 
 // Options configures a Server. Zero values mean defaults.
@@ -37,6 +44,14 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics records counts and latencies (a fresh set when nil).
 	Metrics *Metrics
+	// GatewayToken is the credential of WatchRevocations (the admin token
+	// is accepted too); empty: admin token only.
+	GatewayToken string
+	// Revocations is the hub WatchRevocations streams from (nil: the
+	// stream ends at once).
+	Revocations *revocations.Hub
+	// Throttle guards Authenticate (a default one when nil).
+	Throttle *throttle.Throttle
 }
 
 // Server handles AuthService requests; main.go serves it on a grpc.Server
@@ -44,10 +59,13 @@ type Options struct {
 type Server struct {
 	authv1.UnimplementedAuthServiceServer
 
-	svc     *authn.Service
-	admin   *bearer.Checker
-	log     *slog.Logger
-	metrics *Metrics
+	svc      *authn.Service
+	admin    *bearer.Checker
+	watchers *bearer.Checker
+	hub      *revocations.Hub
+	throttle *throttle.Throttle
+	log      *slog.Logger
+	metrics  *Metrics
 }
 
 // New returns the request handler.
@@ -58,11 +76,21 @@ func New(o Options) *Server {
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics()
 	}
+	if o.Throttle == nil {
+		o.Throttle = throttle.New(throttle.Options{})
+	}
+	watch := []bearer.Digest{bearer.Sum(o.AdminToken)}
+	if o.GatewayToken != "" {
+		watch = append(watch, bearer.Sum(o.GatewayToken))
+	}
 	return &Server{
-		svc:     o.Service,
-		admin:   bearer.New([]bearer.Digest{bearer.Sum(o.AdminToken)}, false, nil),
-		log:     o.Logger,
-		metrics: o.Metrics,
+		svc:      o.Service,
+		admin:    bearer.New([]bearer.Digest{bearer.Sum(o.AdminToken)}, false, nil),
+		watchers: bearer.New(watch, false, nil),
+		hub:      o.Revocations,
+		throttle: o.Throttle,
+		log:      o.Logger,
+		metrics:  o.Metrics,
 	}
 }
 
@@ -104,6 +132,12 @@ func (s *Server) toStatus(ctx context.Context, method string, err error) error {
 		return status.Error(codes.Unauthenticated, errAdminMissing.Error())
 	case errors.Is(err, errAdminWrong):
 		return status.Error(codes.PermissionDenied, errAdminWrong.Error())
+	case errors.Is(err, errGatewayMissing):
+		return status.Error(codes.Unauthenticated, errGatewayMissing.Error())
+	case errors.Is(err, errGatewayWrong):
+		return status.Error(codes.PermissionDenied, errGatewayWrong.Error())
+	case errors.Is(err, errThrottled):
+		return status.Error(codes.ResourceExhausted, errThrottled.Error())
 	case errors.Is(err, store.ErrDuplicate):
 		return status.Error(codes.AlreadyExists, "user_name: already taken")
 	case errors.Is(err, store.ErrNotFound):
@@ -134,10 +168,36 @@ func (s *Server) checkAdmin(ctx context.Context) error {
 	}
 }
 
-// Authenticate implements AuthService.
+// peerIP is the caller's address without the port ("" when unknown).
+func peerIP(ctx context.Context) string {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return ""
+	}
+	a := p.Addr.String()
+	if host, _, err := net.SplitHostPort(a); err == nil {
+		return host
+	}
+	return a
+}
+
+// Authenticate implements AuthService. The throttle runs first: a refused
+// attempt costs no database read and no bcrypt.
 func (s *Server) Authenticate(ctx context.Context, req *authv1.AuthenticateRequest) (*authv1.AuthenticateResponse, error) {
-	sess, err := s.svc.Authenticate(ctx, req.GetUserName(), req.GetPassword())
+	name := req.GetUserName()
+	if ok, wait := s.throttle.Allow(peerIP(ctx), name); !ok {
+		s.metrics.authenticate.WithLabelValues("throttled").Inc()
+		s.log.DebugContext(ctx, "login throttled", "user_name", name, "retry_in", wait)
+		return nil, s.toStatus(ctx, "Authenticate", errThrottled)
+	}
+	sess, err := s.svc.Authenticate(ctx, name, req.GetPassword())
 	s.metrics.authenticate.WithLabelValues(result(err)).Inc()
+	switch {
+	case err == nil:
+		s.throttle.Success(name)
+	case errors.Is(err, authn.ErrInvalidCredentials):
+		s.throttle.Failure(name)
+	}
 	if err != nil {
 		return nil, s.toStatus(ctx, "Authenticate", err)
 	}
@@ -146,6 +206,7 @@ func (s *Server) Authenticate(ctx context.Context, req *authv1.AuthenticateReque
 		AccessToken: sess.AccessToken,
 		UserId:      sess.UserID,
 		ExpiresAt:   sess.ExpiresAt.UnixMilli(),
+		SessionId:   sess.SessionID,
 	}, nil
 }
 
@@ -160,7 +221,83 @@ func (s *Server) Verify(ctx context.Context, req *authv1.VerifyRequest) (*authv1
 	if err != nil {
 		return nil, s.toStatus(ctx, "Verify", err)
 	}
-	return &authv1.VerifyResponse{UserId: v.UserID, Token: v.Token, ExpiresAt: v.ExpiresAt.UnixMilli()}, nil
+	return verifyResponse(v), nil
+}
+
+func verifyResponse(v authn.Verified) *authv1.VerifyResponse {
+	return &authv1.VerifyResponse{UserId: v.UserID, Token: v.Token, ExpiresAt: v.ExpiresAt.UnixMilli(),
+		SessionId: v.SessionID, IssuedAt: v.IssuedAt.UnixMilli()}
+}
+
+// VerifyBatch implements AuthService.
+func (s *Server) VerifyBatch(ctx context.Context, req *authv1.VerifyBatchRequest) (*authv1.VerifyBatchResponse, error) {
+	items := make([]authn.Credentials, len(req.GetItems()))
+	for i, it := range req.GetItems() {
+		items[i] = authn.Credentials{Token: it.GetToken(), AccessToken: it.GetAccessToken()}
+	}
+	results, err := s.svc.VerifyBatch(ctx, items)
+	if err != nil {
+		return nil, s.toStatus(ctx, "VerifyBatch", err)
+	}
+	out := &authv1.VerifyBatchResponse{Results: make([]*authv1.VerifyBatchResult, len(results))}
+	for i, r := range results {
+		res := result(r.Err)
+		if r.Err == nil && r.Verified.Token != "" {
+			res = "refreshed"
+		}
+		s.metrics.verify.WithLabelValues(res).Inc()
+		if r.Err != nil {
+			st, _ := status.FromError(s.toStatus(ctx, "VerifyBatch", r.Err))
+			out.Results[i] = &authv1.VerifyBatchResult{Code: int32(st.Code()), Message: st.Message()}
+			continue
+		}
+		out.Results[i] = &authv1.VerifyBatchResult{Response: verifyResponse(r.Verified)}
+	}
+	return out, nil
+}
+
+// WatchRevocations implements AuthService: it streams the hub's
+// revocations until the caller leaves, the watcher falls too far behind
+// (UNAVAILABLE: reconnect) or the server stops.
+func (s *Server) WatchRevocations(_ *authv1.WatchRevocationsRequest, stream grpc.ServerStreamingServer[authv1.Revocation]) error {
+	ctx := stream.Context()
+	switch err := s.watchers.Check(ctx); {
+	case err == nil:
+	case errors.Is(err, bearer.ErrUnknown):
+		return s.toStatus(ctx, "WatchRevocations", errGatewayWrong)
+	default:
+		return s.toStatus(ctx, "WatchRevocations", errGatewayMissing)
+	}
+	if s.hub == nil {
+		return status.Error(codes.Unavailable, "revocations not published")
+	}
+	w := s.hub.Watch()
+	defer s.hub.Cancel(w)
+	// Headers now, so the watcher knows it is subscribed before any
+	// revocation arrives.
+	if err := stream.SendHeader(nil); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case r := <-w.C:
+			if err := stream.Send(&authv1.Revocation{
+				UserId: r.UserID, SessionId: r.SessionID, AllSessions: r.AllSessions,
+				ValidAfterMs: r.ValidAfter.UnixMilli(), UserDeleted: r.UserDeleted,
+			}); err != nil {
+				return err
+			}
+		case <-w.Done():
+			select {
+			case <-ctx.Done():
+				return nil
+			default:
+			}
+			return status.Error(codes.Unavailable, "revocation stream ended (server stopping or watcher too slow); reconnect")
+		}
+	}
 }
 
 // result labels an outcome for the counters.

@@ -27,8 +27,10 @@ import (
 	"github.com/wsmq/wsmq/pkg/testenv"
 	"github.com/wsmq/wsmq/services/auth/internal/authn"
 	"github.com/wsmq/wsmq/services/auth/internal/passwords"
+	"github.com/wsmq/wsmq/services/auth/internal/revocations"
 	"github.com/wsmq/wsmq/services/auth/internal/server"
 	"github.com/wsmq/wsmq/services/auth/internal/store"
+	"github.com/wsmq/wsmq/services/auth/internal/throttle"
 	"github.com/wsmq/wsmq/services/auth/internal/tokens"
 )
 
@@ -49,13 +51,19 @@ type env struct {
 	client authv1.AuthServiceClient
 	health healthpb.HealthClient
 	admin  context.Context
+	hub    *revocations.Hub
+	jwt    *tokens.JWT
 }
 
 type envOptions struct {
-	bcryptCost     int
-	mongoTimeout   time.Duration
-	accessTokenTTL time.Duration
+	bcryptCost         int
+	mongoTimeout       time.Duration
+	accessTokenTTL     time.Duration
+	afterPasswordCheck func(context.Context)
+	throttle           throttle.Options
 }
+
+const gatewayToken = "test-gateway-token-0123456789"
 
 // start runs a real auth server on a loopback port over a real
 // MongoDB-wire server, stopped when the test ends.
@@ -85,8 +93,14 @@ func start(t testing.TB, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := authn.New(st, j, h, authn.Options{AccessTokenTTL: o.accessTokenTTL, Now: c.Now})
-	srv := server.New(server.Options{Service: svc, AdminToken: adminToken})
+	hub := revocations.NewHub(0)
+	svc := authn.New(st, j, h, authn.Options{AccessTokenTTL: o.accessTokenTTL, Now: c.Now,
+		Revocations: hub, AfterPasswordCheck: o.afterPasswordCheck})
+	if o.throttle.RatePerIP == 0 {
+		o.throttle.RatePerIP = 1e6 // tests log in from one address
+	}
+	srv := server.New(server.Options{Service: svc, AdminToken: adminToken, GatewayToken: gatewayToken,
+		Revocations: hub, Throttle: throttle.New(o.throttle)})
 	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(srv.Interceptor()))
 	srv.Register(gs)
 	hs := health.NewServer()
@@ -114,7 +128,7 @@ func start(t testing.TB, o envOptions) *env {
 		_ = st.Close(context.Background())
 	})
 	e := &env{
-		mongo: m, store: st, clock: c,
+		mongo: m, store: st, clock: c, hub: hub, jwt: j,
 		client: authv1.NewAuthServiceClient(conn),
 		health: healthpb.NewHealthClient(conn),
 		admin:  metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+adminToken),
@@ -283,7 +297,7 @@ func TestVerifyRejectsForgedJWTsWithTheSameGenericError(t *testing.T) {
 	e := start(t, envOptions{})
 	id := e.createUser(t, "alice", "correct horse")
 	now := time.Now()
-	claims := jwt.MapClaims{"sub": "users/" + id, "iss": "wsmq-auth", "iat": now.Unix(), "exp": now.Add(time.Minute).Unix()}
+	claims := jwt.MapClaims{"sub": "users/" + id, "iss": "wsmq-auth", "iat": now.Unix(), "exp": now.Add(time.Minute).Unix(), "sid": bson.NewObjectID().Hex()}
 	signed := func(m jwt.SigningMethod, key any, kid string, c jwt.MapClaims) string {
 		tok := jwt.NewWithClaims(m, c)
 		tok.Header["kid"] = kid
@@ -615,6 +629,9 @@ func TestMongoDownGivesUnavailableInTimeButJWTStillVerifies(t *testing.T) {
 			t.Errorf("%s took %v with a %v database deadline", name, took, timeout)
 		}
 	}
+	// Past the session cache's TTL the user cannot be re-read: its last
+	// known state keeps the JWT valid (nothing can be revoked meanwhile).
+	e.clock.Advance(authn.DefaultSessionCacheTTL + time.Second)
 	v, err := e.client.Verify(context.Background(), &authv1.VerifyRequest{Token: a.Token, AccessToken: a.AccessToken})
 	if err != nil || v.UserId != a.UserId {
 		t.Fatalf("JWT Verify with the database down = %v, %v", v, err)

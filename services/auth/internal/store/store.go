@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -42,6 +43,13 @@ type User struct {
 	PasswordHash []byte        `bson:"passwordHash"`
 	Created      time.Time     `bson:"created"`
 	Updated      time.Time     `bson:"updated"`
+	// SessionGen is the user's session generation: ending all of the
+	// user's sessions (password change, revoke all) increments it, and a
+	// session started under an older generation is dead.
+	SessionGen int64 `bson:"sessionGen,omitempty"`
+	// SessionsValidAfter is when the user's sessions last all ended (zero:
+	// never).
+	SessionsValidAfter time.Time `bson:"sessionsValidAfter,omitempty"`
 }
 
 // UserID is the user's id as the rest of wsmq sees it (hex ObjectID).
@@ -56,7 +64,13 @@ type AccessToken struct {
 	Created   time.Time     `bson:"created"`
 	LastUsed  time.Time     `bson:"lastUsed"`
 	ExpiresAt *time.Time    `bson:"expiresAt,omitempty"`
+	// Gen is the user's session generation read with the password hash the
+	// login checked; the session is live only while it equals the user's.
+	Gen int64 `bson:"gen,omitempty"`
 }
+
+// SessionID is the session's id as JWTs (sid) and revocations name it.
+func (t AccessToken) SessionID() string { return t.ID.Hex() }
 
 // Expired reports whether the token's absolute lifetime has passed at now.
 func (t AccessToken) Expired(now time.Time) bool {
@@ -224,50 +238,127 @@ func (s *Store) UserByName(ctx context.Context, name string) (User, error) {
 }
 
 // DeleteUser deletes the user named name and all its access tokens; it
-// returns how many tokens were deleted. Tokens are deleted before and after
-// the user, so a login racing with the deletion leaves no live token.
-func (s *Store) DeleteUser(ctx context.Context, name string) (int64, error) {
+// returns the deleted user and how many tokens were deleted. Deleting the
+// tokens does not stop a racing login from inserting one afterwards (it
+// read the user before the deletion): what makes such a token dead is that
+// Verify refuses every token and JWT whose user no longer exists
+// (authn.Service.Verify).
+func (s *Store) DeleteUser(ctx context.Context, name string) (User, int64, error) {
 	u, err := s.UserByName(ctx, name)
 	if err != nil {
-		return 0, err
-	}
-	n, err := s.DeleteUserAccessTokens(ctx, u.UserID())
-	if err != nil {
-		return n, err
+		return User{}, 0, err
 	}
 	octx, cancel := s.op(ctx)
 	res, err := s.users.DeleteOne(octx, bson.D{{Key: "_id", Value: u.ID}})
 	cancel()
 	if err != nil {
-		return n, classify("delete user", err)
+		return User{}, 0, classify("delete user", err)
 	}
 	if res.DeletedCount == 0 {
-		return n, fmt.Errorf("store: user %q: %w", name, ErrNotFound)
+		return User{}, 0, fmt.Errorf("store: user %q: %w", name, ErrNotFound)
 	}
-	m, err := s.DeleteUserAccessTokens(ctx, u.UserID())
-	return n + m, err
+	n, err := s.DeleteUserAccessTokens(ctx, u.UserID())
+	return u, n, err
 }
 
-// SetPasswordHash replaces the user's password hash and deletes all its
-// access tokens; it returns how many were deleted.
-func (s *Store) SetPasswordHash(ctx context.Context, name string, hash []byte, now time.Time) (int64, error) {
+// SetPasswordHash replaces the user's password hash and ends all its
+// sessions in the same update (SessionGen incremented, SessionsValidAfter
+// set to now), then deletes its access tokens. It returns the updated user
+// and how many tokens were deleted. A login that read the old hash carries
+// the old generation, so whatever it inserts later is dead.
+func (s *Store) SetPasswordHash(ctx context.Context, name string, hash []byte, now time.Time) (User, int64, error) {
+	return s.endSessions(ctx, bson.D{{Key: "userName", Value: name}}, "user "+strconv.Quote(name), now,
+		bson.E{Key: "passwordHash", Value: hash})
+}
+
+// EndSessions ends every session of userID (SessionGen incremented,
+// SessionsValidAfter set to now) and deletes its access tokens; it returns
+// the updated user and how many tokens were deleted.
+func (s *Store) EndSessions(ctx context.Context, userID string, now time.Time) (User, int64, error) {
+	oid, err := bson.ObjectIDFromHex(userID)
+	if err != nil {
+		return User{}, 0, fmt.Errorf("store: user id %q: %w", userID, ErrNotFound)
+	}
+	return s.endSessions(ctx, bson.D{{Key: "_id", Value: oid}}, "user id "+userID, now)
+}
+
+func (s *Store) endSessions(ctx context.Context, filter bson.D, what string, now time.Time, set ...bson.E) (User, int64, error) {
+	now = now.UTC().Truncate(time.Millisecond)
+	fields := append(bson.D{{Key: "updated", Value: now}, {Key: "sessionsValidAfter", Value: now}}, set...)
 	octx, cancel := s.op(ctx)
 	var u User
-	err := s.users.FindOneAndUpdate(octx,
-		bson.D{{Key: "userName", Value: name}},
-		bson.D{{Key: "$set", Value: bson.D{
-			{Key: "passwordHash", Value: hash},
-			{Key: "updated", Value: now.UTC().Truncate(time.Millisecond)},
-		}}},
+	err := s.users.FindOneAndUpdate(octx, filter,
+		bson.D{{Key: "$set", Value: fields}, {Key: "$inc", Value: bson.D{{Key: "sessionGen", Value: int64(1)}}}},
+		options.FindOneAndUpdate().SetReturnDocument(options.After),
 	).Decode(&u)
 	cancel()
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return 0, fmt.Errorf("store: user %q: %w", name, ErrNotFound)
+		return User{}, 0, fmt.Errorf("store: %s: %w", what, ErrNotFound)
 	}
 	if err != nil {
-		return 0, classify("update password", err)
+		return User{}, 0, classify("end sessions", err)
 	}
-	return s.DeleteUserAccessTokens(ctx, u.UserID())
+	n, err := s.DeleteUserAccessTokens(ctx, u.UserID())
+	return u, n, err
+}
+
+// UserStates returns the users among ids that exist, by id, without their
+// password hashes: one read for the whole set. Malformed ids are absent.
+func (s *Store) UserStates(ctx context.Context, ids []string) (map[string]User, error) {
+	oids := make(bson.A, 0, len(ids))
+	for _, id := range ids {
+		if oid, err := bson.ObjectIDFromHex(id); err == nil {
+			oids = append(oids, oid)
+		}
+	}
+	out := make(map[string]User, len(oids))
+	if len(oids) == 0 {
+		return out, nil
+	}
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	cur, err := s.users.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: oids}}}},
+		options.Find().SetProjection(bson.D{{Key: "passwordHash", Value: 0}}))
+	if err != nil {
+		return nil, classify("find users", err)
+	}
+	var users []User
+	if err := cur.All(ctx, &users); err != nil {
+		return nil, classify("find users", err)
+	}
+	for _, u := range users {
+		out[u.UserID()] = u
+	}
+	return out, nil
+}
+
+// LiveSessions returns which of the session ids have an access token
+// record (expired or not: expiry is the caller's): one read by _id.
+func (s *Store) LiveSessions(ctx context.Context, sids []string) (map[string]AccessToken, error) {
+	oids := make(bson.A, 0, len(sids))
+	for _, id := range sids {
+		if oid, err := bson.ObjectIDFromHex(id); err == nil {
+			oids = append(oids, oid)
+		}
+	}
+	out := make(map[string]AccessToken, len(oids))
+	if len(oids) == 0 {
+		return out, nil
+	}
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	cur, err := s.tokens.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: oids}}}})
+	if err != nil {
+		return nil, classify("find sessions", err)
+	}
+	var ts []AccessToken
+	if err := cur.All(ctx, &ts); err != nil {
+		return nil, classify("find sessions", err)
+	}
+	for _, t := range ts {
+		out[t.SessionID()] = t
+	}
+	return out, nil
 }
 
 // ListUsers returns every user sorted by name, with the number of access
@@ -313,14 +404,34 @@ func (s *Store) ListUsers(ctx context.Context, now time.Time) ([]UserSummary, er
 	return out, nil
 }
 
-// InsertAccessToken stores an access token's hash for userID.
-func (s *Store) InsertAccessToken(ctx context.Context, hash, userID string, now time.Time, expiresAt *time.Time) error {
+// InsertAccessToken stores an access token's hash for userID under the
+// session generation gen, and returns the record (its SessionID names the
+// session).
+func (s *Store) InsertAccessToken(ctx context.Context, hash, userID string, gen int64, now time.Time, expiresAt *time.Time) (AccessToken, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	now = now.UTC().Truncate(time.Millisecond)
-	t := AccessToken{ID: bson.NewObjectID(), Hash: hash, UserID: userID, Created: now, LastUsed: now, ExpiresAt: expiresAt}
-	_, err := s.tokens.InsertOne(ctx, t)
-	return classify("insert access token", err)
+	t := AccessToken{ID: bson.NewObjectID(), Hash: hash, UserID: userID, Created: now, LastUsed: now, ExpiresAt: expiresAt, Gen: gen}
+	if _, err := s.tokens.InsertOne(ctx, t); err != nil {
+		return AccessToken{}, classify("insert access token", err)
+	}
+	return t, nil
+}
+
+// DeleteSession deletes the access token record of session id sid; it
+// returns 0 or 1.
+func (s *Store) DeleteSession(ctx context.Context, sid string) (int64, error) {
+	oid, err := bson.ObjectIDFromHex(sid)
+	if err != nil {
+		return 0, nil
+	}
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	res, err := s.tokens.DeleteOne(ctx, bson.D{{Key: "_id", Value: oid}})
+	if err != nil {
+		return 0, classify("delete session", err)
+	}
+	return res.DeletedCount, nil
 }
 
 // AccessTokenByHash returns the access token stored under hash (one

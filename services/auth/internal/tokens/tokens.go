@@ -130,19 +130,43 @@ func (j *JWT) TTL() time.Duration { return j.ttl }
 // SigningKeyID is the kid of the key that signs new tokens.
 func (j *JWT) SigningKeyID() string { return j.signKID }
 
-// Issue signs a token for userID; it returns the token and its expiry.
-func (j *JWT) Issue(userID string) (string, time.Time, error) {
+// Session names the session a JWT belongs to.
+type Session struct {
+	// ID is the session id (the sid claim): the access token's record id.
+	ID string
+	// Gen is the user's session generation when the session started (the
+	// gen claim); ending all of a user's sessions increments it.
+	Gen int64
+}
+
+// claims are the JWT's claims: the registered ones plus the session.
+type claims struct {
+	jwt.RegisteredClaims
+	SessionID string `json:"sid,omitempty"`
+	Gen       int64  `json:"gen,omitempty"`
+}
+
+// Issue signs a token for userID in session sess; it returns the token and
+// its expiry.
+func (j *JWT) Issue(userID string, sess Session) (string, time.Time, error) {
 	// Only ids of the one shape the gateway authorizes queues by.
 	if !userid.Valid(userID) {
 		return "", time.Time{}, fmt.Errorf("tokens: invalid user id %q (want %s)", userID, userid.Rule)
 	}
+	if sess.ID == "" {
+		return "", time.Time{}, errors.New("tokens: empty session id")
+	}
 	now := j.now()
 	exp := now.Add(j.ttl)
-	claims := jwt.RegisteredClaims{
-		Subject:   subjectPrefix + userID,
-		Issuer:    j.issuer,
-		IssuedAt:  jwt.NewNumericDate(now),
-		ExpiresAt: jwt.NewNumericDate(exp),
+	claims := claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Subject:   subjectPrefix + userID,
+			Issuer:    j.issuer,
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(exp),
+		},
+		SessionID: sess.ID,
+		Gen:       sess.Gen,
 	}
 	t := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
 	t.Header["kid"] = j.signKID
@@ -158,13 +182,19 @@ func (j *JWT) Issue(userID string) (string, time.Time, error) {
 type Claims struct {
 	// UserID is the id from sub ("users/<id>").
 	UserID string
+	// Session is the sid and gen claims.
+	Session Session
+	// IssuedAt is the iat claim (whole seconds).
+	IssuedAt time.Time
 	// ExpiresAt is the exp claim.
 	ExpiresAt time.Time
 }
 
 // Verify checks a JWT: HS256 only, a known kid, the right issuer, exp
-// present and not passed (with leeway), and a well-formed sub. Every failure
-// wraps ErrInvalidToken.
+// and iat present and exp not passed (with leeway), a well-formed sub and a
+// session id (tokens issued before sessions existed are refused: their
+// holders refresh with their access token). Every failure wraps
+// ErrInvalidToken.
 func (j *JWT) Verify(token string) (Claims, error) {
 	if token == "" {
 		return Claims{}, fmt.Errorf("%w: empty", ErrInvalidToken)
@@ -172,16 +202,23 @@ func (j *JWT) Verify(token string) (Claims, error) {
 	if len(token) > maxJWTLen {
 		return Claims{}, fmt.Errorf("%w: longer than %d bytes", ErrInvalidToken, maxJWTLen)
 	}
-	var rc jwt.RegisteredClaims
-	_, err := j.parser.ParseWithClaims(token, &rc, j.keyFunc)
+	var c claims
+	_, err := j.parser.ParseWithClaims(token, &c, j.keyFunc)
 	if err != nil {
 		return Claims{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
-	id, ok := strings.CutPrefix(rc.Subject, subjectPrefix)
+	id, ok := strings.CutPrefix(c.Subject, subjectPrefix)
 	if !ok || !userid.Valid(id) {
 		return Claims{}, fmt.Errorf("%w: malformed sub", ErrInvalidToken)
 	}
-	return Claims{UserID: id, ExpiresAt: rc.ExpiresAt.Time}, nil
+	if c.SessionID == "" || len(c.SessionID) > 64 {
+		return Claims{}, fmt.Errorf("%w: missing or malformed sid", ErrInvalidToken)
+	}
+	if c.IssuedAt == nil {
+		return Claims{}, fmt.Errorf("%w: missing iat", ErrInvalidToken)
+	}
+	return Claims{UserID: id, Session: Session{ID: c.SessionID, Gen: c.Gen},
+		IssuedAt: c.IssuedAt.Time, ExpiresAt: c.ExpiresAt.Time}, nil
 }
 
 func (j *JWT) keyFunc(t *jwt.Token) (any, error) {

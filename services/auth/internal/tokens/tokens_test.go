@@ -50,7 +50,7 @@ func sign(t testing.TB, m jwt.SigningMethod, key any, kid string, claims jwt.Map
 func TestIssuedTokenVerifiesWithItsClaims(t *testing.T) {
 	c := &clock{}
 	j := newJWT(t, c, keyA)
-	s, exp, err := j.Issue("6b0b878695ae717936e897ad")
+	s, exp, err := j.Issue("6b0b878695ae717936e897ad", testSession)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,8 +58,9 @@ func TestIssuedTokenVerifiesWithItsClaims(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
-	if got.UserID != "6b0b878695ae717936e897ad" || !got.ExpiresAt.Equal(exp) {
-		t.Fatalf("claims = %+v, want user 6b0b878695ae717936e897ad exp %v", got, exp)
+	if got.UserID != "6b0b878695ae717936e897ad" || !got.ExpiresAt.Equal(exp) || got.Session != testSession ||
+		got.IssuedAt.After(c.Now()) || c.Now().Sub(got.IssuedAt) > 2*time.Second {
+		t.Fatalf("claims = %+v, want user 6b0b878695ae717936e897ad, session %+v, exp %v, iat about now", got, testSession, exp)
 	}
 	if d := exp.Sub(c.Now()); d < DefaultTTL-2*time.Second || d > DefaultTTL {
 		t.Fatalf("exp in %v, want ~%v", d, DefaultTTL)
@@ -81,7 +82,7 @@ func TestVerifyRejectsForgedAndMalformedTokens(t *testing.T) {
 	c := &clock{}
 	j := newJWT(t, c, keyA)
 	now := c.Now()
-	good := jwt.MapClaims{"sub": "users/" + testUserID, "iss": DefaultIssuer, "iat": now.Unix(), "exp": now.Add(time.Minute).Unix()}
+	good := jwt.MapClaims{"sub": "users/" + testUserID, "iss": DefaultIssuer, "iat": now.Unix(), "exp": now.Add(time.Minute).Unix(), "sid": "s1"}
 	with := func(k string, v any) jwt.MapClaims {
 		m := jwt.MapClaims{}
 		for kk, vv := range good {
@@ -127,6 +128,9 @@ func TestVerifyRejectsForgedAndMalformedTokens(t *testing.T) {
 		{"sub with bad id", sign(t, jwt.SigningMethodHS256, keyA.Secret, "a", with("sub", "users/../x"))},
 		{"sub with an id not of the auth form", sign(t, jwt.SigningMethodHS256, keyA.Secret, "a", with("sub", "users/u1"))},
 		{"missing sub", sign(t, jwt.SigningMethodHS256, keyA.Secret, "a", with("sub", nil))},
+		{"missing sid (issued before sessions)", sign(t, jwt.SigningMethodHS256, keyA.Secret, "a", with("sid", nil))},
+		{"sid too long", sign(t, jwt.SigningMethodHS256, keyA.Secret, "a", with("sid", strings.Repeat("s", 65)))},
+		{"missing iat", sign(t, jwt.SigningMethodHS256, keyA.Secret, "a", with("iat", nil))},
 		{"too long", valid + strings.Repeat("A", maxJWTLen)},
 	}
 	for _, tc := range cases {
@@ -141,7 +145,7 @@ func TestVerifyRejectsForgedAndMalformedTokens(t *testing.T) {
 func TestVerifyToleratesSmallClockSkew(t *testing.T) {
 	c := &clock{}
 	j := newJWT(t, c, keyA)
-	s, _, err := j.Issue(testUserID)
+	s, _, err := j.Issue(testUserID, testSession)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +162,7 @@ func TestVerifyToleratesSmallClockSkew(t *testing.T) {
 func TestKeyRotationKeepsOldTokensValidUntilExpiry(t *testing.T) {
 	c := &clock{}
 	old := newJWT(t, c, keyA)
-	oldTok, _, err := old.Issue(testUserID)
+	oldTok, _, err := old.Issue(testUserID, testSession)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +173,7 @@ func TestKeyRotationKeepsOldTokensValidUntilExpiry(t *testing.T) {
 	if _, err := rotated.Verify(oldTok); err != nil {
 		t.Fatalf("token of the old key refused after rotation: %v", err)
 	}
-	newTok, _, err := rotated.Issue(testUserID)
+	newTok, _, err := rotated.Issue(testUserID, testSession)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +246,7 @@ func TestKeyIDIsStableAndValid(t *testing.T) {
 func FuzzVerifyToken(f *testing.F) {
 	c := &clock{}
 	j := newJWT(f, c, keyA, keyB)
-	valid, _, _ := j.Issue(testUserID)
+	valid, _, _ := j.Issue(testUserID, testSession)
 	at, _ := NewAccessToken()
 	for _, s := range []string{"", ".", "..", "a.b.c", valid, valid[:len(valid)-1], at,
 		"eyJhbGciOiJub25lIiwia2lkIjoiYSJ9.eyJzdWIiOiJ1c2Vycy91MSJ9.",
@@ -263,7 +267,7 @@ func FuzzVerifyToken(f *testing.F) {
 
 func BenchmarkVerifyJWTParse(b *testing.B) {
 	j := newJWT(b, &clock{}, keyA)
-	s, _, err := j.Issue("6b0b878695ae717936e897ad")
+	s, _, err := j.Issue("6b0b878695ae717936e897ad", testSession)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -289,3 +293,5 @@ func flipFirst(sig string) string {
 
 // testUserID has the form of the ids the auth service issues.
 const testUserID = "6b0b878695ae717936e897ad"
+
+var testSession = Session{ID: "6b0b878695ae717936e89700", Gen: 3}

@@ -11,6 +11,7 @@ import (
 	"github.com/wsmq/wsmq/pkg/rsmq"
 	"github.com/wsmq/wsmq/services/gateway/internal/delivery"
 	"github.com/wsmq/wsmq/services/gateway/internal/quota"
+	"github.com/wsmq/wsmq/services/gateway/internal/server"
 	"github.com/wsmq/wsmq/services/gateway/internal/wsconn"
 )
 
@@ -26,8 +27,11 @@ const (
 	DefaultLoginRate        = 5
 	DefaultShutdownTimeout  = 10 * time.Second
 	DefaultAuthTimeout      = 3 * time.Second
-	maxCount                = 1 << 20
-	day                     = 24 * time.Hour
+	// DevAuthGatewayToken is the auth service's dev-mode revocation-stream
+	// credential, used in dev mode when none is set.
+	DevAuthGatewayToken = "dev-gateway-token"
+	maxCount            = 1 << 20
+	day                 = 24 * time.Hour
 )
 
 // Config is the gateway's whole configuration, validated once at start-up.
@@ -65,8 +69,20 @@ type Config struct {
 	AllowEviction      bool          // start even when Redis may evict keys
 	ShutdownTimeout    time.Duration
 	AuthTimeout        time.Duration
-	Demo               bool   // serve /demo (always on in dev mode)
-	PprofListen        string // WSMQ_PPROF_LISTEN: net/http/pprof address, "" = off
+	// AuthTLS secures the connection to auth (WSMQ_AUTH_TLS); AuthTLSCA
+	// verifies its certificate (empty: system roots); AuthTLSClientCert
+	// and AuthTLSClientKey are presented for mTLS.
+	AuthTLS                             bool
+	AuthTLSCA                           string
+	AuthTLSClientCert, AuthTLSClientKey string
+	// AuthGatewayToken is the credential of auth's WatchRevocations
+	// (WSMQ_AUTH_GATEWAY_TOKEN, shared with the auth service).
+	AuthGatewayToken string
+	// RevocationRetention is how long a pushed revocation is remembered
+	// without a socket telling its JWT's expiry.
+	RevocationRetention time.Duration
+	Demo                bool   // serve /demo (always on in dev mode)
+	PprofListen         string // WSMQ_PPROF_LISTEN: net/http/pprof address, "" = off
 }
 
 // Parse reads args (without the program name) and the environment; every
@@ -110,6 +126,19 @@ func Parse(args []string, env config.Env) (Config, error) {
 	s.Bool(&c.AllowEviction, "allow-eviction", "WSMQ_ALLOW_EVICTION", false, "start even if Redis may evict keys (loses messages)")
 	s.ShutdownTimeout(&c.ShutdownTimeout, "WSMQ_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout)
 	s.Duration(&c.AuthTimeout, "auth-timeout", "WSMQ_AUTH_TIMEOUT", DefaultAuthTimeout, time.Millisecond, time.Minute, "deadline of calls to the auth service")
+	s.Bool(&c.AuthTLS, "auth-tls", "WSMQ_AUTH_TLS", false, "connect to the auth service over TLS")
+	s.String(&c.AuthTLSCA, "auth-tls-ca", "WSMQ_AUTH_TLS_CA", "", "PEM CA bundle verifying the auth service (empty: system roots; implies WSMQ_AUTH_TLS)")
+	s.String(&c.AuthTLSClientCert, "auth-tls-client-cert", "WSMQ_AUTH_TLS_CLIENT_CERT", "", "PEM client certificate for the auth service (mTLS; implies WSMQ_AUTH_TLS)")
+	s.String(&c.AuthTLSClientKey, "auth-tls-client-key", "WSMQ_AUTH_TLS_CLIENT_KEY", "", "PEM private key of WSMQ_AUTH_TLS_CLIENT_CERT")
+	s.String(&c.AuthGatewayToken, "auth-gateway-token", "WSMQ_AUTH_GATEWAY_TOKEN", "", "credential for the auth service's revocation stream (dev mode: the dev token)")
+	s.Duration(&c.RevocationRetention, "revocation-retention", "WSMQ_REVOCATION_RETENTION", server.DefaultRevocationRetention, time.Second, 48*time.Hour,
+		"how long a revoked session is refused at reconnect when no socket here tells its JWT's expiry (at least the auth service's WSMQ_JWT_TTL)")
+	s.Check(func() error {
+		if (c.AuthTLSClientCert == "") != (c.AuthTLSClientKey == "") {
+			return fmt.Errorf("WSMQ_AUTH_TLS_CLIENT_CERT and WSMQ_AUTH_TLS_CLIENT_KEY must be set together")
+		}
+		return nil
+	})
 	s.Bool(&c.Demo, "demo", "WSMQ_DEMO", false, "serve the /demo page (always on in dev mode)")
 	s.String(&c.PprofListen, "pprof-listen", "WSMQ_PPROF_LISTEN", "", "address for net/http/pprof (empty: off; keep it on loopback)", config.OptionalHostPort)
 	s.Check(func() error {
@@ -129,6 +158,12 @@ func Parse(args []string, env config.Env) (Config, error) {
 	c.AllowedOrigins = config.List(origins)
 	if c.Dev {
 		c.Demo = true
+		if c.AuthGatewayToken == "" {
+			c.AuthGatewayToken = DevAuthGatewayToken
+		}
+	}
+	if c.AuthTLSCA != "" || c.AuthTLSClientCert != "" {
+		c.AuthTLS = true
 	}
 	return c, nil
 }

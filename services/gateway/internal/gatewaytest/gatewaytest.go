@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,6 +31,9 @@ const (
 	KID        = "test1"
 	Secret     = "test-secret-0123456789-abcdefghijklmnop"
 	AdminToken = "test-admin-token-0123456789"
+	// GatewayToken is the credential of auth's revocation stream; every
+	// gateway of the stack holds it.
+	GatewayToken = "test-gateway-token-0123456789"
 )
 
 // Wait bounds every start-up and every wait of a test step.
@@ -66,6 +70,7 @@ func Start(t testing.TB, gatewayEnv ...string) *Stack {
 		"WSMQ_MONGO_URI=" + m.URI(), "WSMQ_AUTH_LISTEN=" + authAddr,
 		fmt.Sprintf("WSMQ_AUTH_METRICS_LISTEN=127.0.0.1:%d", testenv.FreePort(t)),
 		"WSMQ_JWT_KEYS_FILE=" + keys, "WSMQ_AUTH_ADMIN_TOKEN=" + AdminToken, "WSMQ_BCRYPT_COST=10",
+		"WSMQ_AUTH_GATEWAY_TOKEN=" + GatewayToken,
 		"WSMQ_MONGO_TIMEOUT=2s",
 	}, "serve")
 	ctx, cancel := context.WithTimeout(context.Background(), Wait)
@@ -86,6 +91,7 @@ func Start(t testing.TB, gatewayEnv ...string) *Stack {
 		GatewayBin: gwBin,
 		GatewayEnv: append([]string{
 			"WSMQ_REDIS_URL=" + r.URL(), "WSMQ_AUTH_ADDR=" + authAddr, "WSMQ_LOG_LEVEL=debug",
+			"WSMQ_AUTH_GATEWAY_TOKEN=" + GatewayToken,
 			// A race-enabled auth (go test -race) needs seconds for one
 			// bcrypt login on a loaded machine; the default 3s is too tight.
 			"WSMQ_AUTH_TIMEOUT=15s",
@@ -119,6 +125,15 @@ func (s *Stack) startGatewayAt(addr, admin string, env []string) *Gateway {
 	defer cancel()
 	p.WaitHTTP(ctx, "http://"+admin+"/readyz")
 	return &Gateway{P: p, Addr: addr, Admin: admin, env: env}
+}
+
+// WaitFollowingRevocations waits until g has subscribed to the auth
+// service's revocation stream (its "following revocations" log line).
+func (g *Gateway) WaitFollowingRevocations(t testing.TB) {
+	t.Helper()
+	testenv.Eventually(t, Wait, "gateway "+g.Addr+" follows revocations", func() bool {
+		return strings.Contains(g.P.Output(), `"msg":"following revocations"`)
+	})
 }
 
 // RestartGateway stops g gracefully (SIGTERM: in-flight messages go back

@@ -6,6 +6,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -30,6 +31,7 @@ import (
 // Auth is what the server needs from the auth service.
 type Auth interface {
 	Verify(ctx context.Context, token, accessToken string) (authclient.Identity, error)
+	VerifyBatch(ctx context.Context, items []authclient.Credentials) ([]authclient.Result, error)
 	Authenticate(ctx context.Context, userName, password string) (authclient.Session, error)
 	Ready(ctx context.Context) error
 }
@@ -43,8 +45,11 @@ type Config struct {
 	ConnRatePerIP    float64       // websocket upgrades per second per IP [50]
 	LoginRatePerIP   float64       // logins per second per IP [5]
 	ReverifyInterval time.Duration // [1m]
-	Demo             bool          // serve /demo
-	DemoSend         http.Handler  // dev-only POST /demo/send, may be nil
+	// RevocationRetention is how long a pushed revocation is remembered
+	// when no socket here tells its JWT's expiry [DefaultRevocationRetention].
+	RevocationRetention time.Duration
+	Demo                bool         // serve /demo
+	DemoSend            http.Handler // dev-only POST /demo/send, may be nil
 }
 
 // Server serves the gateway's HTTP endpoints.
@@ -59,6 +64,7 @@ type Server struct {
 
 	connLimiter  *ipLimiter
 	loginLimiter *ipLimiter
+	revoked      *revokedSet
 
 	mu       sync.Mutex
 	conns    map[*wsconn.Conn]*client
@@ -75,6 +81,8 @@ type client struct {
 	token       string
 	accessToken string
 	expiresAt   int64
+	issuedAt    int64  // of token, unix ms
+	sessionID   string // token's session
 }
 
 // New builds a Server; Start starts its re-verify loop.
@@ -95,6 +103,7 @@ func New(cfg Config, engine *delivery.Engine, auth Auth, m *metrics.Metrics, log
 		cfg: cfg, engine: engine, auth: auth, m: m, log: log,
 		connLimiter:  newIPLimiter(cfg.ConnRatePerIP),
 		loginLimiter: newIPLimiter(cfg.LoginRatePerIP),
+		revoked:      newRevokedSet(cfg.RevocationRetention),
 		conns:        make(map[*wsconn.Conn]*client),
 		perUser:      make(map[string]int),
 		stop:         make(chan struct{}),
@@ -245,6 +254,9 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("auth unavailable", "err", err)
 		s.reject(w, http.StatusServiceUnavailable, "auth_unavailable", "authentication service unavailable; try again")
 		return
+	case s.revoked.refuses(id):
+		s.reject(w, http.StatusUnauthorized, "unauthenticated", "invalid credentials")
+		return
 	}
 	s.mu.Lock()
 	if s.draining {
@@ -277,7 +289,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	opts := s.cfg.Conn
 	opts.Manual = manual
 	c := wsconn.New(ws, s.engine, id.UserID, opts, s.log)
-	cl := &client{token: token, accessToken: accessToken, expiresAt: id.ExpiresAt}
+	cl := &client{token: token, accessToken: accessToken, expiresAt: id.ExpiresAt, issuedAt: id.IssuedAt, sessionID: id.SessionID}
 	var first []byte
 	if id.Token != "" {
 		cl.token = id.Token
@@ -290,6 +302,9 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	if draining {
 		// Shutdown took its snapshot while this socket was upgrading.
 		c.Close(wsconn.CloseGoingAway, "server shutting down")
+	} else if s.revoked.refuses(id) {
+		// Revoked while upgrading (Revoke records, then scans).
+		c.Close(wsconn.ClosePolicy, "token revoked")
 	}
 	s.m.Connections.Inc()
 	// Serve on a fresh goroutine and let the handler return: net/http then
@@ -309,8 +324,9 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 }
 
 // reverifyLoop re-checks every live connection's credentials each interval
-// and closes those that no longer pass (1008 "token revoked"). An
-// unreachable auth service closes nothing.
+// (batched: reverify in revocations.go) and closes those that no longer
+// pass (1008 "token revoked"). An unreachable auth service closes nothing.
+// It is the backstop of the pushed revocations (Revoke).
 func (s *Server) reverifyLoop() {
 	defer close(s.loopDone)
 	t := time.NewTicker(s.cfg.ReverifyInterval)
@@ -322,68 +338,6 @@ func (s *Server) reverifyLoop() {
 		case <-t.C:
 		}
 		s.reverify()
-	}
-}
-
-func (s *Server) reverify() {
-	type item struct {
-		c  *wsconn.Conn
-		cl client
-	}
-	s.mu.Lock()
-	items := make([]item, 0, len(s.conns))
-	for c, cl := range s.conns {
-		items = append(items, item{c, *cl})
-	}
-	s.mu.Unlock()
-	sem := make(chan struct{}, 8)
-	var wg sync.WaitGroup
-	for _, it := range items {
-		select {
-		case <-s.stop:
-			wg.Wait()
-			return
-		case sem <- struct{}{}:
-		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			s.reverifyOne(it.c, it.cl)
-		}()
-	}
-	wg.Wait()
-}
-
-func (s *Server) reverifyOne(c *wsconn.Conn, cl client) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	// With an access token, check it (revocation); the JWT alone would
-	// stay valid until it expires.
-	token := cl.token
-	if cl.accessToken != "" {
-		token = ""
-	}
-	id, err := s.auth.Verify(ctx, token, cl.accessToken)
-	switch {
-	case authclient.Refused(err):
-		s.log.Info("credentials no longer valid; closing", "user", c.User())
-		c.Close(wsconn.ClosePolicy, "token revoked")
-	case err != nil:
-		s.log.Warn("re-verify: auth unavailable; keeping connection", "user", c.User(), "err", err)
-	case id.UserID != c.User():
-		c.Close(wsconn.ClosePolicy, "token revoked")
-	case id.Token != "":
-		s.mu.Lock()
-		if p := s.conns[c]; p != nil {
-			// Hand the client a fresh JWT when its own is about to expire.
-			if p.expiresAt-time.Now().UnixMilli() < 2*s.cfg.ReverifyInterval.Milliseconds() {
-				p.token, p.expiresAt = id.Token, id.ExpiresAt
-				s.mu.Unlock()
-				c.SendRaw((&protocol.Token{Token: id.Token, ExpiresAt: id.ExpiresAt}).AppendJSON(nil))
-				return
-			}
-		}
-		s.mu.Unlock()
 	}
 }
 
@@ -403,6 +357,9 @@ func (s *Server) handleAuthenticate(w http.ResponseWriter, r *http.Request) {
 	}
 	sess, err := s.auth.Authenticate(r.Context(), req.UserName, req.Password)
 	switch {
+	case errors.Is(err, authclient.ErrLimited):
+		s.reject(w, http.StatusTooManyRequests, "login_rate", "too many login attempts; slow down")
+		return
 	case authclient.Refused(err):
 		writeJSON(w, http.StatusUnauthorized, protocol.ErrorBody{Message: "invalid user name or password"})
 		return
