@@ -59,11 +59,7 @@ func StartHA(t testing.TB, opts HAOptions) *HA {
 	master := StartRedis(t)
 	h := &HA{t: t, Nodes: []*Redis{master}}
 	for range opts.Replicas {
-		r := &Redis{t: t, bin: master.bin, dir: t.TempDir(), port: FreePort(t),
-			args: []string{"--replicaof", "127.0.0.1", strconv.Itoa(master.port)}}
-		r.Start()
-		t.Cleanup(r.Stop)
-		h.Nodes = append(h.Nodes, r)
+		h.Nodes = append(h.Nodes, startReplica(t, master))
 	}
 	quorum := opts.Sentinels/2 + 1
 	for i := range opts.Sentinels {
@@ -108,10 +104,62 @@ sentinel parallel-syncs %s 1
 	for _, r := range h.Nodes[1:] {
 		h.waitInSync(ctx, r)
 	}
+	h.waitAcks(ctx, master, len(h.Nodes)-1)
 	for i := range h.sentinels {
 		h.waitSentinelReady(ctx, i, opts.Replicas, opts.Sentinels-1)
 	}
 	return h
+}
+
+// StartReplica starts a replica of master (no sentinels) and returns once
+// it is in sync.
+func StartReplica(t testing.TB, master *Redis) *Redis {
+	t.Helper()
+	r := startReplica(t, master)
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	h := &HA{t: t}
+	h.waitInSync(ctx, r)
+	h.waitAcks(ctx, master, 1)
+	return r
+}
+
+// waitAcks waits until n replicas acknowledge master's replication stream
+// (a PUBLISH, which replicates and changes no key, then WAIT).
+func (h *HA) waitAcks(ctx context.Context, master *Redis, n int) {
+	h.t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: master.Addr(), DisableIdentity: true, PoolSize: 1})
+	defer func() { _ = c.Close() }()
+	for {
+		var wait *redis.Cmd
+		_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.Publish(ctx, "testenv:sync", "1")
+			wait = p.Do(ctx, "wait", n, 200)
+			return nil
+		})
+		if got, _ := wait.Int(); err == nil && got >= n {
+			return
+		}
+		if ctx.Err() != nil {
+			h.t.Fatalf("testenv: %d replicas of %s never acknowledged: %v", n, master.Addr(), ctx.Err())
+		}
+	}
+}
+
+func startReplica(t testing.TB, master *Redis) *Redis {
+	t.Helper()
+	// Redis waits 5 s by default for more replicas before a diskless sync.
+	mc := redis.NewClient(&redis.Options{Addr: master.Addr(), DisableIdentity: true})
+	err := mc.ConfigSet(context.Background(), "repl-diskless-sync-delay", "0").Err()
+	_ = mc.Close()
+	if err != nil {
+		t.Fatalf("testenv: master %s: %v", master.Addr(), err)
+	}
+	r := &Redis{t: t, bin: master.bin, dir: t.TempDir(), port: FreePort(t),
+		args: []string{"--replicaof", "127.0.0.1", strconv.Itoa(master.port)}}
+	r.Start()
+	t.Cleanup(r.Stop)
+	return r
 }
 
 // SentinelAddrs are the sentinels' host:port addresses.

@@ -129,7 +129,8 @@ func (r *Redis) Start() {
 	cmd := exec.Command(r.bin,
 		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", r.dir,
-		"--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning")
+		"--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning",
+		"--repl-diskless-sync-delay", "0")
 	cmd.Args = append(cmd.Args, r.args...)
 	out := &strings.Builder{}
 	cmd.Stdout, cmd.Stderr = out, out
