@@ -388,3 +388,80 @@ func (tg *Target) MasterAddr(ctx context.Context) (string, error) {
 	}
 	return "", fmt.Errorf("no sentinel named master %q: %w", tg.Failover.MasterName, errors.Join(errs...))
 }
+
+// NoscriptHook returns a go-redis hook that calls f once per NOSCRIPT reply
+// (single commands and pipelined ones): each is a script that Redis did not
+// have cached and that is sent again (go-redis's Script.Run falls back to
+// EVAL; rsmq's pipelines load it and retry). A new master after a failover
+// starts with an empty script cache, so these count its first calls.
+func NoscriptHook(f func()) redis.Hook { return noscriptHook{f} }
+
+type noscriptHook struct{ f func() }
+
+func (h noscriptHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h noscriptHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			h.f()
+		}
+		return err
+	}
+}
+
+func (h noscriptHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, c := range cmds {
+			if e := c.Err(); e != nil && redis.HasErrorPrefix(e, "NOSCRIPT") {
+				h.f()
+			}
+		}
+		return err
+	}
+}
+
+// DurabilityWarnings checks, on the master rdb talks to, the settings that
+// durable acknowledgement with minReplicas replicas relies on, and returns
+// one sentence per problem (none when all is well):
+//   - min-replicas-to-write 0: a master cut off from its replicas keeps
+//     taking writes from every client (Node rsmq, non-durable senders),
+//     which the failover that follows discards;
+//   - neither AOF nor RDB snapshots: a master that restarts before the
+//     sentinels notice comes back empty and its replicas copy the emptiness;
+//   - fewer connected replicas than minReplicas: every durable send fails.
+func DurabilityWarnings(ctx context.Context, rdb redis.Cmdable, minReplicas int) []string {
+	var out []string
+	get := func(name string) (string, bool) {
+		v, err := rdb.ConfigGet(ctx, name).Result()
+		if err != nil {
+			out = append(out, fmt.Sprintf("cannot read %s from the Redis master (CONFIG GET: %v); check it by hand", name, err))
+			return "", false
+		}
+		s, ok := v[name]
+		return s, ok
+	}
+	if v, ok := get("min-replicas-to-write"); ok && v == "0" {
+		out = append(out, "Redis min-replicas-to-write is 0: a master cut off from its replicas keeps accepting writes "+
+			"(Node rsmq, non-durable sends) that the failover then loses; set it to 1 (see deploy/HA.md)")
+	}
+	aof, okA := get("appendonly")
+	save, okS := get("save")
+	if okA && okS && aof == "no" && strings.TrimSpace(save) == "" {
+		out = append(out, "the Redis master has no persistence (appendonly no, no save points): if it restarts "+
+			"before a failover it comes back empty and its replicas resync to empty; turn on appendonly")
+	}
+	info, err := rdb.Info(ctx, "replication").Result()
+	if err != nil {
+		return append(out, fmt.Sprintf("cannot read INFO replication: %v", err))
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_slaves:"); ok {
+			if n, err := strconv.Atoi(v); err == nil && n < minReplicas {
+				out = append(out, fmt.Sprintf("the Redis master has %d connected replicas, fewer than the %d durable sends wait for: they will fail with UNAVAILABLE", n, minReplicas))
+			}
+		}
+	}
+	return out
+}
