@@ -1,11 +1,15 @@
 package redisconn_test
 
 import (
+	"context"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/wsmq/wsmq/pkg/redisconn"
+	"github.com/wsmq/wsmq/pkg/testenv"
 )
 
 func TestParseURLAcceptsSingleServerAndSentinelForms(t *testing.T) {
@@ -109,4 +113,40 @@ func FuzzParseURL(f *testing.F) {
 			t.Fatalf("ParseURL(%q): want exactly one of Single and Failover", raw)
 		}
 	})
+}
+
+func TestMasterWatchFollowsTheFailoverClientToTheNewMasterOnly(t *testing.T) {
+	ha := testenv.StartHA(t, testenv.HAOptions{})
+	var changes []string
+	var mu sync.Mutex
+	w := &redisconn.MasterWatch{OnChange: func(old, addr string) {
+		mu.Lock()
+		changes = append(changes, addr)
+		mu.Unlock()
+	}}
+	rdb, err := redisconn.New(ha.URL(), redisconn.Tuning{Master: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rdb.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	first := ha.Master().Addr()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if w.Addr() != first || w.Failovers() != 0 {
+		t.Fatalf("watch says %s after %d failovers, want %s and 0 (sentinel connections must not count)", w.Addr(), w.Failovers(), first)
+	}
+	old := ha.KillMaster()
+	next := ha.WaitFailover(ctx, old.Addr())
+	testenv.Eventually(t, 10*time.Second, "the client on the new master", func() bool { return rdb.Ping(ctx).Err() == nil })
+	if w.Addr() != next.Addr() || w.Failovers() != 1 {
+		t.Fatalf("watch says %s after %d failovers, want %s after 1", w.Addr(), w.Failovers(), next.Addr())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(changes) != 2 || changes[0] != first || changes[1] != next.Addr() {
+		t.Fatalf("OnChange saw %v, want [%s %s]", changes, first, next.Addr())
+	}
 }

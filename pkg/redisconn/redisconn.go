@@ -166,7 +166,7 @@ type Tuning struct {
 	MaxRetries   int           // retries of a failed command; -1: none; 0: go-redis's default (3)
 	FailFast     bool          // short dial retries and pool wait, for request paths
 	CtxDeadlines bool          // honour context deadlines on every call
-	Master       *MasterWatch  // when set, learns the address of every connection opened
+	Master       *MasterWatch  // when set, learns the address of every connection the client opens
 }
 
 // DefaultDialTimeout and DefaultIOTimeout are Tuning's defaults.
@@ -189,14 +189,20 @@ func New(raw string, t Tuning) (*redis.Client, error) {
 
 // Client makes the client for the target with t applied.
 func (tg *Target) Client(t Tuning) *redis.Client {
+	var rdb *redis.Client
 	if tg.Failover != nil {
 		o := *tg.Failover
 		ApplyFailover(&o, t)
-		return redis.NewFailoverClient(&o)
+		rdb = redis.NewFailoverClient(&o)
+	} else {
+		o := *tg.Single
+		Apply(&o, t)
+		rdb = redis.NewClient(&o)
 	}
-	o := *tg.Single
-	Apply(&o, t)
-	return redis.NewClient(&o)
+	if t.Master != nil {
+		rdb.AddHook(masterHook{t.Master})
+	}
+	return rdb
 }
 
 // tuned is t with the default timeouts filled in.
@@ -228,13 +234,6 @@ func Apply(opts *redis.Options, t Tuning) {
 		opts.PoolTimeout = t.DialTimeout + t.IOTimeout
 	}
 	opts.ContextTimeoutEnabled = t.CtxDeadlines
-	if t.Master != nil {
-		next := opts.Dialer
-		if next == nil {
-			next = redis.NewDialer(opts)
-		}
-		opts.Dialer = t.Master.dialer(next)
-	}
 }
 
 // ApplyFailover sets t on the options of a Sentinel failover client.
@@ -255,22 +254,6 @@ func ApplyFailover(opts *redis.FailoverOptions, t Tuning) {
 		opts.PoolTimeout = t.DialTimeout + t.IOTimeout
 	}
 	opts.ContextTimeoutEnabled = t.CtxDeadlines
-	if t.Master != nil {
-		// The failover client's dialer resolves the master through the
-		// sentinels, then calls this one with the master's address.
-		next := opts.Dialer
-		if next == nil {
-			timeout, tc := opts.DialTimeout, opts.TLSConfig
-			next = func(ctx context.Context, network, addr string) (net.Conn, error) {
-				d := &net.Dialer{Timeout: timeout, KeepAlive: 5 * time.Minute}
-				if tc != nil {
-					return (&tls.Dialer{NetDialer: d, Config: tc}).DialContext(ctx, network, addr)
-				}
-				return d.DialContext(ctx, network, addr)
-			}
-		}
-		opts.Dialer = t.Master.dialer(next)
-	}
 }
 
 // MasterWatch learns the address of the Redis master from the connections
@@ -319,17 +302,26 @@ func (w *MasterWatch) saw(addr string) {
 	}
 }
 
-// dialer wraps next so w sees every address dialed. The address is
-// recorded once the connection is open.
-func (w *MasterWatch) dialer(next func(ctx context.Context, network, addr string) (net.Conn, error),
-) func(ctx context.Context, network, addr string) (net.Conn, error) {
+// masterHook feeds a MasterWatch the remote address of every connection
+// the client opens. A failover client's dialer asks the sentinels for the
+// master, so that address is the master's; its sentinel connections belong
+// to other clients and are not seen here.
+type masterHook struct{ w *MasterWatch }
+
+func (h masterHook) DialHook(next redis.DialHook) redis.DialHook {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		cn, err := next(ctx, network, addr)
 		if err == nil {
-			w.saw(addr)
+			h.w.saw(cn.RemoteAddr().String())
 		}
 		return cn, err
 	}
+}
+
+func (h masterHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (h masterHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }
 
 // MemoryUsage reads used_memory and maxmemory (bytes) from Redis's INFO
