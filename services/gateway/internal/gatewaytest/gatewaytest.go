@@ -44,7 +44,7 @@ type Stack struct {
 	HA       *testenv.HA    // the nodes and sentinels of StartHA; nil for Start
 	RedisURL string         // every service's WSMQ_REDIS_URL
 	RDB      *redis.Client  // follows the master under StartHA
-	Queues   *rsmq.Client // sends with realtime notifications, like the publisher
+	Queues   *rsmq.Client   // sends with realtime notifications, like the publisher
 	AuthAddr string
 	Auth     authv1.AuthServiceClient
 
