@@ -134,7 +134,7 @@ func TestCommonSettingsUseOneRule(t *testing.T) {
 	for _, tc := range []struct {
 		env, val, want string
 	}{
-		{"WSMQ_REDIS_URL", "http://x", `scheme "http" is not redis, rediss or unix`},
+		{"WSMQ_REDIS_URL", "http://x", `scheme "http" is not redis, rediss, unix, redis+sentinel or rediss+sentinel`},
 		{"WSMQ_REDIS_URL", "redis://:pw@host:notaport/0", "WSMQ_REDIS_URL="},
 		{"WSMQ_RSMQ_NS", "a:b", "without ':'"},
 		{"WSMQ_LOG_LEVEL", "loud", "debug, info, warn or error"},

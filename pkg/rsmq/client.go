@@ -38,7 +38,25 @@ type Options struct {
 	// The caller then retries through its normal pull, and the lost
 	// messages reappear after their visibility timeout. Same server as rdb.
 	ReceiveClient redis.UniversalClient
+
+	// MinReplicas > 0 makes sends durable: SendMessage and SendBatch run
+	// WAIT MinReplicas ReplicaTimeout in the same pipeline as the writes
+	// (so on the same connection, right after them) and report each stored
+	// message as failed with ErrNotReplicated unless that many replicas
+	// confirmed it. A caller retries with the same call: ids are fixed
+	// before the first attempt, so a retry stores nothing twice, and the
+	// retry's WAIT covers the first write (see sendScript).
+	MinReplicas int
+	// ReplicaTimeout bounds the WAIT of durable sends; 0 means
+	// DefaultReplicaTimeout.
+	ReplicaTimeout time.Duration
+	// OnReplicaTimeout, when set, is called when a durable send's WAIT
+	// returned fewer than MinReplicas confirmations (acked of them).
+	OnReplicaTimeout func(acked int)
 }
+
+// DefaultReplicaTimeout is Options.ReplicaTimeout's default.
+const DefaultReplicaTimeout = 100 * time.Millisecond
 
 // Client runs RSMQ operations on a Redis server. It is safe for concurrent use.
 type Client struct {
@@ -48,6 +66,10 @@ type Client struct {
 	prefix   string
 	realtime bool
 	clock    idClock
+
+	minReplicas      int
+	replicaTimeout   time.Duration
+	onReplicaTimeout func(acked int)
 }
 
 // New returns a Client on rdb. It does not contact Redis. The key layout
@@ -62,7 +84,13 @@ func New(rdb redis.UniversalClient, opts Options) *Client {
 	if recv == nil {
 		recv = rdb
 	}
-	return &Client{rdb: rdb, recv: recv, ns: ns, prefix: ns + ":", realtime: opts.Realtime}
+	rt := opts.ReplicaTimeout
+	if rt <= 0 {
+		rt = DefaultReplicaTimeout
+	}
+	rt = max(rt, time.Millisecond) // WAIT's unit; WAIT n 0 would block forever
+	return &Client{rdb: rdb, recv: recv, ns: ns, prefix: ns + ":", realtime: opts.Realtime,
+		minReplicas: opts.MinReplicas, replicaTimeout: rt, onReplicaTimeout: opts.OnReplicaTimeout}
 }
 
 // Namespace returns the key namespace, "rsmq" unless Options said otherwise.

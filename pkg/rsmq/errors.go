@@ -30,6 +30,12 @@ var (
 	// format: a queue key of the wrong type, a non-numeric attribute, a
 	// malformed receipt. It concerns one queue or one item, never a call.
 	ErrCorrupt = errors.New("rsmq: corrupt data")
+
+	// ErrNotReplicated (no Node equivalent): a durable send stored the
+	// message on the master, but fewer than Options.MinReplicas replicas
+	// confirmed it within Options.ReplicaTimeout, so a failover could lose
+	// it. Retrying the same send is safe.
+	ErrNotReplicated = errors.New("rsmq: not confirmed by enough replicas")
 )
 
 // ValidationError reports an invalid argument. Field names the argument

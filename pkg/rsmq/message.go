@@ -37,7 +37,9 @@ type SendItem struct {
 }
 
 // SendResult is the outcome of one SendItem: its id, or Err (a validation
-// error, ErrQueueNotFound or ErrMessageTooLong).
+// error, ErrQueueNotFound, ErrMessageTooLong, or for durable sends
+// ErrNotReplicated; then ID is set too, and the message is stored on the
+// master but not confirmed by replicas).
 type SendResult struct {
 	ID  string
 	Err error
@@ -49,7 +51,17 @@ type SendResult struct {
 // One round trip (plus one TIME call on the Client's first send). The id is
 // chosen before the first attempt and the script stores an id only once, so
 // a send that go-redis retries after a lost reply is stored exactly once.
+//
+// With Options.MinReplicas it runs as a SendBatch of one item: the script
+// and WAIT in one pipeline.
 func (c *Client) SendMessage(ctx context.Context, qname, message string, delay int) (string, error) {
+	if c.minReplicas > 0 {
+		res, err := c.SendBatch(ctx, []SendItem{{Queue: qname, Message: message, Delay: delay}})
+		if err != nil {
+			return "", err
+		}
+		return res[0].ID, res[0].Err
+	}
 	n, err := validateSend(qname, message, delay)
 	if err != nil {
 		return "", err
@@ -82,11 +94,14 @@ func validateSend(qname, message string, delay int) (int, error) {
 }
 
 func (c *Client) sendArgs(qname, id, message string, delay, length int) []any {
-	rt := "0"
+	rt, durable := "0", "0"
 	if c.realtime {
 		rt = "1"
 	}
-	return []any{id, message, delay, length, rt, c.RealtimeChannel(qname)}
+	if c.minReplicas > 0 {
+		durable = "1"
+	}
+	return []any{id, message, delay, length, rt, c.RealtimeChannel(qname), durable}
 }
 
 // sendStatus maps the send script's reply to an error and feeds the Redis
@@ -143,11 +158,17 @@ func (c *Client) SendBatch(ctx context.Context, items []SendItem) ([]SendResult,
 	}
 	for attempt := 0; len(todo) > 0; attempt++ {
 		sent := time.Now()
+		var wait *redis.Cmd
 		cmds, err := c.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 			for _, i := range todo {
 				it := items[i]
 				sendScript.EvalSha(ctx, pipe, []string{c.hashKey(it.Queue), c.zsetKey(it.Queue)},
 					c.sendArgs(it.Queue, results[i].ID, it.Message, it.Delay, lengths[i])...)
+			}
+			if c.minReplicas > 0 {
+				// Same pipeline, so same connection: WAIT counts the
+				// replicas that hold every write above.
+				wait = pipe.Do(ctx, "wait", c.minReplicas, c.replicaTimeout.Milliseconds())
 			}
 			return nil
 		})
@@ -155,8 +176,9 @@ func (c *Client) SendBatch(ctx context.Context, items []SendItem) ([]SendResult,
 		if err != nil && !isRedisError(err) {
 			return nil, fmt.Errorf("rsmq: send batch: %w", err)
 		}
+		replicated := c.replicated(wait)
 		var again []int
-		for k, cmd := range cmds {
+		for k, cmd := range cmds[:len(todo)] {
 			i := todo[k]
 			res, err := cmd.(*redis.Cmd).Slice()
 			switch {
@@ -167,6 +189,8 @@ func (c *Client) SendBatch(ctx context.Context, items []SendItem) ([]SendResult,
 			default:
 				if err := c.sendStatus(items[i].Queue, res, sent, got); err != nil {
 					results[i] = SendResult{Err: err}
+				} else if replicated != nil {
+					results[i].Err = fmt.Errorf("rsmq: send to %q: %w", items[i].Queue, replicated)
 				}
 			}
 		}
@@ -178,6 +202,25 @@ func (c *Client) SendBatch(ctx context.Context, items []SendItem) ([]SendResult,
 		todo = again
 	}
 	return results, nil
+}
+
+// replicated checks a durable send's WAIT: nil when it confirmed
+// MinReplicas replicas (or the send is not durable), else why not.
+func (c *Client) replicated(wait *redis.Cmd) error {
+	if wait == nil {
+		return nil
+	}
+	n, err := wait.Int64()
+	if err != nil {
+		return fmt.Errorf("%w: WAIT: %w", ErrNotReplicated, err)
+	}
+	if int(n) >= c.minReplicas {
+		return nil
+	}
+	if c.onReplicaTimeout != nil {
+		c.onReplicaTimeout(int(n))
+	}
+	return fmt.Errorf("%w: %d of %d replicas within %s", ErrNotReplicated, n, c.minReplicas, c.replicaTimeout)
 }
 
 // isRedisError reports whether err is an error reply of the server (one

@@ -107,14 +107,24 @@ end
 ` + luaAttrs)
 
 // sendScript: KEYS hash, zset; ARGV id, body, delay (-1 = queue's),
-// UTF-16 length, realtime ("1"/"0"), realtime channel.
+// UTF-16 length, realtime ("1"/"0"), realtime channel, durable ("1"/"0").
 //
 // Idempotent: the id is fixed by the client before the first attempt, so a
 // retried attempt finds the id field and returns 2 without a second ZADD,
 // totalsent increment or PUBLISH. Returns {status, TIME s, TIME us}; status 1
 // stored, 2 already stored, -1 queue not found, -2 message too long.
+//
+// Durable: a retry that finds the id stored makes a write that changes
+// nothing but is replicated (HINCRBY totalsent 0), so the WAIT that follows
+// on its connection waits for a replication offset past the first write.
+// Without it WAIT would count replicas for that connection's last write
+// only, which may precede the message (a new connection after a failover
+// has none), and could confirm a message no replica holds.
 var sendScript = redis.NewScript(luaNow + `
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {2, t[1], t[2]} end
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+	if ARGV[7] == '1' then redis.call('HINCRBY', KEYS[1], 'totalsent', 0) end
+	return {2, t[1], t[2]}
+end
 ` + luaQueue("{-1, t[1], t[2]}") + `
 local maxsize = tonumber(q[3])
 if maxsize ~= -1 and tonumber(ARGV[4]) > maxsize then return {-2, t[1], t[2]} end

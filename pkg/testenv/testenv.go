@@ -90,6 +90,7 @@ type Redis struct {
 	bin  string
 	dir  string
 	port int
+	args []string // extra arguments (replicaof, ...)
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -128,7 +129,9 @@ func (r *Redis) Start() {
 	cmd := exec.Command(r.bin,
 		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", r.dir,
-		"--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning")
+		"--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning",
+		"--repl-diskless-sync-delay", "0")
+	cmd.Args = append(cmd.Args, r.args...)
 	out := &strings.Builder{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -156,6 +159,20 @@ func (r *Redis) Stop() {
 	_ = r.cmd.Process.Kill()
 	_ = r.cmd.Wait()
 	r.cmd = nil
+}
+
+// Signal sends sig to the running server (SIGSTOP freezes it, SIGCONT
+// resumes it); a stopped server is a test failure.
+func (r *Redis) Signal(sig syscall.Signal) {
+	r.t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil {
+		r.t.Fatalf("testenv: signal %v to redis on %s: not running", sig, r.Addr())
+	}
+	if err := r.cmd.Process.Signal(sig); err != nil {
+		r.t.Fatalf("testenv: signal %v to redis on %s: %v", sig, r.Addr(), err)
+	}
 }
 
 // Mongo is a MongoDB-wire-protocol server process owned by a test.

@@ -70,25 +70,34 @@ func run(ctx context.Context, args []string, env pkgconfig.Env) error {
 	}
 	log := serve.Logger(cfg.LogLevel, "gateway")
 
-	rdb, err := redisconn.New(cfg.RedisURL, redisconn.Tuning{PoolSize: cfg.Workers + redisSpareConns})
+	m := metrics.New()
+	// One watch for both clients: they follow the same master.
+	master := &redisconn.MasterWatch{OnChange: func(old, addr string) {
+		m.MasterChanged(old, addr)
+		if old != "" {
+			log.Warn("redis master changed: failover followed", "from", old, "to", addr)
+		}
+	}}
+	rdb, err := redisconn.New(cfg.RedisURL, redisconn.Tuning{PoolSize: cfg.Workers + redisSpareConns, Master: master})
 	if err != nil {
 		return err
 	}
 	defer func() { _ = rdb.Close() }()
-	m := metrics.New()
 	rdb.AddHook(m.RedisHook())
+	rdb.AddHook(redisconn.NoscriptHook(m.ScriptReloads.Inc))
 	if err := checkEviction(ctx, rdb, cfg, log); err != nil {
 		return err
 	}
 	// Receives run on a client that never retries: a receive retried after
 	// a read timeout runs twice and hides the first run's messages. The
 	// engine's next pull recovers instead.
-	recv, err := redisconn.New(cfg.RedisURL, redisconn.Tuning{PoolSize: cfg.Workers + 1, MaxRetries: -1})
+	recv, err := redisconn.New(cfg.RedisURL, redisconn.Tuning{PoolSize: cfg.Workers + 1, MaxRetries: -1, Master: master})
 	if err != nil {
 		return err
 	}
 	defer func() { _ = recv.Close() }()
 	recv.AddHook(m.RedisHook())
+	recv.AddHook(redisconn.NoscriptHook(m.ScriptReloads.Inc))
 	queues := rsmq.New(rdb, rsmq.Options{Namespace: cfg.NS, Realtime: true, ReceiveClient: recv})
 	engine := delivery.New(delivery.Config{
 		VisibilityTimeout: cfg.VisibilityTimeout,

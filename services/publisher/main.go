@@ -91,16 +91,29 @@ func run(ctx context.Context, args []string, env pkgconfig.Env, h hooks) error {
 		log.Warn("dev mode: caller keys are not checked")
 	}
 
-	rdb, err := redisconn.New(cfg.RedisURL, redisTuning)
+	m := metrics.New()
+	tuning := redisTuning
+	tuning.Master = &redisconn.MasterWatch{OnChange: func(old, addr string) {
+		m.MasterChanged(old, addr)
+		if old != "" {
+			log.Warn("redis master changed: failover followed", "from", old, "to", addr)
+		}
+	}}
+	rdb, err := redisconn.New(cfg.RedisURL, tuning)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = rdb.Close() }()
+	rdb.AddHook(redisconn.NoscriptHook(m.ScriptReloads.Inc))
 	if h.redisHook != nil {
 		rdb.AddHook(h.redisHook)
 	}
-	m := metrics.New()
-	queues := rsmq.New(rdb, rsmq.Options{Namespace: cfg.Namespace, Realtime: true})
+	queues := rsmq.New(rdb, rsmq.Options{Namespace: cfg.Namespace, Realtime: true,
+		MinReplicas: cfg.MinReplicas, ReplicaTimeout: cfg.ReplicaTimeout,
+		OnReplicaTimeout: func(int) { m.ReplicaTimeouts.Inc() }})
+	if cfg.MinReplicas > 0 {
+		checkDurability(ctx, rdb, cfg.MinReplicas, log)
+	}
 	// Sends stop before Redis is full, so the memory left serves the
 	// consumers that drain it; sampled, never asked per send.
 	memory := &memwatch.Watch{
@@ -165,13 +178,23 @@ func run(ctx context.Context, args []string, env pkgconfig.Env, h hooks) error {
 		}
 	}
 	log.Info("publisher starting", "tls", cfg.TLSEnabled(), "mtls", cfg.TLSClientCA != "", "dev", cfg.Dev,
-		"keys", len(cfg.KeyDigests), "namespace", cfg.Namespace)
+		"keys", len(cfg.KeyDigests), "namespace", cfg.Namespace, "min_replicas", cfg.MinReplicas)
 	if h.ready != nil {
 		h.ready(a)
 	}
 	err = g.Run(ctx, cfg.ShutdownTimeout)
 	log.Info("publisher stopped")
 	return err
+}
+
+// checkDurability logs, once at start, what on the Redis master undermines
+// durable acknowledgement. A Redis that is down is reported by readiness.
+func checkDurability(ctx context.Context, rdb *redis.Client, minReplicas int, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, 2*redisTuning.IOTimeout)
+	defer cancel()
+	for _, w := range redisconn.DurabilityWarnings(ctx, rdb, minReplicas) {
+		log.Warn("durable sends: " + w)
+	}
 }
 
 // redisLog adapts slog to go-redis's logger interface. Its messages repeat

@@ -121,7 +121,7 @@ func parseConfig(args []string) (*config, error) {
 	s.String(&c.gatewayURL, "gateway", "", "http://127.0.0.1:3000", "target gateway URL")
 	s.String(&c.gatewayAdmin, "gateway-admin", "", "http://127.0.0.1:9193", "target gateway's admin URL (/metrics)")
 	s.String(&c.publisherAddr, "publisher", "", "127.0.0.1:9092", "target publisher gRPC address")
-	s.String(&c.redisAddr, "redis", "", "127.0.0.1:6379", "target Redis address")
+	s.String(&c.redisAddr, "redis", "", "127.0.0.1:6379", "target Redis: host:port or a WSMQ_REDIS_URL (redis+sentinel:// included)")
 	s.String(&c.pprofURL, "pprof", "", "", "target gateway's pprof URL (e.g. http://127.0.0.1:6060)")
 	var pidsVal string
 	pids := &pidsVal

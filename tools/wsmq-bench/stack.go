@@ -15,6 +15,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/wsmq/wsmq/pkg/redisconn"
+
 	"github.com/wsmq/wsmq/tools/internal/supervisor"
 )
 
@@ -132,7 +134,18 @@ func useTarget(ctx context.Context, cfg *config) (*target, error) {
 	for k, v := range cfg.pids {
 		t.pids[k] = v
 	}
-	t.rdb = redis.NewClient(&redis.Options{Addr: t.redisAddr, DisableIdentity: true})
+	if strings.Contains(t.redisAddr, "://") { // a WSMQ_REDIS_URL, Sentinel included
+		tg, err := redisconn.ParseURL(t.redisAddr)
+		if err != nil {
+			return nil, fmt.Errorf("-redis: %w", err)
+		}
+		t.rdb = tg.Client(redisconn.Tuning{})
+		if t.redisAddr, err = tg.MasterAddr(ctx); err != nil {
+			return nil, fmt.Errorf("-redis: %w", err)
+		}
+	} else {
+		t.rdb = redis.NewClient(&redis.Options{Addr: t.redisAddr, DisableIdentity: true})
+	}
 	if _, ok := t.pids["redis"]; !ok {
 		if info, err := t.rdb.Info(ctx, "server").Result(); err == nil {
 			for line := range strings.Lines(info) {

@@ -9,8 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
+	"github.com/wsmq/wsmq/pkg/redisconn"
 	"github.com/wsmq/wsmq/pkg/rsmq"
 	"github.com/wsmq/wsmq/pkg/userid"
 	"github.com/wsmq/wsmq/pkg/userqueue"
@@ -88,11 +87,11 @@ func (c *cli) queues(ctx context.Context, args []string) error {
 	default:
 		return usagef("unknown queues subcommand %q: want ls | stats | prune", sub)
 	}
-	opts, err := redis.ParseURL(c.g.redisURL)
+	target, err := redisconn.ParseURL(c.g.redisURL)
 	if err != nil {
 		return usagef("--redis / WSMQ_REDIS_URL: %v", err)
 	}
-	rdb := redis.NewClient(opts)
+	rdb := target.Client(redisconn.Tuning{})
 	defer func() { _ = rdb.Close() }()
 	q := rsmq.New(rdb, rsmq.Options{Namespace: c.g.ns})
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
@@ -104,7 +103,7 @@ func (c *cli) queues(ctx context.Context, args []string) error {
 	if sub == "ls" || len(names) == 0 {
 		all, err := q.ListQueues(ctx)
 		if err != nil {
-			return fmt.Errorf("redis %s: %w", opts.Addr, err)
+			return fmt.Errorf("redis %s: %w", target.Addr(), err)
 		}
 		slices.Sort(all)
 		if sub == "ls" {
@@ -125,7 +124,7 @@ func (c *cli) queues(ctx context.Context, args []string) error {
 			missing = append(missing, fmt.Errorf("no queue %q", n))
 			continue
 		case err != nil:
-			return fmt.Errorf("redis %s: %w", opts.Addr, err)
+			return fmt.Errorf("redis %s: %w", target.Addr(), err)
 		}
 		stats = append(stats, queueStats{
 			Queue: n, VT: a.VT, Delay: a.Delay, MaxSize: a.MaxSize, Msgs: a.Msgs, Hidden: a.HiddenMsgs,

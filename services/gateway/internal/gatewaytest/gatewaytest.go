@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	authv1 "github.com/wsmq/wsmq/gen/wsmq/auth/v1"
+	"github.com/wsmq/wsmq/pkg/redisconn"
 	"github.com/wsmq/wsmq/pkg/rsmq"
 	"github.com/wsmq/wsmq/pkg/testenv"
 )
@@ -43,9 +44,11 @@ const Wait = 15 * time.Second
 // gateways and publishers are started on demand.
 type Stack struct {
 	t        testing.TB
-	Redis    *testenv.Redis
-	RDB      *redis.Client
-	Queues   *rsmq.Client // sends with realtime notifications, like the publisher
+	Redis    *testenv.Redis // the first master (StartHA: the sentinels may promote another node)
+	HA       *testenv.HA    // the nodes and sentinels of StartHA; nil for Start
+	RedisURL string         // every service's WSMQ_REDIS_URL
+	RDB      *redis.Client  // follows the master under StartHA
+	Queues   *rsmq.Client   // sends with realtime notifications, like the publisher
 	AuthAddr string
 	Auth     authv1.AuthServiceClient
 
@@ -57,6 +60,27 @@ type Stack struct {
 func Start(t testing.TB, gatewayEnv ...string) *Stack {
 	t.Helper()
 	r := testenv.StartRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	return start(t, r, nil, r.URL(), rdb, gatewayEnv)
+}
+
+// StartHA is Start on a Redis master with replicas under Sentinel
+// (testenv.StartHA): every service gets the redis+sentinel:// URL, and RDB
+// is a failover client.
+func StartHA(t testing.TB, opts testenv.HAOptions, gatewayEnv ...string) *Stack {
+	t.Helper()
+	ha := testenv.StartHA(t, opts)
+	rdb, err := redisconn.New(ha.URL(), redisconn.Tuning{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rdb.Close() })
+	return start(t, ha.Nodes[0], ha, ha.URL(), rdb, gatewayEnv)
+}
+
+func start(t testing.TB, r *testenv.Redis, ha *testenv.HA, url string, rdb *redis.Client, gatewayEnv []string) *Stack {
+	t.Helper()
 	m := testenv.StartMongo(t)
 	authBin := testenv.Build(t, "github.com/wsmq/wsmq/services/auth")
 	gwBin := testenv.Build(t, "github.com/wsmq/wsmq/services/gateway")
@@ -82,15 +106,13 @@ func Start(t testing.TB, gatewayEnv ...string) *Stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cc.Close() })
-	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
-	t.Cleanup(func() { _ = rdb.Close() })
 	return &Stack{
-		t: t, Redis: r, RDB: rdb,
+		t: t, Redis: r, HA: ha, RedisURL: url, RDB: rdb,
 		Queues:   rsmq.New(rdb, rsmq.Options{Realtime: true}),
 		AuthAddr: authAddr, Auth: authv1.NewAuthServiceClient(cc),
 		GatewayBin: gwBin,
 		GatewayEnv: append([]string{
-			"WSMQ_REDIS_URL=" + r.URL(), "WSMQ_AUTH_ADDR=" + authAddr, "WSMQ_LOG_LEVEL=debug",
+			"WSMQ_REDIS_URL=" + url, "WSMQ_AUTH_ADDR=" + authAddr, "WSMQ_LOG_LEVEL=debug",
 			"WSMQ_AUTH_GATEWAY_TOKEN=" + GatewayToken,
 			// A race-enabled auth (go test -race) needs seconds for one
 			// bcrypt login on a loaded machine; the default 3s is too tight.
@@ -151,12 +173,18 @@ func (s *Stack) RestartGateway(g *Gateway) *Gateway {
 // stack's Redis and returns its gRPC address.
 func (s *Stack) StartPublisher() string {
 	s.t.Helper()
+	return s.StartPublisherEnv()
+}
+
+// StartPublisherEnv is StartPublisher with env added to its environment.
+func (s *Stack) StartPublisherEnv(env ...string) string {
+	s.t.Helper()
 	bin := testenv.Build(s.t, "github.com/wsmq/wsmq/services/publisher")
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(s.t))
-	p := testenv.StartProcess(s.t, "publisher", bin, []string{
-		"WSMQ_DEV=1", "WSMQ_REDIS_URL=" + s.Redis.URL(), "WSMQ_PUBLISHER_LISTEN=" + addr,
+	p := testenv.StartProcess(s.t, "publisher "+addr, bin, append([]string{
+		"WSMQ_DEV=1", "WSMQ_REDIS_URL=" + s.RedisURL, "WSMQ_PUBLISHER_LISTEN=" + addr,
 		fmt.Sprintf("WSMQ_PUBLISHER_ADMIN_LISTEN=127.0.0.1:%d", testenv.FreePort(s.t)),
-	})
+	}, env...))
 	ctx, cancel := context.WithTimeout(context.Background(), Wait)
 	defer cancel()
 	p.WaitDial(ctx, addr)

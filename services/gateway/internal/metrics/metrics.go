@@ -26,7 +26,10 @@ type Metrics struct {
 	Latency       prometheus.Histogram   // publish (id time) to frame written
 	RedisOps      *prometheus.CounterVec // commands sent to Redis, by command
 	RedisErrors   prometheus.Counter
-	RedisMemory   prometheus.Gauge // used_memory/maxmemory, 0 without a limit
+	RedisMemory   prometheus.Gauge     // used_memory/maxmemory, 0 without a limit
+	RedisMaster   *prometheus.GaugeVec // 1 for the master address connected to
+	Failovers     prometheus.Counter   // changes of that address
+	ScriptReloads prometheus.Counter   // NOSCRIPT replies (scripts sent again)
 }
 
 // New builds the instruments and registers them with Go and process
@@ -61,13 +64,28 @@ func New() *Metrics {
 			Name: "wsmq_gateway_redis_errors_total", Help: "Redis commands that failed (other than nil replies)."}),
 		RedisMemory: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "wsmq_gateway_redis_memory_ratio", Help: "Redis used_memory / maxmemory (0 without a limit); the gateway keeps draining above any mark."}),
+		RedisMaster: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "wsmq_gateway_redis_master", Help: "1 for the address of the Redis master the gateway connects to."}, []string{"addr"}),
+		Failovers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wsmq_gateway_redis_failovers_total", Help: "Changes of the Redis master address the gateway connects to (failovers followed)."}),
+		ScriptReloads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wsmq_gateway_redis_noscript_total", Help: "NOSCRIPT replies: Lua scripts sent again to a Redis without them cached (new master, restart)."}),
 	}
-	m.Registry.MustRegister(
+	m.Registry.MustRegister(m.RedisMaster, m.Failovers, m.ScriptReloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.Connections, m.Subscriptions, m.Delivered, m.Redelivered, m.Acked, m.DeadLettered,
 		m.Returned, m.Rejected, m.Latency, m.RedisOps, m.RedisErrors, m.RedisMemory,
 	)
 	return m
+}
+
+// MasterChanged records a new Redis master address (redisconn.MasterWatch).
+func (m *Metrics) MasterChanged(old, addr string) {
+	m.RedisMaster.Reset()
+	m.RedisMaster.WithLabelValues(addr).Set(1)
+	if old != "" {
+		m.Failovers.Inc()
+	}
 }
 
 // RedisHook returns a go-redis hook that counts commands and errors.

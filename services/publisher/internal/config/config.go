@@ -37,8 +37,12 @@ type Config struct {
 	// sends are refused with RESOURCE_EXHAUSTED; 0 or 1 disables.
 	MemoryHighWater float64
 	MemoryInterval  time.Duration // how often Redis memory is sampled
-	Dev             bool          // dev mode: keys not required
-	LogLevel        slog.Level
+	// MinReplicas > 0 makes sends durable: acknowledged only after WAIT
+	// confirmed that many replicas (else UNAVAILABLE); 0 is off.
+	MinReplicas    int
+	ReplicaTimeout time.Duration // how long a durable send's WAIT may take
+	Dev            bool          // dev mode: keys not required
+	LogLevel       slog.Level
 
 	// KeyDigests are the SHA-256 digests of the accepted caller keys; the keys
 	// themselves are not kept.
@@ -65,6 +69,8 @@ const (
 	DefaultHealthInterval  = time.Second
 	DefaultMemoryHighWater = 0.90
 	DefaultMemoryInterval  = 500 * time.Millisecond
+	DefaultReplicaTimeout  = 100 * time.Millisecond
+	maxMinReplicas         = 16
 )
 
 // settings declares every setting of the publisher on c.
@@ -85,6 +91,10 @@ func settings(c *Config) *config.Set {
 		"refuse sends (RESOURCE_EXHAUSTED) while Redis used_memory/maxmemory is at or above this; 0 or 1 disables")
 	s.Duration(&c.MemoryInterval, "memory-interval", "WSMQ_PUBLISHER_MEMORY_INTERVAL", DefaultMemoryInterval, 10*time.Millisecond, time.Minute,
 		"how often Redis memory is sampled (INFO memory) for the high-water mark")
+	s.Int(&c.MinReplicas, "min-replicas", "WSMQ_PUBLISHER_MIN_REPLICAS", 0, 0, maxMinReplicas,
+		"durable acknowledgement: a send succeeds only once WAIT confirmed this many replicas (else UNAVAILABLE, retry); 0 is off")
+	s.Duration(&c.ReplicaTimeout, "replica-timeout", "WSMQ_PUBLISHER_REPLICA_TIMEOUT", DefaultReplicaTimeout, time.Millisecond, 10*time.Second,
+		"how long a durable send waits for its replicas (WAIT timeout)")
 	s.Dev(&c.Dev, "caller keys not required")
 	s.LogLevel(&c.LogLevel)
 	// WSMQ_DEV is applied before the keys (declaration order), which need it.
@@ -141,6 +151,9 @@ func (c *Config) check() error {
 	}
 	if c.TLSClientCA != "" && c.TLSCert == "" {
 		errs = append(errs, errors.New("WSMQ_TLS_CLIENT_CA needs WSMQ_TLS_CERT and WSMQ_TLS_KEY"))
+	}
+	if c.MinReplicas > 0 && c.ReplicaTimeout >= c.CallTimeout {
+		errs = append(errs, fmt.Errorf("WSMQ_PUBLISHER_REPLICA_TIMEOUT (%s) must be shorter than WSMQ_PUBLISHER_CALL_TIMEOUT (%s)", c.ReplicaTimeout, c.CallTimeout))
 	}
 	if c.AdminListen != "" && c.AdminListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
 		errs = append(errs, fmt.Errorf("WSMQ_PUBLISHER_ADMIN_LISTEN and WSMQ_PUBLISHER_LISTEN are both %q", c.Listen))

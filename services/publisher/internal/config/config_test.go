@@ -79,7 +79,7 @@ func TestMalformedOrMissingSettingsFailNamingTheSetting(t *testing.T) {
 		{"short key", nil, map[string]string{"WSMQ_PUBLISHER_KEYS": "short"}, "WSMQ_PUBLISHER_KEYS: key 1 is shorter than 16"},
 		{"empty key in list", nil, map[string]string{"WSMQ_PUBLISHER_KEYS": goodKey + ",,x"}, "WSMQ_PUBLISHER_KEYS: key 2 is empty"},
 		{"key with space", nil, map[string]string{"WSMQ_PUBLISHER_KEYS": "a b 0123456789abcdef"}, "key 1 must be printable ASCII"},
-		{"redis url scheme", nil, map[string]string{"WSMQ_REDIS_URL": "http://x"}, `WSMQ_REDIS_URL="http://x": scheme "http" is not redis, rediss or unix`},
+		{"redis url scheme", nil, map[string]string{"WSMQ_REDIS_URL": "http://x"}, `WSMQ_REDIS_URL="http://x": scheme "http" is not redis, rediss, unix, redis+sentinel or rediss+sentinel`},
 		{"listen without port", nil, map[string]string{"WSMQ_PUBLISHER_LISTEN": "localhost"}, `WSMQ_PUBLISHER_LISTEN="localhost": must be host:port`},
 		{"max msg bytes", nil, map[string]string{"WSMQ_GRPC_MAX_MSG_BYTES": "4MB"}, "WSMQ_GRPC_MAX_MSG_BYTES=\"4MB\": must be an integer"},
 		{"batch over rsmq limit", nil, map[string]string{"WSMQ_PUBLISHER_MAX_BATCH": "5000"}, "WSMQ_PUBLISHER_MAX_BATCH=\"5000\": must be an integer between 1 and 1000"},

@@ -23,6 +23,17 @@ type Metrics struct {
 	RedisUp prometheus.Gauge
 	// AuthFailures counts calls rejected for a missing or bad key.
 	AuthFailures prometheus.Counter
+	// RedisMaster is 1 for the address of the Redis master the publisher
+	// last connected to (the one the sentinels named), absent for others.
+	RedisMaster *prometheus.GaugeVec
+	// Failovers counts changes of that address: failovers followed.
+	Failovers prometheus.Counter
+	// ReplicaTimeouts counts durable sends (calls) whose WAIT confirmed too
+	// few replicas in time.
+	ReplicaTimeouts prometheus.Counter
+	// ScriptReloads counts NOSCRIPT replies: a script sent again to a Redis
+	// without it in its cache (a new master after a failover, a restart).
+	ScriptReloads prometheus.Counter
 }
 
 // New creates and registers the collectors.
@@ -46,10 +57,36 @@ func New() *Metrics {
 			Name: "wsmq_publisher_auth_failures_total",
 			Help: "Calls rejected as UNAUTHENTICATED (missing, malformed or unknown key).",
 		}),
+		RedisMaster: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "wsmq_publisher_redis_master",
+			Help: "1 for the address of the Redis master the publisher writes to.",
+		}, []string{"addr"}),
+		Failovers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wsmq_publisher_redis_failovers_total",
+			Help: "Changes of the Redis master address the publisher connects to (failovers followed).",
+		}),
+		ReplicaTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wsmq_publisher_replica_timeouts_total",
+			Help: "Durable send calls whose WAIT confirmed fewer than WSMQ_PUBLISHER_MIN_REPLICAS replicas in time.",
+		}),
+		ScriptReloads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wsmq_publisher_redis_noscript_total",
+			Help: "NOSCRIPT replies: Lua scripts sent again to a Redis without them cached (new master, restart).",
+		}),
 	}
 	m.Registry.MustRegister(m.Messages, m.Latency, m.RedisUp, m.AuthFailures,
+		m.RedisMaster, m.Failovers, m.ReplicaTimeouts, m.ScriptReloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// MasterChanged records a new Redis master address (redisconn.MasterWatch).
+func (m *Metrics) MasterChanged(old, addr string) {
+	m.RedisMaster.Reset()
+	m.RedisMaster.WithLabelValues(addr).Set(1)
+	if old != "" {
+		m.Failovers.Inc()
+	}
 }
 
 // Observe records one call: its latency and n messages with the given code.

@@ -62,6 +62,11 @@ func toStatus(ctx context.Context, err error) *status.Status {
 		return status.New(codes.InvalidArgument, err.Error())
 	case errors.Is(err, memwatch.ErrHighWater):
 		return status.New(codes.ResourceExhausted, err.Error())
+	case errors.Is(err, rsmq.ErrNotReplicated):
+		// Stored on the master but not yet safe from a failover: the
+		// caller retries the same send (ids are idempotent per attempt;
+		// a new attempt may store a second copy, a duplicate, never a loss).
+		return status.New(codes.Unavailable, "redis: not confirmed by enough replicas; retry")
 	case errors.Is(err, errQueueVanished), errors.Is(err, rsmq.ErrQueueNotFound):
 		return status.New(codes.Aborted, "queue: "+errQueueVanished.Error())
 	}
