@@ -40,6 +40,7 @@ type Identity struct {
 	UserID    string
 	Token     string // a fresh JWT, when one was issued
 	ExpiresAt int64  // unix ms when the caller's valid JWT expires
+	SessionID string // the session the credentials belong to, when auth reports one
 }
 
 // Session is the result of a login.

@@ -40,6 +40,9 @@ type Grant struct {
 	SessionID   string `json:"s,omitempty"`
 	Token       string `json:"t,omitempty"`
 	AccessToken string `json:"a,omitempty"`
+	// Refreshed: Token was issued when the ticket was, and the client has
+	// not seen it yet (the socket's first frame hands it over).
+	Refreshed bool `json:"r,omitempty"`
 }
 
 // Options configure a Store; zero values mean the defaults in brackets.
