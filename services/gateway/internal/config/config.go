@@ -125,9 +125,9 @@ func Parse(args []string, env config.Env) (Config, error) {
 	s.String(&proxies, "trusted-proxies", "WSMQ_TRUSTED_PROXIES", "",
 		"comma-separated CIDRs/IPs of proxies whose X-Forwarded-For is believed (empty: none; the client is the TCP peer)", checkProxies)
 	s.Int(&c.LoginFreeFails, "login-free-failures", "WSMQ_LOGIN_FREE_FAILURES", DefaultLoginFreeFails, 1, maxCount,
-		"failed logins of one user name before it backs off (1s, doubling up to WSMQ_LOGIN_BACKOFF_MAX)")
+		"failed logins in a row of one user name after which it backs off (1s, doubling with each further failure up to WSMQ_LOGIN_BACKOFF_MAX)")
 	s.Int(&c.LoginFreeFailsIP, "login-free-failures-per-ip", "WSMQ_LOGIN_FREE_FAILURES_PER_IP", DefaultLoginFreeFailsIP, 1, maxCount,
-		"failed logins from one client address before it backs off")
+		"failed logins in a row from one client address after which it backs off")
 	s.Duration(&c.LoginBackoffMax, "login-backoff-max", "WSMQ_LOGIN_BACKOFF_MAX", DefaultLoginBackoffMax, time.Second, time.Hour, "longest login back-off")
 	s.Duration(&c.TicketTTL, "ticket-ttl", "WSMQ_TICKET_TTL", ticket.DefaultTTL, 100*time.Millisecond, 10*time.Minute, "life of a connect ticket (POST /v1/ticket)")
 	s.Bool(&c.AllowQueryCreds, "allow-query-credentials", "WSMQ_ALLOW_QUERY_CREDENTIALS", false,

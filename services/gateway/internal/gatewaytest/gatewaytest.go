@@ -44,6 +44,8 @@ type Stack struct {
 	Queues   *rsmq.Client // sends with realtime notifications, like the publisher
 	AuthAddr string
 	Auth     authv1.AuthServiceClient
+	// AuthMetrics is the auth process's metrics listener (host:port).
+	AuthMetrics string
 
 	GatewayBin string
 	GatewayEnv []string // every gateway's environment (before StartGateway's own)
@@ -62,9 +64,10 @@ func Start(t testing.TB, gatewayEnv ...string) *Stack {
 		t.Fatal(err)
 	}
 	authAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	authMetrics := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	ap := testenv.StartProcess(t, "auth", authBin, []string{
 		"WSMQ_MONGO_URI=" + m.URI(), "WSMQ_AUTH_LISTEN=" + authAddr,
-		fmt.Sprintf("WSMQ_AUTH_METRICS_LISTEN=127.0.0.1:%d", testenv.FreePort(t)),
+		"WSMQ_AUTH_METRICS_LISTEN=" + authMetrics,
 		"WSMQ_JWT_KEYS_FILE=" + keys, "WSMQ_AUTH_ADMIN_TOKEN=" + AdminToken, "WSMQ_BCRYPT_COST=10",
 		"WSMQ_MONGO_TIMEOUT=2s",
 	}, "serve")
@@ -82,7 +85,7 @@ func Start(t testing.TB, gatewayEnv ...string) *Stack {
 	return &Stack{
 		t: t, Redis: r, RDB: rdb,
 		Queues:   rsmq.New(rdb, rsmq.Options{Realtime: true}),
-		AuthAddr: authAddr, Auth: authv1.NewAuthServiceClient(cc),
+		AuthAddr: authAddr, Auth: authv1.NewAuthServiceClient(cc), AuthMetrics: authMetrics,
 		GatewayBin: gwBin,
 		GatewayEnv: append([]string{
 			"WSMQ_REDIS_URL=" + r.URL(), "WSMQ_AUTH_ADDR=" + authAddr, "WSMQ_LOG_LEVEL=debug",

@@ -332,7 +332,13 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 			"missing credentials: x-token / x-access-token headers, a ticket from POST "+protocol.TicketPath+", or the "+protocol.Subprotocol+" subprotocol's credential entries")
 		return
 	}
-	id, err := s.auth.Verify(r.Context(), token, accessToken)
+	verifyToken := token
+	if grant != nil && accessToken != "" {
+		// A ticket's access token is checked itself (revoked since the
+		// ticket was issued?); the JWT alone would pass until it expires.
+		verifyToken = ""
+	}
+	id, err := s.auth.Verify(r.Context(), verifyToken, accessToken)
 	switch {
 	case authclient.Refused(err):
 		s.reject(w, ip, http.StatusUnauthorized, "unauthenticated", "invalid credentials")
@@ -380,8 +386,15 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	c := wsconn.New(ws, s.engine, id.UserID, opts, s.log.With("ip", ip))
 	cl := &client{token: token, accessToken: accessToken, expiresAt: id.ExpiresAt}
 	var first []byte
-	if id.Token == "" && grant != nil && grant.Refreshed {
-		id.Token = grant.Token // refreshed when the ticket was issued
+	if grant != nil {
+		switch {
+		case grant.Refreshed && id.Token == "":
+			id.Token = grant.Token // refreshed when the ticket was issued
+		case !grant.Refreshed && grant.Token != "":
+			// The client holds a valid JWT: the one checking the access
+			// token minted is not news to hand over.
+			id.Token, id.ExpiresAt = "", grant.ExpiresAt
+		}
 	}
 	if id.Token != "" {
 		cl.token = id.Token
@@ -578,7 +591,7 @@ func (s *Server) handleTicket(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, ip, http.StatusServiceUnavailable, "auth_unavailable", "authentication service unavailable; try again")
 		return
 	}
-	g := ticket.Grant{UserID: id.UserID, SessionID: id.SessionID, Token: token, AccessToken: accessToken}
+	g := ticket.Grant{UserID: id.UserID, SessionID: id.SessionID, Token: token, AccessToken: accessToken, ExpiresAt: id.ExpiresAt}
 	if id.Token != "" {
 		g.Token, g.Refreshed = id.Token, true // the socket's first frame hands it over
 	}

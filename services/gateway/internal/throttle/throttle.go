@@ -11,7 +11,7 @@ import (
 
 // Config tunes a Backoff. Zero values mean the defaults in brackets.
 type Config struct {
-	Free       int           // failures in a row before back-off starts [3]
+	Free       int           // failures in a row that start the back-off [3]
 	Base       time.Duration // the first back-off [1s]
 	Max        time.Duration // the longest back-off [1m]
 	MaxEntries int           // most keys remembered; beyond, arbitrary idle ones are forgotten [100000]
@@ -85,7 +85,7 @@ func (b *Backoff) Fail(key string) {
 	}
 	e.fails++
 	e.last = now
-	if over := e.fails - b.cfg.Free; over > 0 {
+	if over := e.fails - b.cfg.Free + 1; over > 0 {
 		d := b.cfg.Max
 		if over < 31 {
 			d = min(b.cfg.Max, b.cfg.Base<<(over-1))

@@ -19,9 +19,9 @@ func newAt(cfg Config) (*Backoff, *clock) {
 
 func TestBackoffDoublesAfterTheFreeFailuresAndIsCapped(t *testing.T) {
 	b, c := newAt(Config{Free: 2, Base: time.Second, Max: 8 * time.Second})
-	for i := range 3 { // two free failures, then the third starts the back-off
+	for i := range 2 { // the second failure starts the back-off
 		if ok, _ := b.Allow("alice"); !ok {
-			t.Fatalf("refused after %d failures; the first 2 are free", i)
+			t.Fatalf("refused after %d failures, before the second", i)
 		}
 		b.Fail("alice")
 	}
@@ -39,7 +39,7 @@ func TestBackoffDoublesAfterTheFreeFailuresAndIsCapped(t *testing.T) {
 }
 
 func TestBackoffOfOneKeyLeavesOthersAlone(t *testing.T) {
-	b, _ := newAt(Config{Free: 1})
+	b, _ := newAt(Config{Free: 2})
 	for range 20 {
 		b.Fail("alice")
 	}
@@ -52,7 +52,7 @@ func TestBackoffOfOneKeyLeavesOthersAlone(t *testing.T) {
 }
 
 func TestSuccessClearsTheKey(t *testing.T) {
-	b, c := newAt(Config{Free: 1, Base: time.Second})
+	b, c := newAt(Config{Free: 2, Base: time.Second})
 	b.Fail("alice")
 	b.Fail("alice")
 	c.add(time.Second)

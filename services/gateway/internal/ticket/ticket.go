@@ -43,6 +43,8 @@ type Grant struct {
 	// Refreshed: Token was issued when the ticket was, and the client has
 	// not seen it yet (the socket's first frame hands it over).
 	Refreshed bool `json:"r,omitempty"`
+	// ExpiresAt is Token's expiry, unix ms.
+	ExpiresAt int64 `json:"e,omitempty"`
 }
 
 // Options configure a Store; zero values mean the defaults in brackets.
