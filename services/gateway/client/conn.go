@@ -20,7 +20,8 @@ type Options struct {
 	// access token alone gets a fresh JWT as the first frame).
 	Token, AccessToken string
 	// Ticket is a connect ticket from Ticket, sent as ?ticket=; it stands
-	// for its own credentials, so Token and AccessToken may stay empty.
+	// for its credentials, so Token and AccessToken are not sent (Token
+	// is still the Conn's first Token()).
 	Ticket string
 	// UseSubprotocol sends Token and AccessToken in Sec-WebSocket-Protocol
 	// (wsmq.v1 plus wsmq.token.<jwt> / wsmq.access-token.<token>), as a
@@ -114,6 +115,8 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 		q.Set(protocol.QueryTicket, opts.Ticket)
 	}
 	switch {
+	case opts.Ticket != "":
+		// The ticket stands for the credentials: none are sent.
 	case opts.UseSubprotocol:
 		subprotocols = protocol.Subprotocols(opts.Token, opts.AccessToken)
 	case opts.UseQuery:
