@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -20,96 +19,8 @@ import (
 	"github.com/wsmq/wsmq/pkg/testenv"
 )
 
-// nginx is Debian's nginx running deploy/nginx.conf, the lb's whole main
-// config, on loopback.
-type nginx struct {
-	Addr string // host:port
-	dir  string
-}
-
-// Logs is everything nginx logged: the access log and the error log.
-func (n *nginx) Logs(t *testing.T) string {
-	t.Helper()
-	var b strings.Builder
-	for _, name := range []string{"access.log", "error.log"} {
-		data, err := os.ReadFile(filepath.Join(n.dir, name))
-		if err != nil && !os.IsNotExist(err) {
-			t.Fatal(err)
-		}
-		b.Write(data)
-	}
-	return b.String()
-}
-
-// AccessLog is the access log.
-func (n *nginx) AccessLog(t *testing.T) string {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(n.dir, "access.log"))
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	return string(data)
-}
-
-// startNginx runs deploy/nginx.conf in front of upstream (host:port). Only
-// what cannot hold outside a container is replaced: Docker's DNS
-// (127.0.0.11) and the "gateway" name, the user, the pid file, the
-// container's stdout/stderr log targets (files, to read back), the temp
-// paths, and the listen port; the file must still contain each of them.
-func startNginx(t *testing.T, upstream string) *nginx {
-	t.Helper()
-	bin, err := exec.LookPath("nginx")
-	if err != nil {
-		for _, p := range []string{"/usr/sbin/nginx", "/sbin/nginx"} {
-			if _, serr := os.Stat(p); serr == nil {
-				bin, err = p, nil
-			}
-		}
-	}
-	if err != nil {
-		msg := "nginx not found: install it with `apt-get install -y --no-install-recommends nginx-light` to test deploy/nginx.conf"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg + " (under CI=true this fails instead of skipping)")
-	}
-	conf, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy", "nginx.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	port := testenv.FreePort(t)
-	main := string(conf)
-	for _, r := range [][2]string{
-		{"user nginx;", ""},
-		{"pid /var/run/nginx.pid;", "daemon off;\nmaster_process off;\npid " + dir + "/nginx.pid;"},
-		{"error_log /dev/stderr warn;", "error_log " + dir + "/error.log info;"},
-		{"access_log /dev/stdout wsmq;", "access_log " + dir + "/access.log wsmq;"},
-		{"worker_rlimit_nofile 65536;", ""}, // this machine's open-files limit cannot be raised
-		{"http {", "http {\n" + fmt.Sprintf("client_body_temp_path %[1]s/body; proxy_temp_path %[1]s/proxy; fastcgi_temp_path %[1]s/fastcgi; uwsgi_temp_path %[1]s/uwsgi; scgi_temp_path %[1]s/scgi;", dir)},
-		{"listen 3000;", "listen 127.0.0.1:" + strconv.Itoa(port) + ";"},
-		{"http://gateway:3000", "http://" + upstream},
-		{"resolver 127.0.0.11 valid=", "resolver 127.0.0.1 valid="},
-	} {
-		if strings.Count(main, r[0]) != 1 {
-			t.Fatalf("deploy/nginx.conf does not hold %q exactly once", r[0])
-		}
-		main = strings.Replace(main, r[0], r[1], 1)
-	}
-	path := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(path, []byte(main), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(bin, "-t", "-p", dir, "-c", path).CombinedOutput(); err != nil {
-		t.Fatalf("nginx -t rejects deploy/nginx.conf: %v\n%s", err, out)
-	}
-	p := testenv.StartProcess(t, "nginx", bin, nil, "-p", dir, "-c", path)
-	n := &nginx{Addr: "127.0.0.1:" + strconv.Itoa(port), dir: dir}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	p.WaitHTTP(ctx, "http://"+n.Addr+"/lb-healthz")
-	return n
-}
+// startNginx is testenv.StartNginx: the shipped deploy/nginx.conf.
+func startNginx(t *testing.T, upstream string) *testenv.Nginx { return testenv.StartNginx(t, upstream) }
 
 func TestLoadBalancerConfigIsAFullMainConfigWithRoomForConnectionsAndNoQueryStringsInItsLog(t *testing.T) {
 	conf, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy", "nginx.conf"))
