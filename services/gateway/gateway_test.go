@@ -20,7 +20,7 @@ import (
 
 func TestOriginalClientFlowDeliversMessages(t *testing.T) {
 	s := newStack(t)
-	gw := s.startGateway()
+	gw := s.startGateway("WSMQ_ALLOW_QUERY_CREDENTIALS=1") // tokens2's query parameters, outside dev mode
 	sess := s.user(gw, "alice")
 	for _, tc := range []struct {
 		name    string
@@ -58,8 +58,8 @@ func TestExpiredJWTWithValidAccessTokenConnectsAndGetsFreshToken(t *testing.T) {
 	if !ok || tok.Token == "" || tok.Token == expired || tok.ExpiresAt <= time.Now().UnixMilli() {
 		t.Fatalf("first frame %#v, want a fresh token event", f)
 	}
-	// The fresh token alone is accepted, in the query as a browser sends it.
-	c2 := dialOpts(t, gw, client.Options{Token: tok.Token, UseQuery: true})
+	// The fresh token alone is accepted, in the subprotocol as a browser can send it.
+	c2 := dialOpts(t, gw, client.Options{Token: tok.Token, UseSubprotocol: true})
 	c2.subscribe(sess.UserID)
 }
 
@@ -74,9 +74,9 @@ func TestBadCredentialsAreRefusedBeforeUpgrade(t *testing.T) {
 		opts client.Options
 	}{
 		{"no credentials", client.Options{}},
-		{"tampered JWT", client.Options{Token: tampered, UseQuery: true}},
-		{"expired JWT alone", client.Options{Token: expired, UseQuery: true}},
-		{"unknown access token", client.Options{AccessToken: "bm90LWEtcmVhbC10b2tlbi1hdC1hbGwtMDEyMzQ1Njc4OTAx", UseQuery: true}},
+		{"tampered JWT", client.Options{Token: tampered, UseSubprotocol: true}},
+		{"expired JWT alone", client.Options{Token: expired}},
+		{"unknown access token", client.Options{AccessToken: "bm90LWEtcmVhbC10b2tlbi1hdC1hbGwtMDEyMzQ1Njc4OTAx", UseSubprotocol: true}},
 		{"expired JWT and wrong access token", client.Options{Token: expired, AccessToken: "x" + sess.AccessToken}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,12 +2,8 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -173,72 +169,8 @@ func (s *stack) drain(t *testing.T, gw string, sess client.Session, q string, n 
 }
 
 // startNginx runs Debian's nginx with deploy/nginx.conf (the compose load
-// balancer) in front of upstream on a free loopback port and returns its
-// host:port. Missing nginx fails the test under CI=true (CI installs
-// nginx-light) and skips it elsewhere, as pkg/testenv does for its servers.
-func startNginx(t *testing.T, upstream string) string {
-	t.Helper()
-	nginx, err := exec.LookPath("nginx")
-	if err != nil {
-		if _, serr := os.Stat("/usr/sbin/nginx"); serr == nil {
-			nginx, err = "/usr/sbin/nginx", nil
-		}
-	}
-	if err != nil {
-		msg := "nginx not found: apt-get install -y --no-install-recommends nginx-light"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg + " (this test fails instead of skipping when CI=true)")
-	}
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf, err := os.ReadFile(filepath.Join(root, "deploy", "nginx.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := testenv.FreePort(t)
-	site := string(conf)
-	for old, repl := range map[string]string{
-		"listen 3000;":               "listen 127.0.0.1:" + strconv.Itoa(port) + ";",
-		"http://gateway:3000":        "http://" + upstream,
-		"resolver 127.0.0.11 valid=": "resolver 127.0.0.1 valid=",
-	} {
-		if !strings.Contains(site, old) {
-			t.Fatalf("deploy/nginx.conf lacks %q", old)
-		}
-		site = strings.ReplaceAll(site, old, repl)
-	}
-	dir := t.TempDir()
-	main := fmt.Sprintf(`daemon off;
-master_process off;
-pid %[1]s/nginx.pid;
-error_log stderr error;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path %[1]s/body;
-  proxy_temp_path %[1]s/proxy;
-  fastcgi_temp_path %[1]s/fastcgi;
-  uwsgi_temp_path %[1]s/uwsgi;
-  scgi_temp_path %[1]s/scgi;
-  include %[1]s/site.conf;
-}
-`, dir)
-	for name, body := range map[string]string{"site.conf": site, "nginx.conf": main} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	p := testenv.StartProcess(t, "nginx", nginx, nil, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"))
-	lb := "127.0.0.1:" + strconv.Itoa(port)
-	ctx, cancel := ctxWait()
-	defer cancel()
-	p.WaitHTTP(ctx, "http://"+lb+"/lb-healthz")
-	return lb
-}
+// balancer's main config) in front of upstream and returns its host:port.
+func startNginx(t *testing.T, upstream string) string { return testenv.StartNginx(t, upstream).Addr }
 
 // TestAutoModeClientThatStallsThenVanishesLosesNothing is the issue's
 // measurement as a test: an auto-mode client subscribes, 3,000 messages of

@@ -36,6 +36,7 @@ import (
 	"github.com/wsmq/wsmq/services/gateway/internal/metrics"
 	"github.com/wsmq/wsmq/services/gateway/internal/quota"
 	"github.com/wsmq/wsmq/services/gateway/internal/server"
+	"github.com/wsmq/wsmq/services/gateway/internal/ticket"
 	"github.com/wsmq/wsmq/services/gateway/internal/wsconn"
 )
 
@@ -143,6 +144,13 @@ func run(ctx context.Context, args []string, env pkgconfig.Env) error {
 		ReverifyInterval:    cfg.ReverifyInterval,
 		RevocationRetention: cfg.RevocationRetention,
 		Demo:                cfg.Demo,
+
+		TrustedProxies:        cfg.TrustedProxies,
+		Tickets:               ticket.New(rdb, ticket.Options{Namespace: cfg.NS, TTL: cfg.TicketTTL}),
+		AllowQueryCredentials: cfg.Dev || cfg.AllowQueryCreds,
+		LoginFreeFails:        cfg.LoginFreeFails,
+		LoginFreeFailsPerIP:   cfg.LoginFreeFailsIP,
+		LoginBackoffMax:       cfg.LoginBackoffMax,
 	}
 	if cfg.Dev {
 		scfg.DemoSend = server.DemoSender{Auth: auth, Queues: queues, Queue: cfg.Queue}
@@ -165,7 +173,11 @@ func run(ctx context.Context, args []string, env pkgconfig.Env) error {
 	}
 	// Stopped in this order: the public edge (no new sockets, then every
 	// socket returns its messages and closes), then the admin listeners.
-	if _, err := g.Listen("http", "WSMQ_GATEWAY_LISTEN", cfg.Listen, edge{serve.NewHTTP(srv, log), srv}); err != nil {
+	// ReadTimeout bounds reading a request; a websocket is hijacked before
+	// it matters (gorilla clears the deadlines) and keeps its own.
+	public := serve.NewHTTP(srv, log)
+	public.ReadTimeout, public.IdleTimeout = cfg.HTTPReadTimeout, cfg.HTTPIdleTimeout
+	if _, err := g.Listen("http", "WSMQ_GATEWAY_LISTEN", cfg.Listen, edge{public, srv}); err != nil {
 		return err
 	}
 	if cfg.AdminListen != "" {
@@ -187,7 +199,8 @@ func run(ctx context.Context, args []string, env pkgconfig.Env) error {
 			return err
 		}
 	}
-	log.Info("gateway starting", "auth", cfg.AuthAddr, "dev", cfg.Dev)
+	log.Info("gateway starting", "auth", cfg.AuthAddr, "dev", cfg.Dev, "trusted_proxies", cfg.TrustedProxies.Len(),
+		"query_credentials", scfg.AllowQueryCredentials)
 	err = g.Run(ctx, cfg.ShutdownTimeout)
 	log.Info("gateway stopped")
 	return err

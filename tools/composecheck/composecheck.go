@@ -97,6 +97,14 @@ func Check(ctx context.Context, file string) ([]string, error) {
 		if _, ok := lb.DependsOn["gateway"]; !ok {
 			add("service lb does not depend on gateway")
 		}
+		if lb.Logging == nil || lb.Logging.Options["max-size"] == "" {
+			add("service lb has no log rotation (logging.options.max-size)")
+		}
+		if !slices.ContainsFunc(lb.Volumes, func(v types.ServiceVolumeConfig) bool {
+			return v.Target == "/etc/nginx/nginx.conf" && strings.HasSuffix(v.Source, "/deploy/nginx.conf")
+		}) {
+			add("service lb does not run deploy/nginx.conf as its main config (/etc/nginx/nginx.conf)")
+		}
 	}
 	if r, ok := project.Services["redis"]; ok {
 		cmd := " " + strings.Join(r.Command, " ") + " "

@@ -64,6 +64,8 @@ services:
   lb:
     image: nginx:alpine
     ports: ["3000:3000"]
+    volumes: ["./deploy/nginx.conf:/etc/nginx/nginx.conf:ro"]
+    logging: {driver: json-file, options: {max-size: 10m, max-file: "3"}}
     healthcheck: {test: ["CMD", "wget", "-q", "http://127.0.0.1:3000/lb-healthz"]}
     depends_on: {gateway: {condition: service_healthy}}
 volumes:
@@ -117,6 +119,12 @@ func TestCheckReportsEachBrokenRule(t *testing.T) {
 		{"no load balancer",
 			"  lb:\n    image: nginx:alpine\n    ports: [\"3000:3000\"]\n", "  lb:\n    image: nginx:alpine\n",
 			`service lb does not publish port 3000`},
+		{"lb logs without rotation",
+			`logging: {driver: json-file, options: {max-size: 10m, max-file: "3"}}`, ``,
+			`service lb has no log rotation`},
+		{"lb config only included in conf.d",
+			`/etc/nginx/nginx.conf:ro`, `/etc/nginx/conf.d/default.conf:ro`,
+			`service lb does not run deploy/nginx.conf as its main config`},
 	}
 	dir := t.TempDir()
 	file := filepath.Join(dir, "docker-compose.yml")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -115,7 +116,9 @@ func connect(ctx context.Context, gatewayURL string, sess session, n, parallel i
 	}
 	u.Scheme = strings.Replace(u.Scheme, "http", "ws", 1)
 	u.Path = protocol.WebsocketPath
-	q := url.Values{protocol.QueryToken: {sess.Token}, protocol.QueryAccessToken: {sess.AccessToken}}
+	// Credentials in headers: gateways outside dev mode refuse them in the URL.
+	hdr := http.Header{protocol.HeaderToken: {sess.Token}, protocol.HeaderAccessToken: {sess.AccessToken}}
+	q := url.Values{}
 	if manual {
 		q.Set(protocol.QueryAck, string(protocol.AckManual))
 	}
@@ -137,7 +140,7 @@ func connect(ctx context.Context, gatewayURL string, sess session, n, parallel i
 				if i >= n || ctx.Err() != nil {
 					return
 				}
-				c, err := dialOne(ctx, wsURL, sess.UserID+"-"+prefix+strconv.Itoa(i))
+				c, err := dialOne(ctx, wsURL, hdr, sess.UserID+"-"+prefix+strconv.Itoa(i))
 				if err != nil {
 					mu.Lock()
 					if firstErr == nil {
@@ -160,8 +163,8 @@ func connect(ctx context.Context, gatewayURL string, sess session, n, parallel i
 	return f, nil
 }
 
-func dialOne(ctx context.Context, wsURL, queue string) (*wsClient, error) {
-	conn, resp, err := dialer.DialContext(ctx, wsURL, nil)
+func dialOne(ctx context.Context, wsURL string, hdr http.Header, queue string) (*wsClient, error) {
+	conn, resp, err := dialer.DialContext(ctx, wsURL, hdr)
 	if err != nil {
 		if resp != nil {
 			b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))

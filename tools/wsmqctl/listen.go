@@ -91,8 +91,20 @@ func (c *cli) listen(ctx context.Context, args []string) error {
 		ctx, cancel = context.WithTimeout(ctx, *timeout)
 		defer cancel()
 	}
+	// Connect with a single-use ticket (POST /v1/ticket, credentials in
+	// headers), as a browser does: no credential in the websocket URL.
+	base, err := c.g.gatewayURL("")
+	if err != nil {
+		return err
+	}
+	tctx, tcancel := context.WithTimeout(ctx, httpTimeout)
+	tk, _, err := client.Ticket(tctx, base.String(), creds.token, creds.accessToken)
+	tcancel()
+	if err != nil {
+		return dialError(u.Host, err)
+	}
 	conn, err := client.Dial(ctx, u.String(), client.Options{
-		Token: creds.token, AccessToken: creds.accessToken, AckMode: protocol.AckMode(*ack),
+		Ticket: tk, Token: creds.token, AckMode: protocol.AckMode(*ack),
 		Dialer: &websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: httpTimeout},
 	})
 	if err != nil {

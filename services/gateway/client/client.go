@@ -106,3 +106,37 @@ func Login(ctx context.Context, baseURL, user, password string) (Session, error)
 	}
 	return Session{UserID: ans.UserID, Token: ans.Token, AccessToken: ans.AccessToken, ExpiresAt: ans.ExpiresAt}, nil
 }
+
+// Ticket exchanges credentials (token and/or accessToken) for a single-use
+// connect ticket at the gateway baseURL (POST /v1/ticket, credentials in
+// the x-token / x-access-token headers), to Dial with Options.Ticket
+// within its expiry (unix ms). A refusal is a *StatusError.
+func Ticket(ctx context.Context, baseURL, token, accessToken string) (ticket string, expiresAt int64, err error) {
+	u := strings.TrimSuffix(baseURL, "/") + protocol.TicketPath
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+	if err != nil {
+		return "", 0, fmt.Errorf("ticket: %w", err)
+	}
+	if token != "" {
+		req.Header.Set(protocol.HeaderToken, token)
+	}
+	if accessToken != "" {
+		req.Header.Set(protocol.HeaderAccessToken, accessToken)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", 0, fmt.Errorf("ticket: %w", err)
+	}
+	defer func() { _ = res.Body.Close() }()
+	if res.StatusCode != http.StatusOK {
+		return "", 0, fmt.Errorf("ticket: %w", statusError(res))
+	}
+	var ans protocol.TicketResponse
+	if err := json.NewDecoder(io.LimitReader(res.Body, 64<<10)).Decode(&ans); err != nil {
+		return "", 0, fmt.Errorf("ticket: decode the answer: %w", err)
+	}
+	if !ans.Success || ans.Ticket == "" {
+		return "", 0, fmt.Errorf("ticket: incomplete answer (success %v)", ans.Success)
+	}
+	return ans.Ticket, ans.ExpiresAt, nil
+}

@@ -87,16 +87,35 @@ func TestLoginReturnsTokensAndAWrongPasswordIsUnauthorized(t *testing.T) {
 	}
 }
 
-func TestHeaderAndQueryCredentialsBothReceiveMessages(t *testing.T) {
+func TestEveryCredentialTransportReceivesMessages(t *testing.T) {
 	s := gatewaytest.Start(t)
-	gw := s.StartGateway()
+	gw := s.StartGateway("WSMQ_ALLOW_QUERY_CREDENTIALS=1") // the query case needs it outside dev mode
 	sess := login(t, s, gw, "bob")
 	for _, tc := range []struct {
-		name     string
-		useQuery bool
-	}{{"headers", false}, {"query parameters", true}} {
+		name string
+		opts func() client.Options
+	}{
+		{"headers", func() client.Options { return client.Options{Token: sess.Token, AccessToken: sess.AccessToken} }},
+		{"ticket", func() client.Options {
+			tk, exp, err := client.Ticket(ctxFor(t), gw.URL(), sess.Token, sess.AccessToken)
+			if err != nil || exp <= time.Now().UnixMilli() {
+				t.Fatalf("Ticket: %v (expires %d)", err, exp)
+			}
+			return client.Options{Ticket: tk}
+		}},
+		{"subprotocol", func() client.Options {
+			return client.Options{Token: sess.Token, AccessToken: sess.AccessToken, UseSubprotocol: true}
+		}},
+		{"query parameters", func() client.Options {
+			return client.Options{Token: sess.Token, AccessToken: sess.AccessToken, UseQuery: true}
+		}},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := dial(t, gw, client.Options{Token: sess.Token, AccessToken: sess.AccessToken, UseQuery: tc.useQuery})
+			opts := tc.opts()
+			c := dial(t, gw, opts)
+			if want := map[bool]string{true: "wsmq.v1"}[opts.UseSubprotocol]; c.Subprotocol() != want {
+				t.Fatalf("subprotocol %q, want %q", c.Subprotocol(), want)
+			}
 			if err := c.Subscribe(ctxFor(t), sess.UserID); err != nil {
 				t.Fatal(err)
 			}
@@ -213,7 +232,9 @@ func TestBadCredentialsAreUnauthorizedAtDial(t *testing.T) {
 	}{
 		{"none", client.Options{}},
 		{"tampered JWT in a header", client.Options{Token: sess.Token[:len(sess.Token)-4] + "AAAA"}},
-		{"wrong access token in the query", client.Options{AccessToken: "x" + sess.AccessToken, UseQuery: true}},
+		{"wrong access token in the subprotocol", client.Options{AccessToken: "x" + sess.AccessToken, UseSubprotocol: true}},
+		{"access token in the query outside dev mode", client.Options{AccessToken: sess.AccessToken, UseQuery: true}},
+		{"unknown ticket", client.Options{Ticket: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := client.Dial(ctxFor(t), gw.URL(), tc.opts)

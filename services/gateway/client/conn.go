@@ -20,8 +20,17 @@ type Options struct {
 	// Token (JWT) and AccessToken are the credentials; one is enough (an
 	// access token alone gets a fresh JWT as the first frame).
 	Token, AccessToken string
-	// UseQuery sends the credentials as query parameters, as browsers must,
-	// instead of the x-token / x-access-token headers.
+	// Ticket is a connect ticket from Ticket, sent as ?ticket=; it stands
+	// for its credentials, so Token and AccessToken are not sent (Token
+	// is still the Conn's first Token()).
+	Ticket string
+	// UseSubprotocol sends Token and AccessToken in Sec-WebSocket-Protocol
+	// (wsmq.v1 plus wsmq.token.<jwt> / wsmq.access-token.<token>), as a
+	// browser can, instead of the x-token / x-access-token headers.
+	UseSubprotocol bool
+	// UseQuery sends the credentials as query parameters instead of the
+	// headers. Gateways refuse them outside dev mode (URLs are logged):
+	// use Ticket.
 	UseQuery bool
 	// AckMode is protocol.AckAuto [""] or protocol.AckManual.
 	AckMode protocol.AckMode
@@ -109,14 +118,23 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 	for k, vs := range opts.Header {
 		h[k] = append([]string(nil), vs...)
 	}
-	if opts.UseQuery {
+	var subprotocols []string
+	if opts.Ticket != "" {
+		q.Set(protocol.QueryTicket, opts.Ticket)
+	}
+	switch {
+	case opts.Ticket != "":
+		// The ticket stands for the credentials: none are sent.
+	case opts.UseSubprotocol:
+		subprotocols = protocol.Subprotocols(opts.Token, opts.AccessToken)
+	case opts.UseQuery:
 		if opts.Token != "" {
 			q.Set(protocol.QueryToken, opts.Token)
 		}
 		if opts.AccessToken != "" {
 			q.Set(protocol.QueryAccessToken, opts.AccessToken)
 		}
-	} else {
+	default:
 		if opts.Token != "" {
 			h.Set(protocol.HeaderToken, opts.Token)
 		}
@@ -130,10 +148,13 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 	u.RawQuery = q.Encode()
 	d := opts.Dialer
 	if d == nil {
-		dd := *websocket.DefaultDialer
-		d = &dd
+		d = websocket.DefaultDialer
 	}
-	ws, res, err := d.DialContext(ctx, u.String(), h)
+	dd := *d
+	if subprotocols != nil {
+		dd.Subprotocols = subprotocols
+	}
+	ws, res, err := dd.DialContext(ctx, u.String(), h)
 	if err != nil {
 		if res != nil && res.StatusCode != http.StatusSwitchingProtocols {
 			defer func() { _ = res.Body.Close() }()
@@ -179,6 +200,10 @@ func websocketURL(raw string) (*url.URL, error) {
 	}
 	return u, nil
 }
+
+// Subprotocol is the subprotocol the gateway chose: protocol.Subprotocol
+// when the client offered it (UseSubprotocol), else "".
+func (c *Conn) Subprotocol() string { return c.ws.Subprotocol() }
 
 // Token is the latest JWT: the one dialed with, or a fresh one the gateway
 // sent since (a reconnect should use it).

@@ -12,17 +12,63 @@ const (
 	WebsocketPath = "/ws"
 	// AuthenticatePath takes an AuthenticateRequest (POST).
 	AuthenticatePath = "/v1/authenticate"
+	// TicketPath exchanges credentials (headers or a TicketRequest body)
+	// for a connect ticket (POST), answered with a TicketResponse.
+	TicketPath = "/v1/ticket"
 )
 
-// Credential names, as tokens2 used them. Headers are preferred; browsers,
-// which cannot set headers on a websocket, use the query parameters.
+// Credential names, as tokens2 used them. Headers are preferred. Browsers,
+// which cannot set headers on a websocket, POST them to TicketPath and
+// connect with QueryTicket, or send them as subprotocols. The query
+// parameters QueryToken and QueryAccessToken are refused outside dev mode
+// (unless the gateway allows them): URLs end up in logs.
 const (
 	HeaderToken       = "x-token"        // the JWT
 	HeaderAccessToken = "x-access-token" // the long-lived access token
-	QueryToken        = "token"
-	QueryAccessToken  = "accessToken"
-	QueryAck          = "ack" // the ack mode, AckAuto or AckManual
+	QueryTicket       = "ticket"         // a single-use connect ticket from TicketPath
+	QueryToken        = "token"          // dev mode only, see above
+	QueryAccessToken  = "accessToken"    // dev mode only, see above
+	QueryAck          = "ack"            // the ack mode, AckAuto or AckManual
 )
+
+// Websocket subprotocols. A client that cannot set headers may offer, in
+// Sec-WebSocket-Protocol, Subprotocol together with SubprotocolToken+<jwt>
+// and/or SubprotocolAccessToken+<access token>; the gateway answers with
+// Subprotocol alone, never echoing a credential.
+const (
+	Subprotocol            = "wsmq.v1"
+	SubprotocolToken       = "wsmq.token."
+	SubprotocolAccessToken = "wsmq.access-token."
+)
+
+// Subprotocols is the Sec-WebSocket-Protocol list carrying token and/or
+// accessToken (empty ones are left out), Subprotocol first.
+func Subprotocols(token, accessToken string) []string {
+	p := []string{Subprotocol}
+	if token != "" {
+		p = append(p, SubprotocolToken+token)
+	}
+	if accessToken != "" {
+		p = append(p, SubprotocolAccessToken+accessToken)
+	}
+	return p
+}
+
+// ParseSubprotocols reads the credentials from offered subprotocols; ok is
+// whether Subprotocol itself was offered.
+func ParseSubprotocols(offered []string) (token, accessToken string, ok bool) {
+	for _, p := range offered {
+		switch {
+		case p == Subprotocol:
+			ok = true
+		case strings.HasPrefix(p, SubprotocolToken):
+			token = p[len(SubprotocolToken):]
+		case strings.HasPrefix(p, SubprotocolAccessToken):
+			accessToken = p[len(SubprotocolAccessToken):]
+		}
+	}
+	return token, accessToken, ok
+}
 
 // AckMode is how the gateway learns that a message may be deleted.
 type AckMode string
@@ -110,9 +156,28 @@ type AuthenticateResponse struct {
 	UserID      string `json:"userId"`
 }
 
+// TicketRequest is the optional JSON body of POST /v1/ticket, for clients
+// that do not send the credential headers.
+type TicketRequest struct {
+	AccessToken string `json:"accessToken,omitempty"`
+	Token       string `json:"token,omitempty"`
+}
+
+// TicketResponse is the answer to POST /v1/ticket: connect within
+// ExpiresAt with GET /ws?ticket=<Ticket>; the ticket works once.
+type TicketResponse struct {
+	ExpiresAt int64  `json:"expiresAt"` // unix ms
+	Success   bool   `json:"success"`
+	Ticket    string `json:"ticket"`
+	UserID    string `json:"userId"`
+}
+
 // ErrorBody is every refusal's JSON body: a failed login, and a websocket
 // refused before the upgrade (401, 403, 429, 503...).
 type ErrorBody struct {
 	Message string `json:"message"`
 	Success bool   `json:"success"` // always false
+	// TicketPath is set on the 401 that refuses credentials in the URL: the
+	// endpoint to get a connect ticket from instead.
+	TicketPath string `json:"ticketPath,omitempty"`
 }

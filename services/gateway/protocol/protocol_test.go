@@ -201,3 +201,20 @@ func FuzzDecodeFrame(f *testing.F) {
 		}
 	})
 }
+
+func TestSubprotocolsCarryCredentialsAndParseBack(t *testing.T) {
+	p := Subprotocols("h.p.s", "acc-_1")
+	if want := []string{"wsmq.v1", "wsmq.token.h.p.s", "wsmq.access-token.acc-_1"}; strings.Join(p, " ") != strings.Join(want, " ") {
+		t.Fatalf("Subprotocols = %q, want %q", p, want)
+	}
+	tok, acc, ok := ParseSubprotocols(p)
+	if tok != "h.p.s" || acc != "acc-_1" || !ok {
+		t.Fatalf("ParseSubprotocols = %q %q %v", tok, acc, ok)
+	}
+	if _, _, ok := ParseSubprotocols([]string{"wsmq.token.x"}); ok {
+		t.Fatal("credentials without wsmq.v1 reported as offering wsmq.v1")
+	}
+	if got := Subprotocols("", ""); len(got) != 1 || got[0] != Subprotocol {
+		t.Fatalf("Subprotocols without credentials = %q", got)
+	}
+}

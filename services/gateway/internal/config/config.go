@@ -9,9 +9,11 @@ import (
 
 	"github.com/wsmq/wsmq/pkg/config"
 	"github.com/wsmq/wsmq/pkg/rsmq"
+	"github.com/wsmq/wsmq/services/gateway/internal/clientaddr"
 	"github.com/wsmq/wsmq/services/gateway/internal/delivery"
 	"github.com/wsmq/wsmq/services/gateway/internal/quota"
 	"github.com/wsmq/wsmq/services/gateway/internal/server"
+	"github.com/wsmq/wsmq/services/gateway/internal/ticket"
 	"github.com/wsmq/wsmq/services/gateway/internal/wsconn"
 )
 
@@ -29,9 +31,14 @@ const (
 	DefaultAuthTimeout      = 3 * time.Second
 	// DevAuthGatewayToken is the auth service's dev-mode revocation-stream
 	// credential, used in dev mode when none is set.
-	DevAuthGatewayToken = "dev-gateway-token"
-	maxCount            = 1 << 20
-	day                 = 24 * time.Hour
+	DevAuthGatewayToken     = "dev-gateway-token"
+	DefaultLoginFreeFails   = 3  // per account name
+	DefaultLoginFreeFailsIP = 20 // per client address
+	DefaultLoginBackoffMax  = time.Minute
+	DefaultHTTPReadTimeout  = 30 * time.Second
+	DefaultHTTPIdleTimeout  = 2 * time.Minute
+	maxCount                = 1 << 20
+	day                     = 24 * time.Hour
 )
 
 // Config is the gateway's whole configuration, validated once at start-up.
@@ -61,12 +68,20 @@ type Config struct {
 
 	MaxConnsPerUser    int
 	MaxSubsPerConn     int
-	MaxQueuesPerUser   int           // WSMQ_MAX_QUEUES_PER_USER: <userId>-<suffix> queues subscriptions may create
-	CommandRate        float64       // WSMQ_COMMAND_RATE: client commands per second per connection (burst 2x)
-	ServedMarkInterval time.Duration // WSMQ_SERVED_MARK_INTERVAL: how often served queues are marked for prune
-	ConnRatePerIP      float64       // new websocket connections per second per client IP
-	LoginRatePerIP     float64       // POST /v1/authenticate per second per client IP
-	AllowEviction      bool          // start even when Redis may evict keys
+	MaxQueuesPerUser   int                 // WSMQ_MAX_QUEUES_PER_USER: <userId>-<suffix> queues subscriptions may create
+	CommandRate        float64             // WSMQ_COMMAND_RATE: client commands per second per connection (burst 2x)
+	ServedMarkInterval time.Duration       // WSMQ_SERVED_MARK_INTERVAL: how often served queues are marked for prune
+	ConnRatePerIP      float64             // new websocket connections (and tickets) per second per client IP
+	LoginRatePerIP     float64             // POST /v1/authenticate per second per client IP
+	TrustedProxies     clientaddr.Resolver // WSMQ_TRUSTED_PROXIES: whose X-Forwarded-For is believed
+	LoginFreeFails     int                 // WSMQ_LOGIN_FREE_FAILURES: failed logins of one name before back-off
+	LoginFreeFailsIP   int                 // WSMQ_LOGIN_FREE_FAILURES_PER_IP: the same per client address
+	LoginBackoffMax    time.Duration       // WSMQ_LOGIN_BACKOFF_MAX: the longest back-off
+	TicketTTL          time.Duration       // WSMQ_TICKET_TTL: a connect ticket's life
+	AllowQueryCreds    bool                // WSMQ_ALLOW_QUERY_CREDENTIALS: token/accessToken in the URL outside dev mode
+	HTTPReadTimeout    time.Duration       // WSMQ_HTTP_READ_TIMEOUT: a request's headers and body (not a websocket's life)
+	HTTPIdleTimeout    time.Duration       // WSMQ_HTTP_IDLE_TIMEOUT: an idle keep-alive HTTP connection
+	AllowEviction      bool                // start even when Redis may evict keys
 	ShutdownTimeout    time.Duration
 	AuthTimeout        time.Duration
 	// AuthTLS secures the connection to auth (WSMQ_AUTH_TLS); AuthTLSCA
@@ -89,7 +104,7 @@ type Config struct {
 // problem is reported at once.
 func Parse(args []string, env config.Env) (Config, error) {
 	var c Config
-	var origins string
+	var origins, proxies string
 	readLimit := 0
 	s := config.NewSet("gateway", "WSMQ_GATEWAY_")
 	s.String(&c.Listen, "listen", "WSMQ_GATEWAY_LISTEN", DefaultListen, "public HTTP/websocket listen address", config.HostPort)
@@ -123,6 +138,19 @@ func Parse(args []string, env config.Env) (Config, error) {
 		"how often the queues this gateway serves are marked served (wsmqctl queues prune keeps queues marked within its --idle)")
 	s.Float(&c.ConnRatePerIP, "conn-rate", "WSMQ_CONN_RATE", DefaultConnRate, 0.001, 1e9, "new websockets per second per client IP")
 	s.Float(&c.LoginRatePerIP, "login-rate", "WSMQ_LOGIN_RATE", DefaultLoginRate, 0.001, 1e9, "logins per second per client IP")
+	s.String(&proxies, "trusted-proxies", "WSMQ_TRUSTED_PROXIES", "",
+		"comma-separated CIDRs/IPs of proxies whose X-Forwarded-For is believed (empty: none; the client is the TCP peer)", checkProxies)
+	s.Int(&c.LoginFreeFails, "login-free-failures", "WSMQ_LOGIN_FREE_FAILURES", DefaultLoginFreeFails, 1, maxCount,
+		"failed logins in a row of one user name after which it backs off (1s, doubling with each further failure up to WSMQ_LOGIN_BACKOFF_MAX)")
+	s.Int(&c.LoginFreeFailsIP, "login-free-failures-per-ip", "WSMQ_LOGIN_FREE_FAILURES_PER_IP", DefaultLoginFreeFailsIP, 1, maxCount,
+		"failed logins in a row from one client address after which it backs off")
+	s.Duration(&c.LoginBackoffMax, "login-backoff-max", "WSMQ_LOGIN_BACKOFF_MAX", DefaultLoginBackoffMax, time.Second, time.Hour, "longest login back-off")
+	s.Duration(&c.TicketTTL, "ticket-ttl", "WSMQ_TICKET_TTL", ticket.DefaultTTL, 100*time.Millisecond, 10*time.Minute, "life of a connect ticket (POST /v1/ticket)")
+	s.Bool(&c.AllowQueryCreds, "allow-query-credentials", "WSMQ_ALLOW_QUERY_CREDENTIALS", false,
+		"accept token/accessToken query parameters outside dev mode (they end up in logs; use tickets)")
+	s.Duration(&c.HTTPReadTimeout, "http-read-timeout", "WSMQ_HTTP_READ_TIMEOUT", DefaultHTTPReadTimeout, 100*time.Millisecond, time.Hour,
+		"deadline to read a request (headers and body); websockets are not bound by it")
+	s.Duration(&c.HTTPIdleTimeout, "http-idle-timeout", "WSMQ_HTTP_IDLE_TIMEOUT", DefaultHTTPIdleTimeout, 100*time.Millisecond, day, "idle keep-alive HTTP connections are closed after this")
 	s.Bool(&c.AllowEviction, "allow-eviction", "WSMQ_ALLOW_EVICTION", false, "start even if Redis may evict keys (loses messages)")
 	s.ShutdownTimeout(&c.ShutdownTimeout, "WSMQ_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout)
 	s.Duration(&c.AuthTimeout, "auth-timeout", "WSMQ_AUTH_TIMEOUT", DefaultAuthTimeout, time.Millisecond, time.Minute, "deadline of calls to the auth service")
@@ -156,6 +184,7 @@ func Parse(args []string, env config.Env) (Config, error) {
 	}
 	c.ReadLimit = int64(readLimit)
 	c.AllowedOrigins = config.List(origins)
+	c.TrustedProxies, _ = clientaddr.Parse(proxies) // checked by checkProxies
 	if c.Dev {
 		c.Demo = true
 		if c.AuthGatewayToken == "" {
@@ -166,4 +195,9 @@ func Parse(args []string, env config.Env) (Config, error) {
 		c.AuthTLS = true
 	}
 	return c, nil
+}
+
+func checkProxies(v string) error {
+	_, err := clientaddr.Parse(v)
+	return err
 }

@@ -50,6 +50,9 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		{map[string]string{"WSMQ_GATEWAY_ADMIN_LISTEN": "nowhere"}, "WSMQ_GATEWAY_ADMIN_LISTEN"},
 		{map[string]string{"WSMQ_GATEWAY_COLOUR": "blue"}, "unknown variable WSMQ_GATEWAY_COLOUR"},
 		{map[string]string{"WSMQ_PREFETCH": "0", "WSMQ_SWEEP_INTERVAL": "soon"}, "WSMQ_SWEEP_INTERVAL"},
+		{map[string]string{"WSMQ_TRUSTED_PROXIES": "10.0.0.0/8,lb"}, "WSMQ_TRUSTED_PROXIES"},
+		{map[string]string{"WSMQ_TICKET_TTL": "1h"}, "WSMQ_TICKET_TTL"},
+		{map[string]string{"WSMQ_ALLOW_QUERY_CREDENTIALS": "perhaps"}, "WSMQ_ALLOW_QUERY_CREDENTIALS"},
 	} {
 		_, err := Parse(nil, env(tc.env))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -58,5 +61,20 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 	}
 	if _, err := Parse([]string{"extra"}, env(nil)); err == nil {
 		t.Error("stray argument accepted")
+	}
+}
+
+func TestEdgeSecurityDefaultsTrustNoProxyAndRefuseQueryCredentials(t *testing.T) {
+	c, err := Parse(nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TrustedProxies.Len() != 0 || c.AllowQueryCreds || c.TicketTTL != 30*time.Second ||
+		c.HTTPReadTimeout != 30*time.Second || c.HTTPIdleTimeout != 2*time.Minute || c.LoginFreeFails != 3 {
+		t.Fatalf("defaults %+v", c)
+	}
+	c, err = Parse(nil, env(map[string]string{"WSMQ_TRUSTED_PROXIES": "172.30.0.0/24, 10.0.0.1"}))
+	if err != nil || c.TrustedProxies.Len() != 2 {
+		t.Fatalf("WSMQ_TRUSTED_PROXIES: %v %+v", err, c.TrustedProxies)
 	}
 }

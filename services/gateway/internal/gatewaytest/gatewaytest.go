@@ -51,6 +51,8 @@ type Stack struct {
 	Queues   *rsmq.Client   // sends with realtime notifications, like the publisher
 	AuthAddr string
 	Auth     authv1.AuthServiceClient
+	// AuthMetrics is the auth process's metrics listener (host:port).
+	AuthMetrics string
 
 	GatewayBin string
 	GatewayEnv []string // every gateway's environment (before StartGateway's own)
@@ -90,9 +92,10 @@ func start(t testing.TB, r *testenv.Redis, ha *testenv.HA, url string, rdb *redi
 		t.Fatal(err)
 	}
 	authAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	authMetrics := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	ap := testenv.StartProcess(t, "auth", authBin, []string{
 		"WSMQ_MONGO_URI=" + m.URI(), "WSMQ_AUTH_LISTEN=" + authAddr,
-		fmt.Sprintf("WSMQ_AUTH_METRICS_LISTEN=127.0.0.1:%d", testenv.FreePort(t)),
+		"WSMQ_AUTH_METRICS_LISTEN=" + authMetrics,
 		"WSMQ_JWT_KEYS_FILE=" + keys, "WSMQ_AUTH_ADMIN_TOKEN=" + AdminToken, "WSMQ_BCRYPT_COST=10",
 		"WSMQ_AUTH_GATEWAY_TOKEN=" + GatewayToken,
 		"WSMQ_MONGO_TIMEOUT=2s",
@@ -109,7 +112,7 @@ func start(t testing.TB, r *testenv.Redis, ha *testenv.HA, url string, rdb *redi
 	return &Stack{
 		t: t, Redis: r, HA: ha, RedisURL: url, RDB: rdb,
 		Queues:   rsmq.New(rdb, rsmq.Options{Realtime: true}),
-		AuthAddr: authAddr, Auth: authv1.NewAuthServiceClient(cc),
+		AuthAddr: authAddr, Auth: authv1.NewAuthServiceClient(cc), AuthMetrics: authMetrics,
 		GatewayBin: gwBin,
 		GatewayEnv: append([]string{
 			"WSMQ_REDIS_URL=" + url, "WSMQ_AUTH_ADDR=" + authAddr, "WSMQ_LOG_LEVEL=debug",

@@ -8,10 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,8 +22,11 @@ import (
 
 	"github.com/wsmq/wsmq/pkg/serve"
 	"github.com/wsmq/wsmq/services/gateway/internal/authclient"
+	"github.com/wsmq/wsmq/services/gateway/internal/clientaddr"
 	"github.com/wsmq/wsmq/services/gateway/internal/delivery"
 	"github.com/wsmq/wsmq/services/gateway/internal/metrics"
+	"github.com/wsmq/wsmq/services/gateway/internal/throttle"
+	"github.com/wsmq/wsmq/services/gateway/internal/ticket"
 	"github.com/wsmq/wsmq/services/gateway/internal/wsconn"
 	"github.com/wsmq/wsmq/services/gateway/protocol"
 )
@@ -42,7 +45,7 @@ type Config struct {
 	Conn             wsconn.Options
 	AllowedOrigins   []string      // "*" allows any; empty: same origin or no Origin header
 	MaxConnsPerUser  int           // [32]
-	ConnRatePerIP    float64       // websocket upgrades per second per IP [50]
+	ConnRatePerIP    float64       // websocket upgrades (and tickets) per second per IP [50]
 	LoginRatePerIP   float64       // logins per second per IP [5]
 	ReverifyInterval time.Duration // [1m]
 	// RevocationRetention is how long a pushed revocation is remembered
@@ -50,6 +53,20 @@ type Config struct {
 	RevocationRetention time.Duration
 	Demo                bool         // serve /demo
 	DemoSend            http.Handler // dev-only POST /demo/send, may be nil
+
+	// TrustedProxies says whose X-Forwarded-For names the client; the
+	// zero value trusts none. Limits and logs use the address it gives.
+	TrustedProxies clientaddr.Resolver
+	// Tickets issues and redeems connect tickets; nil: no /v1/ticket and
+	// no ?ticket=.
+	Tickets *ticket.Store
+	// AllowQueryCredentials accepts token/accessToken query parameters
+	// (dev mode, or WSMQ_ALLOW_QUERY_CREDENTIALS); otherwise they are
+	// refused with a 401 naming the ticket flow.
+	AllowQueryCredentials bool
+	LoginFreeFails        int           // failed logins of one user name before back-off [3]
+	LoginFreeFailsPerIP   int           // failed logins from one address before back-off [20]
+	LoginBackoffMax       time.Duration // [1m]
 }
 
 // Server serves the gateway's HTTP endpoints.
@@ -62,9 +79,12 @@ type Server struct {
 	upgrader websocket.Upgrader
 	mux      *http.ServeMux
 
-	connLimiter  *ipLimiter
-	loginLimiter *ipLimiter
-	revoked      *revokedSet
+	connLimiter   *ipLimiter
+	ticketLimiter *ipLimiter
+	loginLimiter  *ipLimiter
+	nameBackoff   *throttle.Backoff // failed logins per user name
+	ipBackoff     *throttle.Backoff // failed logins per client address
+	revoked       *revokedSet
 
 	mu       sync.Mutex
 	conns    map[*wsconn.Conn]*client
@@ -99,15 +119,21 @@ func New(cfg Config, engine *delivery.Engine, auth Auth, m *metrics.Metrics, log
 	if cfg.ReverifyInterval == 0 {
 		cfg.ReverifyInterval = time.Minute
 	}
+	if cfg.LoginFreeFailsPerIP == 0 {
+		cfg.LoginFreeFailsPerIP = 20
+	}
 	s := &Server{
 		cfg: cfg, engine: engine, auth: auth, m: m, log: log,
-		connLimiter:  newIPLimiter(cfg.ConnRatePerIP),
-		loginLimiter: newIPLimiter(cfg.LoginRatePerIP),
-		revoked:      newRevokedSet(cfg.RevocationRetention),
-		conns:        make(map[*wsconn.Conn]*client),
-		perUser:      make(map[string]int),
-		stop:         make(chan struct{}),
-		loopDone:     make(chan struct{}),
+		connLimiter:   newIPLimiter(cfg.ConnRatePerIP),
+		ticketLimiter: newIPLimiter(cfg.ConnRatePerIP),
+		loginLimiter:  newIPLimiter(cfg.LoginRatePerIP),
+		nameBackoff:   throttle.New(throttle.Config{Free: cfg.LoginFreeFails, Max: cfg.LoginBackoffMax}),
+		ipBackoff:     throttle.New(throttle.Config{Free: cfg.LoginFreeFailsPerIP, Max: cfg.LoginBackoffMax}),
+		revoked:       newRevokedSet(cfg.RevocationRetention),
+		conns:         make(map[*wsconn.Conn]*client),
+		perUser:       make(map[string]int),
+		stop:          make(chan struct{}),
+		loopDone:      make(chan struct{}),
 	}
 	s.upgrader = websocket.Upgrader{
 		ReadBufferSize:  512,
@@ -116,11 +142,16 @@ func New(cfg Config, engine *delivery.Engine, auth Auth, m *metrics.Metrics, log
 		// written, so an idle connection holds none.
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     s.checkOrigin,
+		// Offered credentials are never echoed: only wsmq.v1 is chosen.
+		Subprotocols: []string{protocol.Subprotocol},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.handleWS)
 	mux.HandleFunc("GET "+protocol.WebsocketPath, s.handleWS)
 	mux.HandleFunc("POST "+protocol.AuthenticatePath, s.handleAuthenticate)
+	if cfg.Tickets != nil {
+		mux.HandleFunc("POST "+protocol.TicketPath, s.handleTicket)
+	}
 	// Public liveness for load balancers; readiness and metrics are on the
 	// admin listener (main.go), so no internal state leaks to clients.
 	mux.Handle("GET /healthz", serve.HealthHandler())
@@ -194,41 +225,80 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 	return err == nil && strings.EqualFold(u.Host, r.Host)
 }
 
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
+// creds are the credentials a websocket request carries, and where.
+type creds struct {
+	token, accessToken string
+	ticket             string
+	inQuery            bool // token or accessToken came in the URL
+	subprotocol        bool // ... or in Sec-WebSocket-Protocol
+	offersV1           bool // wsmq.v1 was offered
 }
 
-// credentials reads tokens2's headers, or the query parameters browsers
-// must use.
-func credentials(r *http.Request) (token, accessToken string) {
-	token = r.Header.Get(protocol.HeaderToken)
-	accessToken = r.Header.Get(protocol.HeaderAccessToken)
+// credentials reads tokens2's headers, then the subprotocol entries, then
+// the query parameters; a ticket comes in the query.
+func credentials(r *http.Request) creds {
+	c := creds{token: r.Header.Get(protocol.HeaderToken), accessToken: r.Header.Get(protocol.HeaderAccessToken)}
+	st, sa, v1 := protocol.ParseSubprotocols(websocketProtocols(r))
+	c.offersV1 = v1
+	if c.token == "" && st != "" {
+		c.token, c.subprotocol = st, true
+	}
+	if c.accessToken == "" && sa != "" {
+		c.accessToken, c.subprotocol = sa, true
+	}
 	q := r.URL.Query()
-	if token == "" {
-		token = q.Get(protocol.QueryToken)
+	c.ticket = q.Get(protocol.QueryTicket)
+	if qt := q.Get(protocol.QueryToken); qt != "" {
+		c.inQuery = true
+		if c.token == "" {
+			c.token = qt
+		}
 	}
-	if accessToken == "" {
-		accessToken = q.Get(protocol.QueryAccessToken)
+	if qa := q.Get(protocol.QueryAccessToken); qa != "" {
+		c.inQuery = true
+		if c.accessToken == "" {
+			c.accessToken = qa
+		}
 	}
-	return token, accessToken
+	return c
 }
 
-func (s *Server) reject(w http.ResponseWriter, code int, reason, msg string) {
+// websocketProtocols splits every Sec-WebSocket-Protocol line.
+func websocketProtocols(r *http.Request) []string {
+	var out []string
+	for _, line := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for _, p := range strings.Split(line, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// refusedQuery is the 401 for credentials in the URL outside dev mode.
+const refusedQuery = "credentials in the URL are refused (URLs are logged): POST " + protocol.TicketPath +
+	" with the x-token / x-access-token headers, then connect to " + protocol.WebsocketPath + "?" + protocol.QueryTicket +
+	"=<ticket>; or send them as the " + protocol.Subprotocol + " subprotocol's " + protocol.SubprotocolToken + "<jwt> entry"
+
+func (s *Server) reject(w http.ResponseWriter, ip string, code int, reason, msg string) {
 	s.m.Rejected.WithLabelValues(reason).Inc()
-	writeJSON(w, code, protocol.ErrorBody{Message: msg})
+	s.log.Debug("request refused", "reason", reason, "ip", ip, "status", code)
+	body := protocol.ErrorBody{Message: msg}
+	if reason == "query_credentials" {
+		body.TicketPath = protocol.TicketPath
+	}
+	writeJSON(w, code, body)
 }
 
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
+	ip := s.cfg.TrustedProxies.ClientIP(r)
 	if !websocket.IsWebSocketUpgrade(r) {
-		s.reject(w, http.StatusBadRequest, "not_websocket", "websocket upgrade required")
+		s.reject(w, ip, http.StatusBadRequest, "not_websocket", "websocket upgrade required")
 		return
 	}
-	if !s.connLimiter.allow(clientIP(r)) {
-		s.reject(w, http.StatusTooManyRequests, "rate", "too many connections; slow down")
+	if !s.connLimiter.allow(ip) {
+		s.reject(w, ip, http.StatusTooManyRequests, "rate", "too many connections; slow down")
 		return
 	}
 	manual := false
@@ -237,36 +307,73 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	case protocol.AckManual:
 		manual = true
 	default:
-		s.reject(w, http.StatusBadRequest, "bad_request", "ack must be auto or manual")
+		s.reject(w, ip, http.StatusBadRequest, "bad_request", "ack must be auto or manual")
 		return
 	}
-	token, accessToken := credentials(r)
+	cr := credentials(r)
+	if cr.inQuery && !s.cfg.AllowQueryCredentials {
+		s.reject(w, ip, http.StatusUnauthorized, "query_credentials", refusedQuery)
+		return
+	}
+	if cr.subprotocol && !cr.offersV1 {
+		s.reject(w, ip, http.StatusBadRequest, "bad_request", "credentials in Sec-WebSocket-Protocol need the "+protocol.Subprotocol+" subprotocol offered too")
+		return
+	}
+	token, accessToken := cr.token, cr.accessToken
+	var grant *ticket.Grant
+	if cr.ticket != "" && s.cfg.Tickets != nil {
+		g, err := s.cfg.Tickets.Redeem(r.Context(), cr.ticket)
+		switch {
+		case errors.Is(err, ticket.ErrInvalid):
+			s.reject(w, ip, http.StatusUnauthorized, "ticket", "invalid, used or expired ticket: get a new one with POST "+protocol.TicketPath)
+			return
+		case err != nil:
+			s.log.Warn("ticket store unavailable", "ip", ip, "err", err)
+			s.reject(w, ip, http.StatusServiceUnavailable, "ticket_unavailable", "ticket store unavailable; try again")
+			return
+		}
+		// The ticket stands for its own credentials; any others are ignored.
+		grant, token, accessToken = &g, g.Token, g.AccessToken
+	}
 	if token == "" && accessToken == "" {
-		s.reject(w, http.StatusUnauthorized, "unauthenticated", "missing credentials: x-token / x-access-token headers or token / accessToken query parameters")
+		s.reject(w, ip, http.StatusUnauthorized, "unauthenticated",
+			"missing credentials: x-token / x-access-token headers, a ticket from POST "+protocol.TicketPath+", or the "+protocol.Subprotocol+" subprotocol's credential entries")
 		return
 	}
-	id, err := s.auth.Verify(r.Context(), token, accessToken)
+	verifyToken := token
+	if grant != nil && accessToken != "" {
+		// A ticket's access token is checked itself (revoked since the
+		// ticket was issued?); the JWT alone would pass until it expires.
+		verifyToken = ""
+	}
+	id, err := s.auth.Verify(r.Context(), verifyToken, accessToken)
 	switch {
 	case authclient.Refused(err):
-		s.reject(w, http.StatusUnauthorized, "unauthenticated", "invalid credentials")
+		s.reject(w, ip, http.StatusUnauthorized, "unauthenticated", "invalid credentials")
 		return
 	case err != nil:
-		s.log.Warn("auth unavailable", "err", err)
-		s.reject(w, http.StatusServiceUnavailable, "auth_unavailable", "authentication service unavailable; try again")
+		s.log.Warn("auth unavailable", "ip", ip, "err", err)
+		s.reject(w, ip, http.StatusServiceUnavailable, "auth_unavailable", "authentication service unavailable; try again")
 		return
-	case s.revoked.refuses(id):
-		s.reject(w, http.StatusUnauthorized, "unauthenticated", "invalid credentials")
+	}
+	if grant != nil && (id.UserID != grant.UserID || (grant.SessionID != "" && id.SessionID != grant.SessionID)) {
+		// The credentials behind the ticket now belong elsewhere.
+		s.reject(w, ip, http.StatusUnauthorized, "ticket", "ticket no longer matches its user")
+		return
+	}
+	if s.revoked.refuses(id) {
+		s.reject(w, ip, http.StatusUnauthorized, "unauthenticated", "invalid credentials")
 		return
 	}
 	s.mu.Lock()
 	if s.draining {
 		s.mu.Unlock()
-		s.reject(w, http.StatusServiceUnavailable, "draining", "server shutting down")
+		s.reject(w, ip, http.StatusServiceUnavailable, "draining", "server shutting down")
 		return
 	}
 	if s.perUser[id.UserID] >= s.cfg.MaxConnsPerUser {
 		s.mu.Unlock()
-		s.reject(w, http.StatusTooManyRequests, "user_limit", "too many connections for this user")
+		s.reject(w, ip, http.StatusTooManyRequests, "user_limit", "too many connections for this user")
 		return
 	}
 	s.perUser[id.UserID]++
@@ -288,9 +395,19 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 	opts := s.cfg.Conn
 	opts.Manual = manual
-	c := wsconn.New(ws, s.engine, id.UserID, opts, s.log)
+	c := wsconn.New(ws, s.engine, id.UserID, opts, s.log.With("ip", ip))
 	cl := &client{token: token, accessToken: accessToken, expiresAt: id.ExpiresAt, issuedAt: id.IssuedAt, sessionID: id.SessionID}
 	var first []byte
+	if grant != nil {
+		switch {
+		case grant.Refreshed && id.Token == "":
+			id.Token = grant.Token // refreshed when the ticket was issued
+		case !grant.Refreshed && grant.Token != "":
+			// The client holds a valid JWT: the one checking the access
+			// token minted is not news to hand over.
+			id.Token, id.ExpiresAt = "", grant.ExpiresAt
+		}
+	}
 	if id.Token != "" {
 		cl.token = id.Token
 		first = (&protocol.Token{Token: id.Token, ExpiresAt: id.ExpiresAt}).AppendJSON(nil)
@@ -341,9 +458,17 @@ func (s *Server) reverifyLoop() {
 	}
 }
 
+// handleAuthenticate logs a user in. Refusals by the limiters cost no
+// auth call: the per-address token bucket and back-off are checked before
+// the body is read, the per-name back-off before auth is called.
 func (s *Server) handleAuthenticate(w http.ResponseWriter, r *http.Request) {
-	if !s.loginLimiter.allow(clientIP(r)) {
-		s.reject(w, http.StatusTooManyRequests, "login_rate", "too many login attempts; slow down")
+	ip := s.cfg.TrustedProxies.ClientIP(r)
+	if !s.loginLimiter.allow(ip) {
+		s.reject(w, ip, http.StatusTooManyRequests, "login_rate", "too many login attempts; slow down")
+		return
+	}
+	if ok, wait := s.ipBackoff.Allow(ip); !ok {
+		s.backoff(w, ip, "login_backoff_ip", "too many failed logins from this address", wait)
 		return
 	}
 	var req protocol.AuthenticateRequest
@@ -355,23 +480,86 @@ func (s *Server) handleAuthenticate(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, protocol.ErrorBody{Message: "userName and password are required"})
 		return
 	}
+	name := strings.ToLower(req.UserName)
+	if ok, wait := s.nameBackoff.Allow(name); !ok {
+		s.backoff(w, ip, "login_backoff_name", "too many failed logins for this user name", wait)
+		return
+	}
 	sess, err := s.auth.Authenticate(r.Context(), req.UserName, req.Password)
 	switch {
 	case errors.Is(err, authclient.ErrLimited):
-		s.reject(w, http.StatusTooManyRequests, "login_rate", "too many login attempts; slow down")
+		s.reject(w, ip, http.StatusTooManyRequests, "login_rate", "too many login attempts; slow down")
 		return
 	case authclient.Refused(err):
+		s.nameBackoff.Fail(name)
+		s.ipBackoff.Fail(ip)
+		s.log.Debug("login refused", "ip", ip)
 		writeJSON(w, http.StatusUnauthorized, protocol.ErrorBody{Message: "invalid user name or password"})
 		return
 	case err != nil:
-		s.log.Warn("login: auth unavailable", "err", err)
+		s.log.Warn("login: auth unavailable", "ip", ip, "err", err)
 		writeJSON(w, http.StatusServiceUnavailable, protocol.ErrorBody{Message: "authentication service unavailable; try again"})
 		return
 	}
+	s.nameBackoff.Succeed(name)
+	s.ipBackoff.Succeed(ip)
 	writeJSON(w, http.StatusOK, protocol.AuthenticateResponse{
 		Success: true, Token: sess.Token, AccessToken: sess.AccessToken,
 		UserID: sess.UserID, ExpiresAt: sess.ExpiresAt,
 	})
+}
+
+// backoff answers 429 with Retry-After (whole seconds, rounded up).
+func (s *Server) backoff(w http.ResponseWriter, ip, reason, msg string, wait time.Duration) {
+	secs := int((wait + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	s.reject(w, ip, http.StatusTooManyRequests, reason, msg+"; retry in "+strconv.Itoa(secs)+"s")
+}
+
+// handleTicket exchanges credentials (headers, else a JSON body) for a
+// single-use connect ticket, so that no long-lived credential goes in a
+// websocket URL.
+func (s *Server) handleTicket(w http.ResponseWriter, r *http.Request) {
+	ip := s.cfg.TrustedProxies.ClientIP(r)
+	if !s.ticketLimiter.allow(ip) {
+		s.reject(w, ip, http.StatusTooManyRequests, "rate", "too many ticket requests; slow down")
+		return
+	}
+	token, accessToken := r.Header.Get(protocol.HeaderToken), r.Header.Get(protocol.HeaderAccessToken)
+	if token == "" && accessToken == "" && r.ContentLength != 0 {
+		var req protocol.TicketRequest
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8192)).Decode(&req); err != nil {
+			s.reject(w, ip, http.StatusBadRequest, "bad_request", "body must be JSON {\"token\",\"accessToken\"}")
+			return
+		}
+		token, accessToken = req.Token, req.AccessToken
+	}
+	if token == "" && accessToken == "" {
+		s.reject(w, ip, http.StatusUnauthorized, "unauthenticated", "missing credentials: x-token / x-access-token headers or a JSON body {\"token\",\"accessToken\"}")
+		return
+	}
+	id, err := s.auth.Verify(r.Context(), token, accessToken)
+	switch {
+	case authclient.Refused(err):
+		s.reject(w, ip, http.StatusUnauthorized, "unauthenticated", "invalid credentials")
+		return
+	case err != nil:
+		s.log.Warn("ticket: auth unavailable", "ip", ip, "err", err)
+		s.reject(w, ip, http.StatusServiceUnavailable, "auth_unavailable", "authentication service unavailable; try again")
+		return
+	}
+	g := ticket.Grant{UserID: id.UserID, SessionID: id.SessionID, Token: token, AccessToken: accessToken, ExpiresAt: id.ExpiresAt}
+	if id.Token != "" {
+		g.Token, g.Refreshed = id.Token, true // the socket's first frame hands it over
+	}
+	t, exp, err := s.cfg.Tickets.Issue(r.Context(), g)
+	if err != nil {
+		s.log.Warn("ticket store unavailable", "ip", ip, "err", err)
+		s.reject(w, ip, http.StatusServiceUnavailable, "ticket_unavailable", "ticket store unavailable; try again")
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, protocol.TicketResponse{Success: true, Ticket: t, ExpiresAt: exp.UnixMilli(), UserID: id.UserID})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) { serve.WriteJSON(w, code, v) }
