@@ -95,6 +95,7 @@ KEY1=$(secret)
   {
     echo "WSMQ_JWT_SECRET=$(secret)"
     echo "WSMQ_AUTH_ADMIN_TOKEN=$(secret)"
+    echo "WSMQ_AUTH_GATEWAY_TOKEN=$(secret)"
     echo "WSMQ_PUBLISHER_KEYS=$KEY1,$(secret)"
     echo "WSMQ_HTTP_BIND=127.0.0.1"
     echo "WSMQ_HTTP_PORT=$HTTP_PORT"
