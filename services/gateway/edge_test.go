@@ -113,7 +113,9 @@ func authCalls(t *testing.T, s *stack, metric string) float64 {
 
 func TestFloodFromOneForwardedAddressLeavesAnotherForwardedAddressAlone(t *testing.T) {
 	s := newStack(t)
-	gw := s.startGateway("WSMQ_TRUSTED_PROXIES=127.0.0.1/32", "WSMQ_CONN_RATE=2", "WSMQ_LOGIN_RATE=1")
+	// Rates so low that no token comes back during the flood, however slow
+	// this machine is (burst 1: one request per address passes).
+	gw := s.startGateway("WSMQ_TRUSTED_PROXIES=127.0.0.1/32", "WSMQ_CONN_RATE=0.01", "WSMQ_LOGIN_RATE=0.01")
 	pw := s.CreateUser("frank")
 	const flooder, other = "203.0.113.7", "203.0.113.8"
 

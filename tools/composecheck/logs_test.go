@@ -59,6 +59,14 @@ func startComposeStack(t *testing.T, dotenv map[string]string) *composeStack {
 			}
 			env = append(env, k+"="+val)
 		}
+		// Race-built services on a loaded machine: bcrypt at cost 12 takes
+		// seconds, beyond the gateway's default 3 s auth deadline.
+		switch name {
+		case "auth":
+			env = append(env, "WSMQ_BCRYPT_COST=10")
+		case "gateway":
+			env = append(env, "WSMQ_AUTH_TIMEOUT=15s")
+		}
 		slices.Sort(env)
 		ep := entrypoints[name]
 		cs.procs[name] = testenv.StartProcess(t, name, testenv.Build(t, ep.pkg), env, ep.args...)
