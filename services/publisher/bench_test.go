@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
@@ -40,8 +42,19 @@ func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 func benchClient(b *testing.B) (publisherv1.PublisherServiceClient, *roundTrips, context.Context) {
 	b.Helper()
 	r := testenv.StartRedis(b)
+	return benchPublisher(b, r.URL(), nil)
+}
+
+// benchPublisher runs a publisher against redisURL with extra settings
+// and returns a client of it with the queue "bench" created.
+func benchPublisher(b *testing.B, redisURL string, vars map[string]string) (publisherv1.PublisherServiceClient, *roundTrips, context.Context) {
+	b.Helper()
 	hook := &roundTrips{}
-	p := startInProcess(b, r.URL(), map[string]string{"WSMQ_PUBLISHER_HEALTH_INTERVAL": "1s"}, hook)
+	env := map[string]string{"WSMQ_PUBLISHER_HEALTH_INTERVAL": "1s"}
+	for k, v := range vars {
+		env[k] = v
+	}
+	p := startInProcess(b, redisURL, env, hook)
 	cc, err := grpc.NewClient(p.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		b.Fatal(err)
@@ -98,4 +111,44 @@ func BenchmarkSendBatch(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "msgs/s")
 	b.ReportMetric(float64(hook.n.Load())/float64(b.N*n), "redis-rt/msg")
+}
+
+// BenchmarkSendUnary32Callers compares plain and durable-acknowledgement
+// Send (WSMQ_PUBLISHER_MIN_REPLICAS=1: WAIT 1 in the send pipeline) on the
+// same master and replica (testenv.StartHA, through the sentinels): unary
+// calls, closed loop, 32 concurrent callers. us/send is the mean latency
+// of one call; the difference of the two is the cost of WAIT per Send.
+func BenchmarkSendUnary32Callers(b *testing.B) {
+	h := testenv.StartHA(b, testenv.HAOptions{Replicas: 1})
+	const callers = 32
+	for _, bc := range []struct {
+		name string
+		vars map[string]string
+	}{
+		{"plain", nil},
+		{"durable", map[string]string{"WSMQ_PUBLISHER_MIN_REPLICAS": "1"}},
+	} {
+		api, _, ctx := benchPublisher(b, h.URL(), bc.vars)
+		b.Run(bc.name, func(b *testing.B) {
+			req := &publisherv1.SendRequest{Queue: "bench", Message: `{"event":"bench","payload":"0123456789abcdef"}`}
+			procs := runtime.GOMAXPROCS(0)
+			b.SetParallelism((callers + procs - 1) / procs)
+			var total atomic.Int64 // ns spent in calls
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					start := time.Now()
+					_, err := api.Send(ctx, req)
+					total.Add(int64(time.Since(start)))
+					if err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			b.ReportMetric(float64(total.Load())/float64(b.N)/1e3, "us/send")
+		})
+	}
 }

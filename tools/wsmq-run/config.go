@@ -54,6 +54,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	s.Bool(&st.Persist, "persist", "WSMQ_RUN_PERSIST", true, "Redis persistence in the data dir: AOF everysec + snapshot on exit")
 	s.Bool(&st.Dev, "dev", "WSMQ_RUN_DEV", true, "dev mode: demo/demo user, dev secrets, keyless publisher, /demo page")
 	s.Int(&st.Gateways, "gateways", "WSMQ_RUN_GATEWAYS", 1, 1, 64, "number of gateway replicas; replica 1.. get free ports")
+	s.Int(&st.RedisReplicas, "redis-replicas", "WSMQ_RUN_REDIS_REPLICAS", 0, 0, 8, "Redis replicas of the master (free ports, data in redis-replica-N/)")
+	s.Int(&st.Sentinels, "sentinels", "WSMQ_RUN_SENTINELS", 0, 0, 9, "Redis Sentinels monitoring the master (free ports); services then get a redis+sentinel:// URL")
 	s.Duration(&st.ReadyTimeout, "ready-timeout", "WSMQ_RUN_READY_TIMEOUT", supervisor.DefaultReadyTimeout, time.Millisecond, time.Hour, "how long each start phase may take to become ready")
 	s.Var(&env, "env", "extra KEY=VALUE setting for every service, repeatable (e.g. -env WSMQ_LOG_LEVEL=debug)")
 	for _, p := range st.Ports.Settings() {

@@ -329,6 +329,15 @@ func TestParseConfigTakesFlagsOverEnvAndNamesBadValues(t *testing.T) {
 		{"bad env bool", nil, map[string]string{"WSMQ_RUN_PERSIST": "maybe"}, nil, "WSMQ_RUN_PERSIST"},
 		{"bad -env", []string{"-env", "novalue"}, nil, nil, "KEY=VALUE"},
 		{"no gateways", []string{"-gateways", "0"}, nil, nil, "-gateways"},
+		{"no replicas or sentinels by default", nil, nil, func(c config) bool { return c.stack.RedisReplicas == 0 && c.stack.Sentinels == 0 }, ""},
+		{"replicas and sentinels by flag", []string{"-redis-replicas", "1", "-sentinels", "3"}, nil, func(c config) bool {
+			return c.stack.RedisReplicas == 1 && c.stack.Sentinels == 3
+		}, ""},
+		{"replicas and sentinels by env", nil, map[string]string{"WSMQ_RUN_REDIS_REPLICAS": "2", "WSMQ_RUN_SENTINELS": "5"}, func(c config) bool {
+			return c.stack.RedisReplicas == 2 && c.stack.Sentinels == 5
+		}, ""},
+		{"negative replicas", []string{"-redis-replicas", "-1"}, nil, nil, "-redis-replicas"},
+		{"bad env sentinels", nil, map[string]string{"WSMQ_RUN_SENTINELS": "three"}, nil, "WSMQ_RUN_SENTINELS"},
 		{"stray argument", []string{"now"}, nil, nil, "unexpected arguments"},
 	}
 	for _, tt := range tests {

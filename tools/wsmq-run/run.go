@@ -67,7 +67,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if data == "" {
 		data = "a temp dir, removed on exit"
 	}
-	out.printf("wsmq-run: starting redis, mongo, auth, publisher, gateway (data: %s; Redis persistence %s)", data, persist)
+	ha := ""
+	if n := cfg.stack.RedisReplicas; n > 0 {
+		ha += fmt.Sprintf(", %d redis replica(s)", n)
+	}
+	if n := cfg.stack.Sentinels; n > 0 {
+		ha += fmt.Sprintf(", %d sentinel(s)", n)
+	}
+	out.printf("wsmq-run: starting redis%s, mongo, auth, publisher, gateway (data: %s; Redis persistence %s)", ha, data, persist)
 
 	begin := time.Now()
 	startCtx, cancelStart := context.WithCancel(ctx)

@@ -70,6 +70,15 @@ type Config struct {
 	// Gateways is the number of gateway replicas (default 1); replica i>0
 	// listens on a free port.
 	Gateways int
+	// RedisReplicas is the number of Redis replicas of the master
+	// (redis-server --replicaof), each on a free loopback port with its
+	// own data dir (redis-replica-N/). Default 0.
+	RedisReplicas int
+	// Sentinels is the number of Redis Sentinels monitoring the master as
+	// SentinelMasterName (quorum: a majority), each on a free loopback
+	// port with its conf written afresh in sentinel-N/ at every start.
+	// With sentinels every service gets a redis+sentinel:// URL. Default 0.
+	Sentinels int
 	// Log receives the processes' output, one line at a time, prefixed with
 	// the process name ("redis      | ..."); JSON log lines are shown as
 	// "time LEVEL msg key=value". nil discards it.
@@ -84,6 +93,8 @@ type Stack struct {
 	ports             Ports
 	gatewayPorts      []int
 	gatewayAdminPorts []int
+	replicaPorts      []int
+	sentinelPorts     []int
 	dataDir           string
 	dataLock          *os.File
 	tempData          bool
@@ -141,6 +152,20 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		s.gatewayPorts = append(s.gatewayPorts, p)
 		s.gatewayAdminPorts = append(s.gatewayAdminPorts, a)
 	}
+	for i := range cfg.RedisReplicas {
+		p, err := FreePort()
+		if err != nil {
+			return nil, fmt.Errorf("free port for redis-replica-%d: %w", i, err)
+		}
+		s.replicaPorts = append(s.replicaPorts, p)
+	}
+	for i := range cfg.Sentinels {
+		p, err := FreePort()
+		if err != nil {
+			return nil, fmt.Errorf("free port for sentinel-%d: %w", i, err)
+		}
+		s.sentinelPorts = append(s.sentinelPorts, p)
+	}
 	if err := s.prepareData(); err != nil {
 		return nil, err
 	}
@@ -151,8 +176,14 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	for i := range cfg.Gateways {
 		width = max(width, len(gatewayName(i)))
 	}
+	if cfg.RedisReplicas > 0 {
+		width = max(width, len(replicaName(cfg.RedisReplicas-1)))
+	}
 	s.sink = &logSink{w: cfg.Log, width: width}
-	phases := s.specs(bins)
+	phases, err := s.specs(bins)
+	if err != nil {
+		return nil, err
+	}
 	for _, phase := range phases {
 		for _, sp := range phase {
 			p := &proc{spec: sp, sink: s.sink, onExit: s.unexpectedExit}
@@ -275,7 +306,14 @@ func (s *Stack) prepareData() error {
 	if err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	for _, sub := range []string{"redis", "mongo"} {
+	subs := []string{"redis", "mongo"}
+	for i := range s.cfg.RedisReplicas {
+		subs = append(subs, replicaName(i))
+	}
+	for i := range s.cfg.Sentinels {
+		subs = append(subs, sentinelName(i))
+	}
+	for _, sub := range subs {
 		if err := os.MkdirAll(filepath.Join(abs, sub), 0o700); err != nil {
 			return fmt.Errorf("data dir: %w", err)
 		}
@@ -336,20 +374,35 @@ func (s *Stack) addr(port int) string { return net.JoinHostPort("127.0.0.1", str
 
 func gatewayName(i int) string { return "gateway-" + strconv.Itoa(i) }
 
-// specs returns the processes in start phases: Redis and MongoDB first,
-// then auth and publisher, then the gateways (each phase ready before the next).
-func (s *Stack) specs(b binaries) [][]spec {
-	redisArgs := []string{
-		"--port", strconv.Itoa(s.ports.Redis), "--bind", "127.0.0.1",
-		"--dir", filepath.Join(s.dataDir, "redis"),
+func replicaName(i int) string { return "redis-replica-" + strconv.Itoa(i) }
+
+func sentinelName(i int) string { return "sentinel-" + strconv.Itoa(i) }
+
+// redisArgs are the redis-server arguments of a data node on port with its
+// data in dir.
+func (s *Stack) redisArgs(port int, dir string) []string {
+	args := []string{
+		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--dir", dir,
 		"--daemonize", "no", "--protected-mode", "yes", "--loglevel", "notice",
+	}
+	if s.cfg.RedisReplicas > 0 {
+		// Redis waits 5 s by default for more replicas before a diskless
+		// sync; every node may become the master.
+		args = append(args, "--repl-diskless-sync-delay", "0")
 	}
 	if s.cfg.Persist {
 		// Default save points stay, so a SIGTERM also writes a snapshot.
-		redisArgs = append(redisArgs, "--appendonly", "yes", "--appendfsync", "everysec")
-	} else {
-		redisArgs = append(redisArgs, "--save", "", "--appendonly", "no")
+		return append(args, "--appendonly", "yes", "--appendfsync", "everysec")
 	}
+	return append(args, "--save", "", "--appendonly", "no")
+}
+
+// specs returns the processes in start phases: Redis and MongoDB first,
+// then the Redis replicas and sentinels (when configured), then auth and
+// publisher, then the gateways (each phase ready before the next).
+func (s *Stack) specs(b binaries) ([][]spec, error) {
+	redisArgs := s.redisArgs(s.ports.Redis, filepath.Join(s.dataDir, "redis"))
 	base := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	if tz, ok := os.LookupEnv("TZ"); ok {
 		base = append(base, "TZ="+tz)
@@ -415,7 +468,11 @@ func (s *Stack) specs(b binaries) [][]spec {
 			check: httpOK("http://" + s.GatewayAdminAddr(i) + "/readyz"),
 		})
 	}
-	return [][]spec{
+	ha, err := s.haSpecs(b.redis, base)
+	if err != nil {
+		return nil, err
+	}
+	phases := [][]spec{
 		{
 			{
 				name: "redis", bin: b.redis, args: redisArgs, env: base,
@@ -440,6 +497,10 @@ func (s *Stack) specs(b binaries) [][]spec {
 		// turns 200.
 		gateways,
 	}
+	if len(ha) > 0 {
+		phases = append(phases[:1], append([][]spec{ha}, phases[1:]...)...)
+	}
+	return phases, nil
 }
 
 // unexpectedExit reports a process that exited without being asked to.
@@ -462,8 +523,34 @@ func (s *Stack) Exits() <-chan error { return s.exits }
 // RedisAddr is Redis's host:port.
 func (s *Stack) RedisAddr() string { return s.addr(s.ports.Redis) }
 
-// RedisURL is redis://host:port/0.
-func (s *Stack) RedisURL() string { return "redis://" + s.RedisAddr() + "/0" }
+// RedisURL is the URL every service of the stack is given: with
+// sentinels redis+sentinel://sentinel,.../0?master_name=SentinelMasterName,
+// else redis://host:port/0 of the master.
+func (s *Stack) RedisURL() string {
+	if len(s.sentinelPorts) == 0 {
+		return "redis://" + s.RedisAddr() + "/0"
+	}
+	return "redis+sentinel://" + strings.Join(s.SentinelAddrs(), ",") + "/0?master_name=" + SentinelMasterName
+}
+
+// ReplicaAddrs are the host:port addresses of the Redis replicas (started
+// as replicas; a failover may promote one).
+func (s *Stack) ReplicaAddrs() []string {
+	out := make([]string, len(s.replicaPorts))
+	for i, p := range s.replicaPorts {
+		out[i] = s.addr(p)
+	}
+	return out
+}
+
+// SentinelAddrs are the host:port addresses of the sentinels.
+func (s *Stack) SentinelAddrs() []string {
+	out := make([]string, len(s.sentinelPorts))
+	for i, p := range s.sentinelPorts {
+		out[i] = s.addr(p)
+	}
+	return out
+}
 
 // MongoURI is the MongoDB-wire server's mongodb:// URI.
 func (s *Stack) MongoURI() string { return s.mongoURI }

@@ -127,3 +127,49 @@ func TestOtherServicesVariablesAreIgnored(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestDurableAckSettingsParseAndTheirBoundsAreEnforced(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		env         map[string]string
+		wantMin     int
+		wantTimeout time.Duration
+		wantErr     string // "" means valid
+	}{
+		{"off by default", nil, 0, DefaultReplicaTimeout, ""},
+		{"one replica, default timeout", map[string]string{"WSMQ_PUBLISHER_MIN_REPLICAS": "1"}, 1, 100 * time.Millisecond, ""},
+		{"two replicas, own timeout", map[string]string{"WSMQ_PUBLISHER_MIN_REPLICAS": "2", "WSMQ_PUBLISHER_REPLICA_TIMEOUT": "250ms"}, 2, 250 * time.Millisecond, ""},
+		{"most replicas", map[string]string{"WSMQ_PUBLISHER_MIN_REPLICAS": "16"}, 16, DefaultReplicaTimeout, ""},
+		{"timeout just under the call timeout", map[string]string{"WSMQ_PUBLISHER_MIN_REPLICAS": "1", "WSMQ_PUBLISHER_REPLICA_TIMEOUT": "1999ms"}, 1, 1999 * time.Millisecond, ""},
+		{"long timeout is fine while durable acks are off", map[string]string{"WSMQ_PUBLISHER_REPLICA_TIMEOUT": "5s"}, 0, 5 * time.Second, ""},
+		{"negative replicas", map[string]string{"WSMQ_PUBLISHER_MIN_REPLICAS": "-1"}, 0, 0, `WSMQ_PUBLISHER_MIN_REPLICAS="-1": must be an integer between 0 and 16`},
+		{"too many replicas", map[string]string{"WSMQ_PUBLISHER_MIN_REPLICAS": "17"}, 0, 0, `WSMQ_PUBLISHER_MIN_REPLICAS="17": must be an integer between 0 and 16`},
+		{"replicas not a number", map[string]string{"WSMQ_PUBLISHER_MIN_REPLICAS": "one"}, 0, 0, `WSMQ_PUBLISHER_MIN_REPLICAS="one": must be an integer`},
+		{"timeout without unit", map[string]string{"WSMQ_PUBLISHER_REPLICA_TIMEOUT": "100"}, 0, 0, `WSMQ_PUBLISHER_REPLICA_TIMEOUT="100": must be a duration`},
+		{"timeout zero", map[string]string{"WSMQ_PUBLISHER_REPLICA_TIMEOUT": "0s"}, 0, 0, `WSMQ_PUBLISHER_REPLICA_TIMEOUT="0s"`},
+		{"timeout equal to the call timeout", map[string]string{"WSMQ_PUBLISHER_MIN_REPLICAS": "1", "WSMQ_PUBLISHER_REPLICA_TIMEOUT": "2s"}, 0, 0,
+			"WSMQ_PUBLISHER_REPLICA_TIMEOUT (2s) must be shorter than WSMQ_PUBLISHER_CALL_TIMEOUT (2s)"},
+		{"timeout over a shortened call timeout", map[string]string{"WSMQ_PUBLISHER_MIN_REPLICAS": "1", "WSMQ_PUBLISHER_REPLICA_TIMEOUT": "300ms", "WSMQ_PUBLISHER_CALL_TIMEOUT": "200ms"}, 0, 0,
+			"WSMQ_PUBLISHER_REPLICA_TIMEOUT (300ms) must be shorter than WSMQ_PUBLISHER_CALL_TIMEOUT (200ms)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := map[string]string{"WSMQ_PUBLISHER_KEYS": goodKey}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			c, err := parse(nil, env)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Parse = %v, want an error containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if c.MinReplicas != tc.wantMin || c.ReplicaTimeout != tc.wantTimeout {
+				t.Fatalf("MinReplicas %d, ReplicaTimeout %s; want %d, %s", c.MinReplicas, c.ReplicaTimeout, tc.wantMin, tc.wantTimeout)
+			}
+		})
+	}
+}
