@@ -65,7 +65,7 @@ make run >"$LOG" 2>&1 &
 MAKE_PID=$!
 set +m
 
-wait_for 100 "http://127.0.0.1:3000/readyz" curl -fsS --max-time 2 http://127.0.0.1:3000/readyz
+wait_for 100 "http://127.0.0.1:9193/readyz (gateway admin)" curl -fsS --max-time 2 http://127.0.0.1:9193/readyz
 wait_for 10 "wsmq-run's next steps" grep -q '^  Ctrl-C stops everything' "$LOG"
 ready_wall=$(elapsed)
 ready_line=$(grep -m1 '^wsmq-run: ready in ' "$LOG") || fail "no ready line"
