@@ -224,7 +224,11 @@ func (h *handler) decode(w http.ResponseWriter, r *http.Request, v any) error {
 		}
 		return status.Errorf(codes.InvalidArgument, "%s: must be a JSON %s (got %s)", field, jsonKind(te.Type.Kind().String()), te.Value)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return status.Errorf(codes.InvalidArgument, "%s: unknown field", strings.TrimPrefix(err.Error(), "json: unknown field "))
+		field := strings.TrimPrefix(err.Error(), "json: unknown field ")
+		if f, uerr := strconv.Unquote(field); uerr == nil {
+			field = f
+		}
+		return status.Errorf(codes.InvalidArgument, "%s: unknown field", field)
 	}
 	return status.Errorf(codes.InvalidArgument, "body: %v", err)
 }
