@@ -35,8 +35,10 @@ const (
 //
 // Callers authenticate with `authorization: Bearer <admin key>`: a key of
 // WSMQ_PUBLISHER_ADMIN_KEYS, separate from the send keys (a send key is
-// refused with PERMISSION_DENIED). Without admin keys the service answers
-// UNAUTHENTICATED to every call, except in dev mode, where it is open.
+// refused with PERMISSION_DENIED, as an admin key is on PublisherService).
+// Without admin keys the service is not served (UNIMPLEMENTED), except in
+// dev mode, where it is open. Over HTTP the same calls live under
+// /v1/admin/queues (see the publisher's README).
 type QueueAdminServiceClient interface {
 	// CreateQueue creates a queue; ALREADY_EXISTS when it exists.
 	CreateQueue(ctx context.Context, in *CreateQueueRequest, opts ...grpc.CallOption) (*CreateQueueResponse, error)
@@ -134,8 +136,10 @@ func (c *queueAdminServiceClient) RedriveDeadLetters(ctx context.Context, in *Re
 //
 // Callers authenticate with `authorization: Bearer <admin key>`: a key of
 // WSMQ_PUBLISHER_ADMIN_KEYS, separate from the send keys (a send key is
-// refused with PERMISSION_DENIED). Without admin keys the service answers
-// UNAUTHENTICATED to every call, except in dev mode, where it is open.
+// refused with PERMISSION_DENIED, as an admin key is on PublisherService).
+// Without admin keys the service is not served (UNIMPLEMENTED), except in
+// dev mode, where it is open. Over HTTP the same calls live under
+// /v1/admin/queues (see the publisher's README).
 type QueueAdminServiceServer interface {
 	// CreateQueue creates a queue; ALREADY_EXISTS when it exists.
 	CreateQueue(context.Context, *CreateQueueRequest) (*CreateQueueResponse, error)
