@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"context"
 	"encoding/json"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	publisherv1 "github.com/wsmq/wsmq/gen/wsmq/publisher/v1"
+	"github.com/wsmq/wsmq/pkg/testenv"
 )
 
 // adminKey is the admin key the HTTP tests configure.
@@ -204,6 +206,38 @@ func TestHTTPAndGRPCGiveTheSameIDShapeAndValidationMessages(t *testing.T) {
 		hid, _ := hr.body["id"].(string)
 		if !idShape.MatchString(hid) || !idShape.MatchString(gr.GetId()) {
 			t.Errorf("ids: HTTP %q, gRPC %q", hid, gr.GetId())
+		}
+	}
+}
+
+func TestHTTPAPIServesTLSAndMutualTLSLikeTheGRPCListener(t *testing.T) {
+	pki := newPKI(t)
+	r := testenv.StartRedis(t)
+	p := startInProcess(t, r.URL(), map[string]string{"WSMQ_PUBLISHER_HTTP_LISTEN": "127.0.0.1:0",
+		"WSMQ_TLS_CERT": pki.serverCert, "WSMQ_TLS_KEY": pki.serverKey, "WSMQ_TLS_CLIENT_CA": pki.caFile}, nil)
+	url := "https://" + p.Addrs.HTTP.String() + "/v1/queues/q/messages"
+	post := func(tc *tls.Config) (*http.Response, error) {
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: 10 * time.Second}
+		req, _ := http.NewRequest("POST", url, strings.NewReader(`{"message":"m"}`))
+		req.Header.Set("Authorization", "Bearer "+testKey)
+		return c.Do(req)
+	}
+	if _, err := post(&tls.Config{RootCAs: pki.roots, ServerName: "localhost"}); err == nil {
+		t.Fatal("HTTPS without a client certificate succeeded")
+	}
+	resp, err := post(&tls.Config{RootCAs: pki.roots, ServerName: "localhost", Certificates: []tls.Certificate{pki.client}})
+	if err != nil {
+		t.Fatalf("HTTPS with a client certificate: %v", err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("HTTPS send: %d", resp.StatusCode)
+	}
+	plain, err := http.Post("http://"+p.Addrs.HTTP.String()+"/v1/queues/q/messages", "application/json", strings.NewReader(`{"message":"m"}`))
+	if err == nil {
+		_ = plain.Body.Close()
+		if plain.StatusCode < 400 {
+			t.Fatalf("plain HTTP to the TLS listener: %d", plain.StatusCode)
 		}
 	}
 }
