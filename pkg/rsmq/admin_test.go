@@ -9,7 +9,7 @@ import (
 	"github.com/wsmq/wsmq/pkg/rsmq"
 )
 
-func TestRedriveBatchMovesBoundedBatchesKeepingIDsAndNodeReadsThem(t *testing.T) {
+func TestRedriveBatchMovesBoundedBatchesKeepingIDs(t *testing.T) {
 	e := newEnv(t, rsmq.Options{Realtime: true})
 	e.createQueue(t, "work", 30)
 	e.createQueue(t, "work-dlq", 30)
@@ -48,20 +48,33 @@ func TestRedriveBatchMovesBoundedBatchesKeepingIDsAndNodeReadsThem(t *testing.T)
 		t.Fatalf("attributes %+v %v", a, err)
 	}
 
-	// Node rsmq receives a redriven message with a fresh count.
-	node := newNodeRSMQ(t, e)
-	res, errName := node.call("receiveMessage", map[string]any{"qname": "work"})
-	var nm nodeMessage
-	if errName != "" || json.Unmarshal(res, &nm) != nil || nm.RC != 1 || nm.Message != "dead" {
-		t.Fatalf("node receiveMessage: %s %s", res, errName)
-	}
-
 	if _, _, err := e.q.RedriveBatch(e.ctx, "nope-dlq", "work", 3); !errors.Is(err, rsmq.ErrDeadLetterQueueNotFound) {
 		t.Fatalf("missing dlq: %v", err)
 	}
 	if _, _, err := e.q.RedriveBatch(e.ctx, "work-dlq", "nope", 3); !errors.Is(err, rsmq.ErrQueueNotFound) {
 		t.Fatalf("missing queue: %v", err)
 	}
+}
+
+// TestNodeRSMQReceivesARedrivenMessage is manual like the other Node
+// cross-checks (WSMQ_RSMQ_NODE_DIR).
+func TestNodeRSMQReceivesARedrivenMessage(t *testing.T) {
+	e := newEnv(t, rsmq.Options{})
+	node := newNodeRSMQ(t, e)
+	e.createQueue(t, "work", 30)
+	e.createQueue(t, "work-dlq", 30)
+	e.send(t, "work-dlq", "dead")
+	e.receive(t, "work-dlq", 30)
+	if moved, _, err := e.q.RedriveBatch(e.ctx, "work-dlq", "work", 10); err != nil || moved != 1 {
+		t.Fatalf("redrive: %d %v", moved, err)
+	}
+	// Node rsmq receives a redriven message with a fresh count.
+	res, errName := node.call("receiveMessage", map[string]any{"qname": "work"})
+	var nm nodeMessage
+	if errName != "" || json.Unmarshal(res, &nm) != nil || nm.RC != 1 || nm.Message != "dead" {
+		t.Fatalf("node receiveMessage: %s %s", res, errName)
+	}
+
 }
 
 func TestPurgeBatchKeepsTheQueueAndItsAttributes(t *testing.T) {
