@@ -89,6 +89,7 @@ freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 
 HTTP_PORT=$(freeport)
 PUB_PORT=$(freeport)
 [ "$HTTP_PORT" != "$PUB_PORT" ] || PUB_PORT=$(freeport)
+PUB_HTTP_PORT=$(freeport)
 KEY1=$(secret)
 (
   umask 077
@@ -100,6 +101,7 @@ KEY1=$(secret)
     echo "WSMQ_HTTP_BIND=127.0.0.1"
     echo "WSMQ_HTTP_PORT=$HTTP_PORT"
     echo "WSMQ_PUBLISHER_PORT=$PUB_PORT"
+    echo "WSMQ_PUBLISHER_HTTP_PORT=$PUB_HTTP_PORT"
     echo "WSMQ_IMAGE_TAG=e2e"
     [ -z "$GOPROXY_BUILD" ] || echo "WSMQ_GOPROXY=$GOPROXY_BUILD"
   } >"$ENVFILE"

@@ -72,6 +72,9 @@ func (c *Checker) Check(ctx context.Context) error {
 	return nil
 }
 
+// Open reports whether c accepts every call (dev mode without keys).
+func (c *Checker) Open() bool { return c.open }
+
 // Known compares cred's digest with every accepted digest, without an early
 // exit, so the time taken does not tell which one (if any) matched.
 func (c *Checker) Known(cred string) bool {

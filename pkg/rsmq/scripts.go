@@ -415,3 +415,55 @@ for i = 2, #ARGV, 2 do
 end
 return n
 `)
+
+// purgeScript: KEYS hash, zset; ARGV n. Removes up to n messages (the
+// lowest scores) with their body, rc and fr fields, keeping the queue's
+// attributes and counters. Returns {removed, left}; {-1} when the queue
+// does not exist. Bounded per call, so a huge queue never blocks Redis.
+var purgeScript = redis.NewScript(luaAllowOOM + luaQueue("{-1}") + `
+local ids = redis.call('ZRANGE', KEYS[2], 0, tonumber(ARGV[1]) - 1)
+for _, id in ipairs(ids) do
+	redis.call('ZREM', KEYS[2], id)
+	redis.call('HDEL', KEYS[1], id, id .. ':rc', id .. ':fr')
+end
+return {#ids, redis.call('ZCARD', KEYS[2])}
+`)
+
+// redriveScript: KEYS dlq hash, dlq zset, queue hash, queue zset; ARGV n,
+// realtime channel ("" for none). Moves up to n messages of the dead-letter
+// queue (lowest scores first) to the queue, visible now, with a fresh
+// receive count: each move is in this one script, so a message is in
+// exactly one of the two queues at every instant. The moved message keeps
+// its id. Returns {moved, left in the dlq}; {-1} when the queue is missing,
+// {-3} when the dead-letter queue is missing.
+var redriveScript = redis.NewScript(luaNow + `
+local q = redis.call('HMGET', KEYS[3], 'vt', 'delay', 'maxsize')
+if not q[1] or not q[2] or not q[3] then return {-1} end
+local d = redis.call('HMGET', KEYS[1], 'vt', 'delay', 'maxsize')
+if not d[1] or not d[2] or not d[3] then return {-3} end
+local ids = redis.call('ZRANGE', KEYS[2], 0, tonumber(ARGV[1]) - 1)
+local moved = 0
+for _, id in ipairs(ids) do
+	local body = redis.call('HGET', KEYS[1], id)
+	redis.call('ZREM', KEYS[2], id)
+	redis.call('HDEL', KEYS[1], id, id .. ':rc', id .. ':fr')
+	if body then
+		redis.call('ZADD', KEYS[4], ts, id)
+		redis.call('HSET', KEYS[3], id, body)
+		redis.call('HDEL', KEYS[3], id .. ':rc', id .. ':fr')
+		moved = moved + 1
+	end
+end
+if moved > 0 then
+	redis.call('HINCRBY', KEYS[3], 'totalsent', moved)
+	if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], redis.call('ZCARD', KEYS[4])) end
+end
+return {moved, redis.call('ZCARD', KEYS[2])}
+`)
+
+// oldestScript: KEYS zset. Returns the id with the lowest score (the head of
+// the queue) or false.
+var oldestScript = redis.NewScript(`
+local r = redis.call('ZRANGE', KEYS[1], 0, 0)
+return r[1] or false
+`)

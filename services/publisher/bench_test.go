@@ -1,9 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"runtime"
+	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -150,5 +156,60 @@ func BenchmarkSendUnary32Callers(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 			b.ReportMetric(float64(total.Load())/float64(b.N)/1e3, "us/send")
 		})
+	}
+}
+
+// BenchmarkHTTPSend measures POST /v1/queues/{queue}/messages end to end
+// (HTTP/1.1 keep-alive over loopback, Redis) from parallel callers, beside
+// BenchmarkSend's unary gRPC; it reports the p99 latency too.
+func BenchmarkHTTPSend(b *testing.B) {
+	r := testenv.StartRedis(b)
+	p := startInProcess(b, r.URL(), map[string]string{"WSMQ_PUBLISHER_HEALTH_INTERVAL": "1s",
+		"WSMQ_PUBLISHER_HTTP_LISTEN": "127.0.0.1:0"}, nil)
+	url := "http://" + p.Addrs.HTTP.String() + "/v1/queues/bench/messages"
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+	body := []byte(`{"message":"{\"event\":\"bench\",\"payload\":\"0123456789abcdef\"}"}`)
+	post := func() error {
+		req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+testKey)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+	if err := post(); err != nil { // create the queue, load the script
+		b.Fatal(err)
+	}
+	var mu sync.Mutex
+	var lat []time.Duration
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		var mine []time.Duration
+		for pb.Next() {
+			start := time.Now()
+			if err := post(); err != nil {
+				b.Error(err)
+				return
+			}
+			mine = append(mine, time.Since(start))
+		}
+		mu.Lock()
+		lat = append(lat, mine...)
+		mu.Unlock()
+	})
+	b.StopTimer()
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 	}
 }

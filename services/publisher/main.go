@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -31,7 +32,9 @@ import (
 	"github.com/wsmq/wsmq/pkg/rsmq"
 	"github.com/wsmq/wsmq/pkg/serve"
 	"github.com/wsmq/wsmq/pkg/tlsconf"
+	"github.com/wsmq/wsmq/services/publisher/internal/access"
 	"github.com/wsmq/wsmq/services/publisher/internal/config"
+	"github.com/wsmq/wsmq/services/publisher/internal/httpapi"
 	"github.com/wsmq/wsmq/services/publisher/internal/memwatch"
 	"github.com/wsmq/wsmq/services/publisher/internal/metrics"
 	"github.com/wsmq/wsmq/services/publisher/internal/server"
@@ -63,6 +66,7 @@ var redisTuning = redisconn.Tuning{
 type addrs struct {
 	GRPC  net.Addr
 	Admin net.Addr // nil when the admin listener is off
+	HTTP  net.Addr // nil when the HTTP API is off
 }
 
 // hooks are the seams in-process tests use; main passes none.
@@ -123,16 +127,25 @@ func run(ctx context.Context, args []string, env pkgconfig.Env, h hooks) error {
 	handler := server.New(queues, server.Options{MaxBatch: cfg.MaxBatch, Queue: cfg.Queue, CallTimeout: cfg.CallTimeout,
 		Admit: memory.Check}, m, log)
 
+	var admin *server.Admin
+	if cfg.AdminEnabled() {
+		admin = server.NewAdmin(queues, server.Options{Queue: cfg.Queue, CallTimeout: cfg.CallTimeout})
+	}
+
 	var creds []grpc.ServerOption
+	var tc *tls.Config
 	if cfg.TLSEnabled() {
-		tc, err := tlsconf.Server(tlsconf.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSClientCA,
+		tc, err = tlsconf.Server(tlsconf.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSClientCA,
 			CertVar: "WSMQ_TLS_CERT", KeyVar: "WSMQ_TLS_KEY", CAVar: "WSMQ_TLS_CLIENT_CA"})
 		if err != nil {
 			return err
 		}
 		creds = append(creds, grpc.Creds(credentials.NewTLS(tc)))
 	}
-	keys := bearer.New(cfg.KeyDigests, cfg.Dev, m.AuthFailures.Inc)
+	keys := &access.Access{Send: bearer.New(cfg.KeyDigests, cfg.Dev, nil), OnReject: m.AuthFailures.Inc}
+	if admin != nil {
+		keys.Admin = bearer.New(cfg.AdminKeyDigests, cfg.Dev, nil)
+	}
 	gs := grpc.NewServer(append(creds,
 		grpc.ForceServerCodecV2(server.Codec()),
 		grpc.MaxRecvMsgSize(cfg.GRPCMaxMsgBytes),
@@ -141,6 +154,9 @@ func run(ctx context.Context, args []string, env pkgconfig.Env, h hooks) error {
 		grpc.ChainStreamInterceptor(keys.Stream),
 	)...)
 	publisherv1.RegisterPublisherServiceServer(gs, handler)
+	if admin != nil {
+		publisherv1.RegisterQueueAdminServiceServer(gs, admin)
+	}
 	hs := health.NewServer()
 	services := []string{"", publisherv1.PublisherService_ServiceDesc.ServiceName}
 	for _, s := range services {
@@ -160,8 +176,23 @@ func run(ctx context.Context, args []string, env pkgconfig.Env, h hooks) error {
 	if a.GRPC, err = g.Listen("grpc", "WSMQ_PUBLISHER_LISTEN", cfg.Listen, serve.GRPC{Server: gs, Health: hs}); err != nil {
 		return err
 	}
+	if cfg.HTTPListen != "" {
+		api := httpapi.New(httpapi.Options{Send: handler, Access: keys, MaxBody: int64(cfg.HTTPMaxBody)})
+		if admin != nil {
+			api = httpapi.New(httpapi.Options{Send: handler, Admin: admin, Access: keys, MaxBody: int64(cfg.HTTPMaxBody)})
+		}
+		srv := serve.NewHTTP(api, log)
+		var hs serve.Server = srv
+		if tc != nil {
+			hs = tlsHTTP{HTTP: srv, tc: tc.Clone()}
+		}
+		if a.HTTP, err = g.Listen("http", "WSMQ_PUBLISHER_HTTP_LISTEN", cfg.HTTPListen, hs); err != nil {
+			g.Close()
+			return err
+		}
+	}
 	if cfg.AdminListen != "" {
-		admin := serve.NewHTTP(serve.AdminHandler(serve.AdminOptions{
+		adminSrv := serve.NewHTTP(serve.AdminHandler(serve.AdminOptions{
 			Metrics: promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}),
 			Readiness: []serve.Readiness{
 				{Name: redisProbe.Name, Up: redisProbe.Up},
@@ -172,13 +203,14 @@ func run(ctx context.Context, args []string, env pkgconfig.Env, h hooks) error {
 				{Name: "redis_memory", Up: memory.Below, Advisory: true},
 			},
 		}), log)
-		if a.Admin, err = g.Listen("admin", "WSMQ_PUBLISHER_ADMIN_LISTEN", cfg.AdminListen, admin); err != nil {
+		if a.Admin, err = g.Listen("admin", "WSMQ_PUBLISHER_ADMIN_LISTEN", cfg.AdminListen, adminSrv); err != nil {
 			g.Close()
 			return err
 		}
 	}
 	log.Info("publisher starting", "tls", cfg.TLSEnabled(), "mtls", cfg.TLSClientCA != "", "dev", cfg.Dev,
-		"keys", len(cfg.KeyDigests), "namespace", cfg.Namespace, "min_replicas", cfg.MinReplicas)
+		"keys", len(cfg.KeyDigests), "admin_keys", len(cfg.AdminKeyDigests), "admin_service", admin != nil,
+		"http", cfg.HTTPListen, "namespace", cfg.Namespace, "min_replicas", cfg.MinReplicas)
 	if h.ready != nil {
 		h.ready(a)
 	}
@@ -186,6 +218,16 @@ func run(ctx context.Context, args []string, env pkgconfig.Env, h hooks) error {
 	log.Info("publisher stopped")
 	return err
 }
+
+// tlsHTTP serves an HTTP server over TLS with the gRPC listener's
+// certificate and client-certificate rule.
+type tlsHTTP struct {
+	serve.HTTP
+	tc *tls.Config
+}
+
+// Serve implements serve.Server.
+func (t tlsHTTP) Serve(ln net.Listener) error { return t.HTTP.Serve(tls.NewListener(ln, t.tc)) }
 
 // checkDurability logs, once at start, what on the Redis master undermines
 // durable acknowledgement. A Redis that is down is reported by readiness.

@@ -220,6 +220,17 @@ func TestWsmqRunServesAMessageAndCtrlCLeavesNoProcess(t *testing.T) {
 	if !strings.Contains(out, "send "+sess.UserID+" ") {
 		t.Errorf("the printed send command does not target the demo user's queue %s", sess.UserID)
 	}
+	// The printed curl example publishes through the HTTP API.
+	httpAPI := "127.0.0.1:" + strconv.Itoa(ports.PublisherHTTP)
+	_, curl, ok := strings.Cut(out, "curl -sS ")
+	curl, _, _ = strings.Cut(curl, "\n")
+	if !ok || !strings.Contains(curl, httpAPI+"/v1/queues/QUEUE/messages") {
+		t.Fatalf("no curl example for the HTTP API at %s:\n%s", httpAPI, out)
+	}
+	curlOut, err := exec.CommandContext(ctx, "bash", "-c", "curl -sS "+strings.Replace(curl, "QUEUE", sess.UserID+"-curl", 1)).CombinedOutput()
+	if err != nil || !strings.Contains(string(curlOut), `{"id":"`) {
+		t.Fatalf("the printed curl example: %v %s", err, curlOut)
+	}
 	ws, err := gwclient.Dial(ctx, gw, gwclient.Options{Token: sess.Token, AccessToken: sess.AccessToken})
 	if err != nil {
 		t.Fatal(err)

@@ -179,9 +179,20 @@ func nextSteps(ctx context.Context, s *supervisor.Stack, cfg config, ready time.
 			s.GatewayURL(i), strings.Replace(s.GatewayURL(i), "http://", "ws://", 1), s.GatewayURL(i), s.GatewayAdminAddr(i))
 	}
 	line("gRPC", "publisher %s, auth %s", s.PublisherAddr(), s.AuthAddr())
+	line("HTTP API", "%s", curlExample(s))
 	line("Redis", "%s   MongoDB %s", s.RedisURL(), s.MongoURI())
 	b.WriteString("\n  Ctrl-C stops everything.\n\n")
 	return b.String()
+}
+
+// curlExample is a curl command that publishes through the HTTP/JSON API.
+func curlExample(s *supervisor.Stack) string {
+	auth := ""
+	if k := s.PublisherKey(); k != "" {
+		auth = "-H 'Authorization: Bearer " + k + "' "
+	}
+	return "curl -sS " + auth + "-H 'Content-Type: application/json' -d '{\"message\":\"hello\"}' http://" +
+		s.PublisherHTTPAddr() + "/v1/queues/QUEUE/messages"
 }
 
 func orUnknown(s string) string {

@@ -21,7 +21,11 @@ const queuesHelp = `Usage: wsmqctl queues ls                     list the RSMQ q
                                             delete users' empty, unused secondary queues
 
 Reads the RSMQ keys in Redis directly (--redis / WSMQ_REDIS_URL, key
-namespace --ns / WSMQ_RSMQ_NS, default "rsmq"). stats columns: vt and delay
+namespace --ns / WSMQ_RSMQ_NS, default "rsmq"), unless ls and stats are
+sent to the publisher's QueueAdminService (at --publisher) with --via-publisher
+or WSMQ_PUBLISHER_ADMIN_KEY set (the admin key; not needed in dev mode):
+then ls pages through ListQueues (SSCAN, never a full read) and stats calls
+GetQueueAttributes. stats columns: vt and delay
 in seconds, maxsize in UTF-16 units (-1: unlimited), msgs in the queue,
 hidden (of msgs, not visible now: delayed or in flight), totalsent and
 totalrecv since the queue was created. A missing queue exits 1.
@@ -61,6 +65,7 @@ func (c *cli) queues(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "stats: print one JSON object per queue")
 	idle := fs.Duration("idle", defaultPruneIdle, "prune: delete only queues unused for this long")
 	dryRun := fs.Bool("dry-run", false, "prune: print what would be deleted, delete nothing")
+	viaPublisher := fs.Bool("via-publisher", c.g.publisherAdminKey != "", "ls, stats: ask the publisher's QueueAdminService (default when WSMQ_PUBLISHER_ADMIN_KEY is set)")
 	pos, err := fs.parse(args)
 	if err != nil {
 		return err
@@ -86,6 +91,9 @@ func (c *cli) queues(ctx context.Context, args []string) error {
 		}
 	default:
 		return usagef("unknown queues subcommand %q: want ls | stats | prune", sub)
+	}
+	if *viaPublisher && sub != "prune" {
+		return c.queuesViaPublisher(ctx, sub, names, *asJSON)
 	}
 	target, err := redisconn.ParseURL(c.g.redisURL)
 	if err != nil {

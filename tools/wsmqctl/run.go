@@ -46,11 +46,15 @@ type globals struct {
 	gateway      string
 	publisher    string
 	publisherKey string
-	auth         string
-	adminToken   string
-	redisURL     string
-	ns           string
-	grpcTLS      bool
+	// publisherAdminKey (env WSMQ_PUBLISHER_ADMIN_KEY), when set, makes
+	// 'queues ls' and 'queues stats' use the publisher's QueueAdminService
+	// instead of reading Redis.
+	publisherAdminKey string
+	auth              string
+	adminToken        string
+	redisURL          string
+	ns                string
+	grpcTLS           bool
 }
 
 // usageError is a malformed command line: exit code 2.
@@ -169,14 +173,15 @@ func defaultGlobals(getenv func(string) string) globals {
 		return def
 	}
 	return globals{
-		gateway:      or("WSMQ_GATEWAY_URL", defaultGateway),
-		publisher:    or("WSMQ_PUBLISHER_ADDR", defaultPublisher),
-		publisherKey: getenv("WSMQ_PUBLISHER_KEY"),
-		auth:         or("WSMQ_AUTH_ADDR", defaultAuth),
-		adminToken:   or("WSMQ_AUTH_ADMIN_TOKEN", devAdminToken),
-		redisURL:     or("WSMQ_REDIS_URL", defaultRedis),
-		ns:           or("WSMQ_RSMQ_NS", defaultRSMQPrefix),
-		grpcTLS:      envBool(getenv, "WSMQ_GRPC_TLS"),
+		gateway:           or("WSMQ_GATEWAY_URL", defaultGateway),
+		publisher:         or("WSMQ_PUBLISHER_ADDR", defaultPublisher),
+		publisherKey:      getenv("WSMQ_PUBLISHER_KEY"),
+		publisherAdminKey: getenv("WSMQ_PUBLISHER_ADMIN_KEY"),
+		auth:              or("WSMQ_AUTH_ADDR", defaultAuth),
+		adminToken:        or("WSMQ_AUTH_ADMIN_TOKEN", devAdminToken),
+		redisURL:          or("WSMQ_REDIS_URL", defaultRedis),
+		ns:                or("WSMQ_RSMQ_NS", defaultRSMQPrefix),
+		grpcTLS:           envBool(getenv, "WSMQ_GRPC_TLS"),
 	}
 }
 

@@ -339,6 +339,29 @@ func TestCLIAgainstARunningStack(t *testing.T) {
 		}
 	})
 
+	t.Run("QueuesLsAndStatsThroughThePublisherAdminService", func(t *testing.T) {
+		q := userID + "-viapub"
+		ctl(t, base, "", "send", "--delay", "1h", q, "later").must(t, exitOK, "send")
+		admin := env{"WSMQ_PUBLISHER_ADMIN_KEY": s.PublisherAdminKey(), "WSMQ_REDIS_URL": "redis://127.0.0.1:1/0"}
+		for k, v := range base {
+			if _, ok := admin[k]; !ok {
+				admin[k] = v
+			}
+		}
+		// Redis is unreachable for this wsmqctl: the answers come from the
+		// publisher (the stack runs in dev mode, where the admin service is
+		// open; admin keys are enforced by the publisher's own tests).
+		ls := ctl(t, admin, "", "queues", "ls", "--via-publisher").must(t, exitOK, "queues ls via publisher")
+		if !strings.Contains("\n"+ls.stdout, "\n"+q+"\n") {
+			t.Fatalf("queues ls via the publisher lacks %s:\n%s", q, ls.stdout)
+		}
+		r := ctl(t, admin, "", "queues", "stats", "--via-publisher", "--json", q).must(t, exitOK, "queues stats via publisher")
+		var st queueStats
+		if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.Msgs != 1 || st.Hidden != 1 || st.TotalSent != 1 {
+			t.Fatalf("stats via the publisher %q: %v", r.stdout, err)
+		}
+	})
+
 	t.Run("UsersAdminCommandsAndTheirFailures", func(t *testing.T) {
 		const name = "cli-bob"
 		ctl(t, base, "bob-Pass-0001\n", "users", "add", name).must(t, exitOK, "users add")

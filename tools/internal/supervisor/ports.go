@@ -14,6 +14,7 @@ type Ports struct {
 	AuthAdmin      int // 9191 (HTTP /metrics /healthz)
 	Publisher      int // 9092 (gRPC)
 	PublisherAdmin int // 9192 (HTTP /metrics /healthz /readyz)
+	PublisherHTTP  int // 9093 (HTTP/JSON publish and admin API)
 	Gateway        int // 3000 (HTTP + websocket)
 	GatewayAdmin   int // 9193 (HTTP /readyz /metrics /healthz)
 }
@@ -38,6 +39,7 @@ func (p *Ports) Settings() []PortSetting {
 		{"auth metrics/health", "auth-admin-port", "WSMQ_RUN_AUTH_ADMIN_PORT", 9191, &p.AuthAdmin},
 		{"publisher gRPC", "publisher-port", "WSMQ_RUN_PUBLISHER_PORT", 9092, &p.Publisher},
 		{"publisher admin", "publisher-admin-port", "WSMQ_RUN_PUBLISHER_ADMIN_PORT", 9192, &p.PublisherAdmin},
+		{"publisher HTTP API", "publisher-http-port", "WSMQ_RUN_PUBLISHER_HTTP_PORT", 9093, &p.PublisherHTTP},
 		{"gateway", "gateway-port", "WSMQ_RUN_GATEWAY_PORT", 3000, &p.Gateway},
 		{"gateway admin", "gateway-admin-port", "WSMQ_RUN_GATEWAY_ADMIN_PORT", 9193, &p.GatewayAdmin},
 	}

@@ -101,6 +101,7 @@ type Stack struct {
 	mongoURI          string
 	adminToken        string
 	publisherKey      string
+	publisherAdminKey string // "" in dev mode: the admin service is open
 
 	sink   *logSink
 	procs  []*proc // start order
@@ -352,6 +353,10 @@ func (s *Stack) prepareSecrets() {
 	if s.publisherKey == "" {
 		s.publisherKey = randomToken()
 	}
+	s.publisherAdminKey = strings.TrimSpace(strings.Split(env["WSMQ_PUBLISHER_ADMIN_KEYS"], ",")[0])
+	if s.publisherAdminKey == "" {
+		s.publisherAdminKey = randomToken()
+	}
 }
 
 func randomToken() string {
@@ -428,6 +433,7 @@ func (s *Stack) specs(b binaries) ([][]spec, error) {
 		"WSMQ_REDIS_URL="+redisURL,
 		"WSMQ_PUBLISHER_LISTEN="+s.PublisherAddr(),
 		"WSMQ_PUBLISHER_ADMIN_LISTEN="+s.addr(s.ports.PublisherAdmin),
+		"WSMQ_PUBLISHER_HTTP_LISTEN="+s.PublisherHTTPAddr(),
 	)
 	var gatewayToken string
 	if !s.cfg.Dev {
@@ -440,6 +446,9 @@ func (s *Stack) specs(b binaries) ([][]spec, error) {
 		}
 		if env["WSMQ_PUBLISHER_KEYS"] == "" {
 			pubEnv = append(pubEnv, "WSMQ_PUBLISHER_KEYS="+s.publisherKey)
+		}
+		if env["WSMQ_PUBLISHER_ADMIN_KEYS"] == "" {
+			pubEnv = append(pubEnv, "WSMQ_PUBLISHER_ADMIN_KEYS="+s.publisherAdminKey)
 		}
 		if env["WSMQ_AUTH_GATEWAY_TOKEN"] == "" {
 			// Auth and every gateway share it: the revocation stream.
@@ -557,6 +566,13 @@ func (s *Stack) MongoURI() string { return s.mongoURI }
 
 // AuthAddr is the auth service's gRPC host:port.
 func (s *Stack) AuthAddr() string { return s.addr(s.ports.Auth) }
+
+// PublisherHTTPAddr is the publisher's HTTP/JSON API host:port.
+func (s *Stack) PublisherHTTPAddr() string { return s.addr(s.ports.PublisherHTTP) }
+
+// PublisherAdminKey is the publisher's admin key (QueueAdminService); ""
+// in dev mode, where the admin service is open.
+func (s *Stack) PublisherAdminKey() string { return s.publisherAdminKey }
 
 // PublisherAddr is the publisher's gRPC host:port.
 func (s *Stack) PublisherAddr() string { return s.addr(s.ports.Publisher) }

@@ -47,11 +47,23 @@ type Config struct {
 	// KeyDigests are the SHA-256 digests of the accepted caller keys; the keys
 	// themselves are not kept.
 	KeyDigests []bearer.Digest
+	// AdminKeyDigests are the digests of the admin keys
+	// (WSMQ_PUBLISHER_ADMIN_KEYS), which alone may call QueueAdminService.
+	AdminKeyDigests []bearer.Digest
+
+	// HTTPListen is the HTTP/JSON API's address; "" (the default) disables it.
+	HTTPListen string
+	// HTTPMaxBody is the HTTP API's request body limit in bytes.
+	HTTPMaxBody int
 
 	TLSCert     string // PEM certificate file; with TLSKey enables TLS
 	TLSKey      string // PEM private key file
 	TLSClientCA string // PEM CA bundle; when set, clients must present a certificate it signed
 }
+
+// AdminEnabled reports whether QueueAdminService is served: with admin
+// keys, or open in dev mode.
+func (c Config) AdminEnabled() bool { return len(c.AdminKeyDigests) > 0 || c.Dev }
 
 // TLSEnabled reports whether the gRPC listener serves TLS.
 func (c Config) TLSEnabled() bool { return c.TLSCert != "" }
@@ -70,6 +82,7 @@ const (
 	DefaultMemoryHighWater = 0.90
 	DefaultMemoryInterval  = 500 * time.Millisecond
 	DefaultReplicaTimeout  = 100 * time.Millisecond
+	DefaultHTTPMaxBody     = 4 << 20
 	maxMinReplicas         = 16
 )
 
@@ -99,30 +112,46 @@ func settings(c *Config) *config.Set {
 	s.LogLevel(&c.LogLevel)
 	// WSMQ_DEV is applied before the keys (declaration order), which need it.
 	s.Secret("WSMQ_PUBLISHER_KEYS", "comma-separated caller keys (env only)", func(v string) error {
-		c.KeyDigests = nil
-		if v == "" {
-			return nil
-		}
-		for i, k := range strings.Split(v, ",") {
-			k = strings.TrimSpace(k)
-			if k == "" {
-				return fmt.Errorf("key %d is empty", i+1)
-			}
-			if strings.IndexFunc(k, unicode.IsSpace) >= 0 || !isPrintableASCII(k) {
-				return fmt.Errorf("key %d must be printable ASCII without spaces", i+1)
-			}
-			if !c.Dev && len(k) < minKeyLength {
-				return fmt.Errorf("key %d is shorter than %d characters (allowed only with WSMQ_DEV=1)", i+1, minKeyLength)
-			}
-			c.KeyDigests = append(c.KeyDigests, bearer.Sum(k))
-		}
-		return nil
+		var err error
+		c.KeyDigests, err = parseKeys(v, c.Dev)
+		return err
 	})
+	s.Secret("WSMQ_PUBLISHER_ADMIN_KEYS", "comma-separated admin keys for QueueAdminService (env only); without them the admin service is off outside dev mode", func(v string) error {
+		var err error
+		c.AdminKeyDigests, err = parseKeys(v, c.Dev)
+		return err
+	})
+	s.String(&c.HTTPListen, "http-listen", "WSMQ_PUBLISHER_HTTP_LISTEN", "",
+		`HTTP/JSON API address (POST /v1/queues/{queue}/messages, /v1/messages:batch, /v1/admin/...); "" disables`, config.OptionalHostPort)
+	s.Int(&c.HTTPMaxBody, "http-max-body-bytes", "WSMQ_PUBLISHER_HTTP_MAX_BODY_BYTES", DefaultHTTPMaxBody, 1024, maxGRPCMsgSize,
+		"largest HTTP API request body in bytes (larger: 413)")
 	s.String(&c.TLSCert, "tls-cert", "WSMQ_TLS_CERT", "", "PEM certificate file (enables TLS with -tls-key)")
 	s.String(&c.TLSKey, "tls-key", "WSMQ_TLS_KEY", "", "PEM private key file")
 	s.String(&c.TLSClientCA, "tls-client-ca", "WSMQ_TLS_CLIENT_CA", "", "PEM CA bundle; requires client certificates (mTLS)")
 	s.Check(c.check)
 	return s
+}
+
+// parseKeys reads a comma-separated key list into digests.
+func parseKeys(v string, dev bool) ([]bearer.Digest, error) {
+	if v == "" {
+		return nil, nil
+	}
+	var out []bearer.Digest
+	for i, k := range strings.Split(v, ",") {
+		k = strings.TrimSpace(k)
+		if k == "" {
+			return nil, fmt.Errorf("key %d is empty", i+1)
+		}
+		if strings.IndexFunc(k, unicode.IsSpace) >= 0 || !isPrintableASCII(k) {
+			return nil, fmt.Errorf("key %d must be printable ASCII without spaces", i+1)
+		}
+		if !dev && len(k) < minKeyLength {
+			return nil, fmt.Errorf("key %d is shorter than %d characters (allowed only with WSMQ_DEV=1)", i+1, minKeyLength)
+		}
+		out = append(out, bearer.Sum(k))
+	}
+	return out, nil
 }
 
 // Parse reads the configuration (package pkg/config's rules: a flag, else
@@ -154,6 +183,17 @@ func (c *Config) check() error {
 	}
 	if c.MinReplicas > 0 && c.ReplicaTimeout >= c.CallTimeout {
 		errs = append(errs, fmt.Errorf("WSMQ_PUBLISHER_REPLICA_TIMEOUT (%s) must be shorter than WSMQ_PUBLISHER_CALL_TIMEOUT (%s)", c.ReplicaTimeout, c.CallTimeout))
+	}
+	for _, a := range c.AdminKeyDigests {
+		for _, k := range c.KeyDigests {
+			if a == k {
+				errs = append(errs, errors.New("WSMQ_PUBLISHER_ADMIN_KEYS must not repeat a key of WSMQ_PUBLISHER_KEYS"))
+				break
+			}
+		}
+	}
+	if c.HTTPListen != "" && (c.HTTPListen == c.Listen || c.HTTPListen == c.AdminListen) && !strings.HasSuffix(c.HTTPListen, ":0") {
+		errs = append(errs, fmt.Errorf("WSMQ_PUBLISHER_HTTP_LISTEN %q is already used by another listener", c.HTTPListen))
 	}
 	if c.AdminListen != "" && c.AdminListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
 		errs = append(errs, fmt.Errorf("WSMQ_PUBLISHER_ADMIN_LISTEN and WSMQ_PUBLISHER_LISTEN are both %q", c.Listen))

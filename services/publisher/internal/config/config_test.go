@@ -57,6 +57,20 @@ func TestFlagsOverrideEnvAndEnvOverridesDefaults(t *testing.T) {
 	}
 }
 
+func TestHTTPAPIIsOffAndAdminServiceDisabledByDefault(t *testing.T) {
+	c, err := parse(nil, map[string]string{"WSMQ_PUBLISHER_KEYS": goodKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPListen != "" || c.AdminEnabled() || c.HTTPMaxBody != DefaultHTTPMaxBody {
+		t.Fatalf("http %q, admin %v, body limit %d", c.HTTPListen, c.AdminEnabled(), c.HTTPMaxBody)
+	}
+	c, err = parse(nil, map[string]string{"WSMQ_PUBLISHER_KEYS": goodKey, "WSMQ_PUBLISHER_ADMIN_KEYS": "admin-0123456789abcdef"})
+	if err != nil || !c.AdminEnabled() || len(c.AdminKeyDigests) != 1 {
+		t.Fatalf("with an admin key: %v %+v", err, c.AdminKeyDigests)
+	}
+}
+
 func TestDevModeNeedsNoKeysAndAllowsShortOnes(t *testing.T) {
 	for _, env := range []map[string]string{
 		{"WSMQ_DEV": "1"},
@@ -92,6 +106,11 @@ func TestMalformedOrMissingSettingsFailNamingTheSetting(t *testing.T) {
 		{"namespace", nil, map[string]string{"WSMQ_RSMQ_NS": "a:b"}, "WSMQ_RSMQ_NS"},
 		{"cert without key", nil, map[string]string{"WSMQ_TLS_CERT": "c.pem"}, "WSMQ_TLS_CERT and WSMQ_TLS_KEY must be set together"},
 		{"client CA without cert", nil, map[string]string{"WSMQ_TLS_CLIENT_CA": "ca.pem"}, "WSMQ_TLS_CLIENT_CA needs WSMQ_TLS_CERT"},
+		{"short admin key", nil, map[string]string{"WSMQ_PUBLISHER_ADMIN_KEYS": "short"}, "WSMQ_PUBLISHER_ADMIN_KEYS: key 1 is shorter than 16"},
+		{"admin key repeats a send key", nil, map[string]string{"WSMQ_PUBLISHER_KEYS": goodKey, "WSMQ_PUBLISHER_ADMIN_KEYS": goodKey}, "WSMQ_PUBLISHER_ADMIN_KEYS must not repeat a key of WSMQ_PUBLISHER_KEYS"},
+		{"http listen without port", nil, map[string]string{"WSMQ_PUBLISHER_HTTP_LISTEN": "localhost"}, `WSMQ_PUBLISHER_HTTP_LISTEN="localhost": must be host:port`},
+		{"http listen on the grpc address", nil, map[string]string{"WSMQ_PUBLISHER_HTTP_LISTEN": "127.0.0.1:9092"}, `WSMQ_PUBLISHER_HTTP_LISTEN "127.0.0.1:9092" is already used`},
+		{"http body limit", nil, map[string]string{"WSMQ_PUBLISHER_HTTP_MAX_BODY_BYTES": "10"}, `WSMQ_PUBLISHER_HTTP_MAX_BODY_BYTES="10": must be an integer between 1024`},
 		{"unknown publisher variable", nil, map[string]string{"WSMQ_PUBLISHER_COLOUR": "blue"}, "unknown variable WSMQ_PUBLISHER_COLOUR"},
 		{"typo of a known variable", nil, map[string]string{"WSMQ_REDIS_ULR": "x"}, "unknown variable WSMQ_REDIS_ULR (did you mean WSMQ_REDIS_URL?)"},
 		{"bad flag value", []string{"-queue-vt", "x"}, map[string]string{}, `-queue-vt="x": must be an integer`},
