@@ -25,6 +25,8 @@ const (
 	QueueDefault = -1
 	// MaxBatch is the most items per SendBatch and messages per ReceiveMessages.
 	MaxBatch = 1000
+	// MaxTTL is the longest message TTL, seconds (the bound of a delay).
+	MaxTTL = 9_999_999
 )
 
 // Options configures a Client. The zero value is Node rsmq's default.

@@ -34,6 +34,10 @@ func (m *Message) Receipt() Receipt { return Receipt{ID: m.ID, RC: m.RC} }
 type SendItem struct {
 	Queue, Message string
 	Delay          int // seconds; QueueDefault = the queue's delay
+	// TTL is the message's time to live in seconds from its send, 0 to
+	// MaxTTL; 0 means none. Once it ran out the message is never received
+	// (see ReceiveMessages).
+	TTL int
 }
 
 // SendResult is the outcome of one SendItem: its id, or Err (a validation
@@ -55,14 +59,20 @@ type SendResult struct {
 // With Options.MinReplicas it runs as a SendBatch of one item: the script
 // and WAIT in one pipeline.
 func (c *Client) SendMessage(ctx context.Context, qname, message string, delay int) (string, error) {
+	return c.SendItem(ctx, SendItem{Queue: qname, Message: message, Delay: delay})
+}
+
+// SendItem is SendMessage with every option of a SendItem, e.g. a TTL.
+func (c *Client) SendItem(ctx context.Context, it SendItem) (string, error) {
+	qname, message, delay := it.Queue, it.Message, it.Delay
 	if c.minReplicas > 0 {
-		res, err := c.SendBatch(ctx, []SendItem{{Queue: qname, Message: message, Delay: delay}})
+		res, err := c.SendBatch(ctx, []SendItem{it})
 		if err != nil {
 			return "", err
 		}
 		return res[0].ID, res[0].Err
 	}
-	n, err := validateSend(qname, message, delay)
+	n, err := validateSend(qname, message, delay, it.TTL)
 	if err != nil {
 		return "", err
 	}
@@ -73,7 +83,7 @@ func (c *Client) SendMessage(ctx context.Context, qname, message string, delay i
 	id := makeID(prefixes[0])
 	sent := time.Now()
 	res, err := sendScript.Run(ctx, c.rdb, []string{c.hashKey(qname), c.zsetKey(qname)},
-		c.sendArgs(qname, id, message, delay, n)...).Slice()
+		c.sendArgs(qname, id, message, delay, n, it.TTL)...).Slice()
 	if err != nil {
 		return "", fmt.Errorf("rsmq: send to %q: %w", qname, err)
 	}
@@ -83,17 +93,20 @@ func (c *Client) SendMessage(ctx context.Context, qname, message string, delay i
 	return id, nil
 }
 
-func validateSend(qname, message string, delay int) (int, error) {
+func validateSend(qname, message string, delay, ttl int) (int, error) {
 	if err := ValidateQueueName(qname); err != nil {
 		return 0, err
 	}
 	if err := validateSeconds("delay", delay, true); err != nil {
 		return 0, err
 	}
+	if ttl < 0 || ttl > MaxTTL {
+		return 0, outOfRange("ttl", 0, MaxTTL)
+	}
 	return validateMessage(message)
 }
 
-func (c *Client) sendArgs(qname, id, message string, delay, length int) []any {
+func (c *Client) sendArgs(qname, id, message string, delay, length, ttl int) []any {
 	rt, durable := "0", "0"
 	if c.realtime {
 		rt = "1"
@@ -101,7 +114,7 @@ func (c *Client) sendArgs(qname, id, message string, delay, length int) []any {
 	if c.minReplicas > 0 {
 		durable = "1"
 	}
-	return []any{id, message, delay, length, rt, c.RealtimeChannel(qname), durable}
+	return []any{id, message, delay, length, rt, c.RealtimeChannel(qname), durable, ttl}
 }
 
 // sendStatus maps the send script's reply to an error and feeds the Redis
@@ -136,7 +149,7 @@ func (c *Client) SendBatch(ctx context.Context, items []SendItem) ([]SendResult,
 	lengths := make([]int, len(items))
 	valid := 0
 	for i, it := range items {
-		n, err := validateSend(it.Queue, it.Message, it.Delay)
+		n, err := validateSend(it.Queue, it.Message, it.Delay, it.TTL)
 		results[i].Err, lengths[i] = err, n
 		if err == nil {
 			valid++
@@ -163,7 +176,7 @@ func (c *Client) SendBatch(ctx context.Context, items []SendItem) ([]SendResult,
 			for _, i := range todo {
 				it := items[i]
 				sendScript.EvalSha(ctx, pipe, []string{c.hashKey(it.Queue), c.zsetKey(it.Queue)},
-					c.sendArgs(it.Queue, results[i].ID, it.Message, it.Delay, lengths[i])...)
+					c.sendArgs(it.Queue, results[i].ID, it.Message, it.Delay, lengths[i], it.TTL)...)
 			}
 			if c.minReplicas > 0 {
 				// Same pipeline, so same connection: WAIT counts the
@@ -246,7 +259,7 @@ type ReceiveOptions struct {
 	VT              int    // seconds; QueueDefault = queue's vt
 	Max             int    // 1..MaxBatch messages; 0 means 1
 	MaxReceiveCount int    // > 0: a message whose rc would exceed this is moved to DeadLetterQueue instead of returned
-	DeadLetterQueue string // required when MaxReceiveCount > 0; created (source queue's attributes) when missing
+	DeadLetterQueue string // required when MaxReceiveCount > 0; created (source queue's attributes) when missing; also where expired messages go
 }
 
 // ReceiveResult is the outcome of ReceiveMessages.
@@ -264,6 +277,17 @@ type ReceiveResult struct {
 	// Rejected lists malformed messages this call took out of the way
 	// instead of returning them (see Rejected).
 	Rejected []Rejected
+	// Expired lists messages this call found past their expiry and dropped
+	// instead of returning them (see Expired).
+	Expired []Expired
+}
+
+// Expired is a message a receive dropped because its ttl ran out: moved to
+// the dead-letter queue (Moved), or deleted (the queue says ExpiredDelete,
+// or no dead-letter queue was usable).
+type Expired struct {
+	ID    string
+	Moved bool
 }
 
 // Rejected is a message a receive would not return because it is not in
@@ -303,10 +327,10 @@ func (c *Client) ReceiveMessages(ctx context.Context, qname string, opts Receive
 		return nil, outOfRange("maxReceiveCount", 0, 1<<31-1)
 	}
 	keys := []string{c.hashKey(qname), c.zsetKey(qname)}
-	if opts.MaxReceiveCount > 0 {
-		if opts.DeadLetterQueue == "" {
-			return nil, missing("deadLetterQueue")
-		}
+	if opts.MaxReceiveCount > 0 && opts.DeadLetterQueue == "" {
+		return nil, missing("deadLetterQueue")
+	}
+	if opts.DeadLetterQueue != "" { // also where expired messages go
 		if ValidateQueueName(opts.DeadLetterQueue) != nil || opts.DeadLetterQueue == qname {
 			return nil, badFormat("deadLetterQueue")
 		}
@@ -328,10 +352,15 @@ func parseReceiveReply(qname string, res []any) (*ReceiveResult, error) {
 		reason, _ := res[1].(string)
 		return nil, fmt.Errorf("%w: queue %q: %s", ErrCorrupt, qname, reason)
 	}
-	if len(res) != 6 {
+	if len(res) != 7 {
 		return nil, fmt.Errorf("rsmq: receive from %q: unexpected reply %v", qname, res)
 	}
 	out := &ReceiveResult{NextVisible: toInt64(res[1]), Now: toInt64(res[4])}
+	exp, _ := res[6].([]any)
+	for i := 0; i+1 < len(exp); i += 2 {
+		id, _ := exp[i].(string)
+		out.Expired = append(out.Expired, Expired{ID: id, Moved: toInt64(exp[i+1]) == 1})
+	}
 	rej, _ := res[5].([]any)
 	for i := 0; i+2 < len(rej); i += 3 {
 		id, _ := rej[i].(string)
@@ -391,7 +420,7 @@ func (c *Client) DeleteMessage(ctx context.Context, qname, id string) (bool, err
 	}
 	pipe := c.rdb.TxPipeline()
 	zrem := pipe.ZRem(ctx, c.zsetKey(qname), id)
-	hdel := pipe.HDel(ctx, c.hashKey(qname), id, id+":rc", id+":fr")
+	hdel := pipe.HDel(ctx, c.hashKey(qname), id, id+":rc", id+":fr", id+expirySuffix)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return false, fmt.Errorf("rsmq: delete %s from %q: %w", id, qname, err)
 	}

@@ -107,7 +107,11 @@ end
 ` + luaAttrs)
 
 // sendScript: KEYS hash, zset; ARGV id, body, delay (-1 = queue's),
-// UTF-16 length, realtime ("1"/"0"), realtime channel, durable ("1"/"0").
+// UTF-16 length, realtime ("1"/"0"), realtime channel, durable ("1"/"0"),
+// ttl seconds (0 = none).
+//
+// A ttl stores the field "<id>:exp" = send time + ttl (ms, Redis time) in the
+// queue's hash, beside the body; Node rsmq never reads it (see expiryField).
 //
 // Idempotent: the id is fixed by the client before the first attempt, so a
 // retried attempt finds the id field and returns 2 without a second ZADD,
@@ -132,6 +136,8 @@ local delay = tonumber(ARGV[3])
 if delay < 0 then delay = tonumber(q[2]) end
 redis.call('ZADD', KEYS[2], ts + delay * 1000, ARGV[1])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local ttl = tonumber(ARGV[8])
+if ttl and ttl > 0 then redis.call('HSET', KEYS[1], ARGV[1] .. ':exp', ts + ttl * 1000) end
 redis.call('HINCRBY', KEYS[1], 'totalsent', 1)
 if ARGV[5] == '1' then
 	redis.call('PUBLISH', ARGV[6], redis.call('ZCARD', KEYS[2]))
@@ -172,27 +178,42 @@ const (
 	rejectMinHide = 30 // seconds a rejected message that cannot move is hidden, at least
 )
 
+// Expiry, shared with Go: the field suffix of a message's expiry and the
+// queue hash field that says what receive does with an expired message.
+const (
+	expirySuffix = ":exp"         // "<id>:exp" = expiry, unix ms (Redis time)
+	expiredField = "wsmq:expired" // ExpiredToDLQ (default when absent) or ExpiredDelete
+)
+
 // luaReceiveOne defines receiveOne(hash, zset, dlq hash, dlq zset, QUEUES,
 // vt (-1 = queue's), max, maxReceiveCount (0 = none), dlq name).
 //
 // Each of up to max visible messages is received as Node's receiveMessage
 // does (score ts+vt*1000, totalrecv+1, rc+1, fr = ts on the first receive),
 // except that:
+//
 //   - a message whose new rc would exceed maxReceiveCount moves to the
 //     dead-letter queue (created with the source's attributes when missing);
+//
 //   - a malformed message (id not of the RSMQ form, rc not an integer, fr
 //     not a number) is rejected: it moves to the dead-letter queue as well
 //     (body only, so it starts there with a clean rc), or, without a usable
 //     dead-letter queue, is hidden for the vt (at least rejectMinHide) so it
 //     cannot block the head of the queue.
 //
+//   - a message whose "<id>:exp" is at or before now is expired: never
+//     received, it moves to the dead-letter queue, or is deleted when the
+//     queue's "wsmq:expired" field is "delete" or no dead-letter queue is
+//     usable. An "<id>:exp" that is not a number is ignored.
+//
 // Returns {1, next visible score or '0', {id, body, rc, fr, ...}, {dead ids},
-// ts, {rejected id, reason, moved (1/0), ...}}, {-1} when the queue does not
+// ts, {rejected id, reason, moved (1/0), ...}, {expired id, moved (1/0),
+// ...}}, {-1} when the queue does not
 // exist, or {-2, reason} when the queue's own keys are unusable (wrong type,
 // non-numeric vt). It never raises an error.
 var luaReceiveOne = luaChecks + `
 local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName)
-	local q = redis.pcall('HMGET', kh, 'vt', 'delay', 'maxsize')
+	local q = redis.pcall('HMGET', kh, 'vt', 'delay', 'maxsize', 'wsmq:expired')
 	if errOf(q) then return {-2, 'queue hash: ' .. errOf(q)} end
 	if not q[1] or not q[2] or not q[3] then return {-1} end
 	local vt = tonumber(vtArg)
@@ -201,11 +222,11 @@ local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName)
 	local mrc = tonumber(mrcArg)
 	local ids = redis.pcall('ZRANGEBYSCORE', kz, '-inf', ts, 'LIMIT', 0, tonumber(maxArg))
 	if errOf(ids) then return {-2, 'queue zset: ' .. errOf(ids)} end
-	local msgs, dead, rejected = {}, {}, {}
+	local msgs, dead, rejected, expired = {}, {}, {}, {}
 	local dlq = nil -- nil: not prepared yet, then true (usable) or false
 	local function dlqReady()
 		if dlq == nil then
-			dlq = mrc > 0 and kdh ~= nil and typeIs(kdh, 'hash') and typeIs(kdz, 'zset')
+			dlq = kdh ~= nil and kdh ~= kh and typeIs(kdh, 'hash') and typeIs(kdz, 'zset')
 			if dlq then
 				redis.call('HSETNX', kdh, 'vt', q[1])
 				redis.call('HSETNX', kdh, 'delay', q[2])
@@ -219,7 +240,7 @@ local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName)
 	end
 	-- moveOut moves id to the dead-letter queue (false when it cannot).
 	local function moveOut(id, body)
-		if not dlqReady() then
+		if mrc <= 0 or not dlqReady() then
 			redis.call('ZADD', kz, ts + math.max(vt, ` + strconv.Itoa(rejectMinHide) + `) * 1000, id)
 			return false
 		end
@@ -229,7 +250,7 @@ local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName)
 			redis.pcall('HINCRBY', kdh, 'totalsent', 1)
 		end
 		redis.call('ZREM', kz, id)
-		redis.call('HDEL', kh, id, id .. ':rc', id .. ':fr')
+		redis.call('HDEL', kh, id, id .. ':rc', id .. ':fr', id .. ':exp')
 		return true
 	end
 	local function reject(id, body, reason)
@@ -238,11 +259,27 @@ local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName)
 		rejected[#rejected + 1] = reason
 		rejected[#rejected + 1] = moved and 1 or 0
 	end
+	-- expire drops an expired message: to the dead-letter queue, or deleted.
+	local function expire(id, body)
+		local moved = false
+		if q[4] ~= 'delete' and body and dlqReady() then
+			redis.call('ZADD', kdz, ts, id)
+			redis.call('HSET', kdh, id, body)
+			redis.pcall('HINCRBY', kdh, 'totalsent', 1)
+			moved = true
+		end
+		redis.call('ZREM', kz, id)
+		redis.call('HDEL', kh, id, id .. ':rc', id .. ':fr', id .. ':exp')
+		expired[#expired + 1] = id
+		expired[#expired + 1] = moved and 1 or 0
+	end
 	for _, id in ipairs(ids) do
 		local rckey, frkey = id .. ':rc', id .. ':fr'
-		local f = redis.call('HMGET', kh, id, rckey, frkey)
-		local body, rc, fr = f[1], f[2], f[3]
-		if not isID(id) then
+		local f = redis.call('HMGET', kh, id, rckey, frkey, id .. ':exp')
+		local body, rc, fr, exp = f[1], f[2], f[3], tonumber(f[4] or '')
+		if exp and exp <= ts and isID(id) then
+			expire(id, body)
+		elseif not isID(id) then
 			reject(id, body, '` + reasonID + `')
 		elseif not isCount(rc) then
 			reject(id, body, '` + reasonRC + `')
@@ -273,7 +310,7 @@ local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName)
 		end
 	end
 	local head = redis.call('ZRANGE', kz, 0, 0, 'WITHSCORES')
-	return {1, head[2] or '0', msgs, dead, ts, rejected}
+	return {1, head[2] or '0', msgs, dead, ts, rejected, expired}
 end
 `
 
@@ -310,7 +347,7 @@ local rc = redis.call('HINCRBY', KEYS[1], id .. ':rc', 1)
 local fr = ts
 if rc ~= 1 then fr = tonumber(redis.call('HGET', KEYS[1], id .. ':fr') or '0') end
 redis.call('ZREM', KEYS[2], id)
-redis.call('HDEL', KEYS[1], id, id .. ':rc', id .. ':fr')
+redis.call('HDEL', KEYS[1], id, id .. ':rc', id .. ':fr', id .. ':exp')
 return {1, id, body, rc, fr}
 `)
 
@@ -338,7 +375,7 @@ local function deleteReceipts(kh, kz, first, last)
 		local id = ARGV[i]
 		if redis.call('ZSCORE', kz, id) and (redis.call('HGET', kh, id .. ':rc') or '0') == ARGV[i + 1] then
 			redis.call('ZREM', kz, id)
-			redis.call('HDEL', kh, id, id .. ':rc', id .. ':fr')
+			redis.call('HDEL', kh, id, id .. ':rc', id .. ':fr', id .. ':exp')
 			n = n + 1
 		end
 	end
