@@ -36,7 +36,15 @@ type SendRequest struct {
 	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	// delay_seconds hides the message for this many seconds after sending,
 	// 0 to 9,999,999. 0 (or unset) uses the queue's default delay.
-	DelaySeconds  int64 `protobuf:"varint,3,opt,name=delay_seconds,json=delaySeconds,proto3" json:"delay_seconds,omitempty"`
+	DelaySeconds int64 `protobuf:"varint,3,opt,name=delay_seconds,json=delaySeconds,proto3" json:"delay_seconds,omitempty"`
+	// ttl_seconds is the message's time to live from its send, 0 to
+	// 9,999,999 seconds. A message whose ttl ran out is never delivered: the
+	// gateway moves it to the queue's dead-letter queue "<queue>-dlq", or
+	// deletes it when the queue's "wsmq:expired" hash field is "delete".
+	// 0 (or unset) uses the publisher's default (WSMQ_QUEUE_TTL; 0 there
+	// means the message never expires). A delay at or past the ttl makes a
+	// message that expires before it is visible.
+	TtlSeconds    int64 `protobuf:"varint,4,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -88,6 +96,13 @@ func (x *SendRequest) GetMessage() string {
 func (x *SendRequest) GetDelaySeconds() int64 {
 	if x != nil {
 		return x.DelaySeconds
+	}
+	return 0
+}
+
+func (x *SendRequest) GetTtlSeconds() int64 {
+	if x != nil {
+		return x.TtlSeconds
 	}
 	return 0
 }
@@ -299,11 +314,13 @@ var File_wsmq_publisher_v1_publisher_proto protoreflect.FileDescriptor
 
 const file_wsmq_publisher_v1_publisher_proto_rawDesc = "" +
 	"\n" +
-	"!wsmq/publisher/v1/publisher.proto\x12\x11wsmq.publisher.v1\"b\n" +
+	"!wsmq/publisher/v1/publisher.proto\x12\x11wsmq.publisher.v1\"\x83\x01\n" +
 	"\vSendRequest\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12#\n" +
-	"\rdelay_seconds\x18\x03 \x01(\x03R\fdelaySeconds\"\x1e\n" +
+	"\rdelay_seconds\x18\x03 \x01(\x03R\fdelaySeconds\x12\x1f\n" +
+	"\vttl_seconds\x18\x04 \x01(\x03R\n" +
+	"ttlSeconds\"\x1e\n" +
 	"\fSendResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"H\n" +
 	"\x10SendBatchRequest\x124\n" +
