@@ -120,7 +120,7 @@ func run(ctx context.Context, args []string, env pkgconfig.Env, h hooks) error {
 		HighWater: cfg.MemoryHighWater, Interval: cfg.MemoryInterval, Log: log,
 		Usage: func(ctx context.Context) (int64, int64, error) { return redisconn.MemoryUsage(ctx, rdb) },
 	}
-	handler := server.New(queues, server.Options{MaxBatch: cfg.MaxBatch, Queue: cfg.Queue, CallTimeout: cfg.CallTimeout,
+	handler := server.New(queues, server.Options{MaxBatch: cfg.MaxBatch, Queue: cfg.Queue, DefaultTTL: cfg.QueueTTL, CallTimeout: cfg.CallTimeout,
 		Admit: memory.Check}, m, log)
 
 	var creds []grpc.ServerOption

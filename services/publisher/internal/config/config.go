@@ -30,6 +30,7 @@ type Config struct {
 	GRPCMaxMsgBytes int              // max gRPC message size, both directions
 	MaxBatch        int              // most items per SendBatch
 	Queue           rsmq.QueueConfig // attributes of queues created on first send (WSMQ_QUEUE_*)
+	QueueTTL        int              // seconds; ttl of a message sent without one (WSMQ_QUEUE_TTL), 0 = none
 	CallTimeout     time.Duration    // deadline of the Redis work of one RPC
 	ShutdownTimeout time.Duration    // how long in-flight calls may finish on SIGTERM
 	HealthInterval  time.Duration    // how often Redis is pinged for the health service
@@ -84,6 +85,8 @@ func settings(c *Config) *config.Set {
 	s.Int(&c.GRPCMaxMsgBytes, "grpc-max-msg-bytes", "WSMQ_GRPC_MAX_MSG_BYTES", DefaultGRPCMaxMsgBytes, 1024, maxGRPCMsgSize, "max gRPC message size in bytes")
 	s.Int(&c.MaxBatch, "max-batch", "WSMQ_PUBLISHER_MAX_BATCH", rsmq.MaxBatch, 1, rsmq.MaxBatch, "most items per SendBatch")
 	s.QueueDefaults(&c.Queue)
+	s.Int(&c.QueueTTL, "queue-ttl", "WSMQ_QUEUE_TTL", 0, 0, rsmq.MaxTTL,
+		"ttl (s) of a message sent without ttl_seconds; an expired message is never delivered; 0 = messages do not expire")
 	s.Duration(&c.CallTimeout, "call-timeout", "WSMQ_PUBLISHER_CALL_TIMEOUT", DefaultCallTimeout, 10*time.Millisecond, time.Minute, "deadline of the Redis work of one RPC")
 	s.ShutdownTimeout(&c.ShutdownTimeout, "WSMQ_PUBLISHER_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout)
 	s.Duration(&c.HealthInterval, "health-interval", "WSMQ_PUBLISHER_HEALTH_INTERVAL", DefaultHealthInterval, 10*time.Millisecond, time.Minute, "Redis ping interval of the health service")
