@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/wsmq/wsmq/pkg/rsmq"
 )
@@ -260,5 +261,68 @@ func TestTTLOutOfRangeIsRefusedNamingTheField(t *testing.T) {
 	}
 	if _, err := e.q.SendItem(e.ctx, rsmq.SendItem{Queue: "q", Message: "x", TTL: rsmq.MaxTTL}); err != nil {
 		t.Fatalf("ttl MaxTTL: %v", err)
+	}
+}
+
+func TestStatusFollowsAMessageThroughItsLife(t *testing.T) {
+	e := newEnv(t, rsmq.Options{})
+	on := rsmq.New(e.raw, rsmq.Options{StatusTTL: time.Hour})
+	e.createQueue(t, "q", 30)
+	e.createQueue(t, "off", 30)
+	status := func(q, id string) rsmq.MessageStatus {
+		t.Helper()
+		st, err := e.q.GetStatus(e.ctx, q, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return *st
+	}
+	want := func(q, id string, w rsmq.MessageStatus) {
+		t.Helper()
+		if got := status(q, id); got != w {
+			t.Fatalf("status of %s in %s = %+v, want %+v", id, q, got, w)
+		}
+	}
+	// Sent by a Client with StatusTTL: queued, in flight, acknowledged.
+	acked, err := on.SendItem(e.ctx, rsmq.SendItem{Queue: "q", Message: "a", Delay: rsmq.QueueDefault})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want("q", acked, rsmq.MessageStatus{Status: rsmq.StatusQueued})
+	m := e.receive(t, "q", 30)
+	want("q", acked, rsmq.MessageStatus{Status: rsmq.StatusInFlight, RC: 1})
+	if _, _, err := e.q.DeleteByReceiptsMulti(e.ctx, []rsmq.QueueReceipts{{Queue: "q", Receipts: []rsmq.Receipt{m.Receipt()}, Acked: true}}); err != nil {
+		t.Fatal(err)
+	}
+	want("q", acked, rsmq.MessageStatus{Status: rsmq.StatusAcknowledged})
+	if ttl, _ := e.raw.TTL(e.ctx, "rsmq:wsmq:status:q:"+acked).Result(); ttl <= 59*time.Minute || ttl > time.Hour {
+		t.Fatalf("status key ttl = %v, want the StatusTTL of 1h", ttl)
+	}
+	// Delivered (auto confirm), expired, dead-lettered.
+	delivered := e.send(t, "q", "d")
+	m = e.receive(t, "q", 30)
+	if _, _, err := e.q.DeleteByReceiptsMulti(e.ctx, []rsmq.QueueReceipts{{Queue: "q", Receipts: []rsmq.Receipt{m.Receipt()}}}); err != nil {
+		t.Fatal(err)
+	}
+	want("q", delivered, rsmq.MessageStatus{Status: rsmq.StatusDelivered})
+	expired := e.sendTTL(t, "q", "x", 0, 60)
+	e.expireNow(t, "q", expired)
+	dead := e.send(t, "q", "y")
+	for range 2 {
+		if _, err := e.q.ReceiveMessages(e.ctx, "q", rsmq.ReceiveOptions{VT: 0, Max: 5, MaxReceiveCount: 1, DeadLetterQueue: "q-dlq"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want("q", expired, rsmq.MessageStatus{Status: rsmq.StatusExpired})
+	want("q", dead, rsmq.MessageStatus{Status: rsmq.StatusDeadLettered, Reason: "max receive count"})
+	// A queue without status on records nothing: a deleted message is unknown.
+	plain := e.send(t, "off", "p")
+	m = e.receive(t, "off", 30)
+	if _, _, err := e.q.DeleteByReceiptsMulti(e.ctx, []rsmq.QueueReceipts{{Queue: "off", Receipts: []rsmq.Receipt{m.Receipt()}, Acked: true}}); err != nil {
+		t.Fatal(err)
+	}
+	want("off", plain, rsmq.MessageStatus{Status: rsmq.StatusUnknown})
+	if n, _ := e.raw.Keys(e.ctx, "rsmq:wsmq:status:off:*").Result(); len(n) != 0 {
+		t.Fatalf("status keys written for a queue with status off: %v", n)
 	}
 }

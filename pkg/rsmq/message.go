@@ -114,7 +114,7 @@ func (c *Client) sendArgs(qname, id, message string, delay, length, ttl int) []a
 	if c.minReplicas > 0 {
 		durable = "1"
 	}
-	return []any{id, message, delay, length, rt, c.RealtimeChannel(qname), durable, ttl}
+	return []any{id, message, delay, length, rt, c.RealtimeChannel(qname), durable, ttl, c.statusTTL}
 }
 
 // sendStatus maps the send script's reply to an error and feeds the Redis
@@ -336,7 +336,7 @@ func (c *Client) ReceiveMessages(ctx context.Context, qname string, opts Receive
 		}
 		keys = append(keys, c.hashKey(opts.DeadLetterQueue), c.zsetKey(opts.DeadLetterQueue), c.queuesKey())
 	}
-	res, err := receiveScript.Run(ctx, c.recv, keys, opts.VT, limit, opts.MaxReceiveCount, opts.DeadLetterQueue).Slice()
+	res, err := receiveScript.Run(ctx, c.recv, keys, opts.VT, limit, opts.MaxReceiveCount, opts.DeadLetterQueue, c.statusPrefix(qname)).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("rsmq: receive from %q: %w", qname, err)
 	}
@@ -602,7 +602,7 @@ func (c *Client) ReceiveFromQueues(ctx context.Context, vt, maxReceiveCount int,
 			dlq = r.Queue // never written: only used when maxReceiveCount > 0
 		}
 		keys = append(keys, c.hashKey(r.Queue), c.zsetKey(r.Queue), c.hashKey(dlq), c.zsetKey(dlq))
-		args = append(args, limit, dlq)
+		args = append(args, limit, dlq, c.statusPrefix(r.Queue))
 	}
 	if len(reqs) == 0 {
 		return nil, nil, nil
@@ -627,6 +627,10 @@ func (c *Client) ReceiveFromQueues(ctx context.Context, vt, maxReceiveCount int,
 type QueueReceipts struct {
 	Queue    string
 	Receipts []Receipt
+	// Acked says the deliveries were acknowledged by the client (manual
+	// mode) rather than confirmed by the gateway (auto): the delivery
+	// status recorded, when the queue has status on.
+	Acked bool
 }
 
 // SkippedReceipt is a receipt DeleteByReceiptsMulti could not act on: an
@@ -661,7 +665,11 @@ func (c *Client) DeleteByReceiptsMulti(ctx context.Context, batches []QueueRecei
 		}
 		ra, _ := receiptArgs(b.Queue, good) // validated above
 		keys = append(keys, c.hashKey(b.Queue), c.zsetKey(b.Queue))
-		args = append(args, len(good))
+		word := StatusDelivered
+		if b.Acked {
+			word = StatusAcknowledged
+		}
+		args = append(args, len(good), string(word), c.statusPrefix(b.Queue))
 		args = append(args, ra...)
 		sent = append(sent, QueueReceipts{Queue: b.Queue, Receipts: good})
 	}

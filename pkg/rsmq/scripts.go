@@ -108,7 +108,8 @@ end
 
 // sendScript: KEYS hash, zset; ARGV id, body, delay (-1 = queue's),
 // UTF-16 length, realtime ("1"/"0"), realtime channel, durable ("1"/"0"),
-// ttl seconds (0 = none).
+// ttl seconds (0 = none), status ttl seconds (0 = leave the queue's
+// "wsmq:status" as it is, else set it: delivery status on).
 //
 // A ttl stores the field "<id>:exp" = send time + ttl (ms, Redis time) in the
 // queue's hash, beside the body; Node rsmq never reads it (see expiryField).
@@ -138,6 +139,7 @@ redis.call('ZADD', KEYS[2], ts + delay * 1000, ARGV[1])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 local ttl = tonumber(ARGV[8])
 if ttl and ttl > 0 then redis.call('HSET', KEYS[1], ARGV[1] .. ':exp', ts + ttl * 1000) end
+if ARGV[9] and ARGV[9] ~= '0' then redis.call('HSET', KEYS[1], 'wsmq:status', ARGV[9]) end
 redis.call('HINCRBY', KEYS[1], 'totalsent', 1)
 if ARGV[5] == '1' then
 	redis.call('PUBLISH', ARGV[6], redis.call('ZCARD', KEYS[2]))
@@ -212,8 +214,8 @@ const (
 // exist, or {-2, reason} when the queue's own keys are unusable (wrong type,
 // non-numeric vt). It never raises an error.
 var luaReceiveOne = luaChecks + `
-local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName)
-	local q = redis.pcall('HMGET', kh, 'vt', 'delay', 'maxsize', 'wsmq:expired')
+local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName, stPrefix)
+	local q = redis.pcall('HMGET', kh, 'vt', 'delay', 'maxsize', 'wsmq:expired', 'wsmq:status')
 	if errOf(q) then return {-2, 'queue hash: ' .. errOf(q)} end
 	if not q[1] or not q[2] or not q[3] then return {-1} end
 	local vt = tonumber(vtArg)
@@ -223,6 +225,13 @@ local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName)
 	local ids = redis.pcall('ZRANGEBYSCORE', kz, '-inf', ts, 'LIMIT', 0, tonumber(maxArg))
 	if errOf(ids) then return {-2, 'queue zset: ' .. errOf(ids)} end
 	local msgs, dead, rejected, expired = {}, {}, {}, {}
+	local stTTL = tonumber(q[5] or '')
+	-- status records id's final state when the queue has status on.
+	local function status(id, word)
+		if stTTL and stTTL > 0 and stPrefix then
+			redis.call('SET', stPrefix .. id, word, 'EX', math.floor(stTTL))
+		end
+	end
 	local dlq = nil -- nil: not prepared yet, then true (usable) or false
 	local function dlqReady()
 		if dlq == nil then
@@ -255,6 +264,7 @@ local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName)
 	end
 	local function reject(id, body, reason)
 		local moved = moveOut(id, body)
+		if moved then status(id, 'dead_lettered:' .. reason) end
 		rejected[#rejected + 1] = id
 		rejected[#rejected + 1] = reason
 		rejected[#rejected + 1] = moved and 1 or 0
@@ -270,6 +280,7 @@ local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName)
 		end
 		redis.call('ZREM', kz, id)
 		redis.call('HDEL', kh, id, id .. ':rc', id .. ':fr', id .. ':exp')
+		status(id, 'expired')
 		expired[#expired + 1] = id
 		expired[#expired + 1] = moved and 1 or 0
 	end
@@ -287,6 +298,7 @@ local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName)
 			reject(id, body, '` + reasonFR + `')
 		elseif mrc > 0 and tonumber(rc or '0') + 1 > mrc then
 			if moveOut(id, body) then
+				status(id, 'dead_lettered:max receive count')
 				dead[#dead + 1] = id
 			else
 				rejected[#rejected + 1] = id
@@ -315,21 +327,22 @@ end
 `
 
 // receiveScript: KEYS hash, zset[, dlq hash, dlq zset, QUEUES];
-// ARGV vt (-1 = queue's), max, maxReceiveCount (0 = none), dlq name.
-// One queue's receiveOne.
+// ARGV vt (-1 = queue's), max, maxReceiveCount (0 = none), dlq name,
+// status key prefix. One queue's receiveOne.
 var receiveScript = redis.NewScript(luaAllowOOM + luaNow + luaReceiveOne + `
-return receiveOne(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+return receiveOne(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 `)
 
 // receiveMultiScript: KEYS QUEUES, then per queue hash, zset, dlq hash, dlq
-// zset; ARGV vt, maxReceiveCount, then per queue max, dlq name. Runs
+// zset; ARGV vt, maxReceiveCount, then per queue max, dlq name, status key
+// prefix. Runs
 // receiveOne for each queue in order; returns one reply per queue.
 var receiveMultiScript = redis.NewScript(luaAllowOOM + luaNow + luaReceiveOne + `
 local out = {}
 for i = 0, (#KEYS - 1) / 4 - 1 do
 	local k = 2 + i * 4
 	out[i + 1] = receiveOne(KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[1],
-		ARGV[1], ARGV[3 + i * 2], ARGV[2], ARGV[4 + i * 2])
+		ARGV[1], ARGV[3 + i * 3], ARGV[2], ARGV[4 + i * 3], ARGV[5 + i * 3])
 end
 return out
 `)
@@ -360,22 +373,27 @@ redis.call('ZADD', KEYS[2], ts + tonumber(ARGV[2]) * 1000, ARGV[1])
 return 1
 `)
 
-// luaDeleteReceipts defines deleteReceipts(hash, zset, first, last): for
-// ARGV[first..last] as id, rc pairs, deletes each message that still exists
-// with stored rc equal to its receipt's rc. Returns how many were deleted,
+// luaDeleteReceipts defines deleteReceipts(hash, zset, first, last, word,
+// status prefix): for ARGV[first..last] as id, rc pairs, deletes each message
+// that still exists with stored rc equal to its receipt's rc, and, when the
+// queue has status on ("wsmq:status" = seconds), records word as its
+// delivery status for that long (one HGET per queue when off). Returns how many were deleted,
 // or nil and a reason when the queue's keys have the wrong type (nothing
 // is then touched).
 const luaDeleteReceipts = luaChecks + `
-local function deleteReceipts(kh, kz, first, last)
+local function deleteReceipts(kh, kz, first, last, word, stPrefix)
 	if not typeIs(kh, 'hash') or not typeIs(kz, 'zset') then
 		return nil, 'queue keys have the wrong type'
 	end
+	local stTTL = tonumber(redis.call('HGET', kh, 'wsmq:status') or '')
+	if stTTL and stTTL <= 0 then stTTL = nil end
 	local n = 0
 	for i = first, last, 2 do
 		local id = ARGV[i]
 		if redis.call('ZSCORE', kz, id) and (redis.call('HGET', kh, id .. ':rc') or '0') == ARGV[i + 1] then
 			redis.call('ZREM', kz, id)
 			redis.call('HDEL', kh, id, id .. ':rc', id .. ':fr', id .. ':exp')
+			if stTTL then redis.call('SET', stPrefix .. id, word, 'EX', math.floor(stTTL)) end
 			n = n + 1
 		end
 	end
@@ -384,21 +402,21 @@ end
 `
 
 // deleteMultiScript: KEYS per queue hash, zset; ARGV per queue the number of
-// receipts followed by their id, rc pairs. Returns {deleted, {index of a
+// receipts, the status word, the status key prefix, then the id, rc pairs. Returns {deleted, {index of a
 // skipped queue (0-based), reason, ...}}: a queue whose keys have the wrong
 // type is skipped alone.
 var deleteMultiScript = redis.NewScript(luaAllowOOM + luaDeleteReceipts + `
 local n, a, skipped = 0, 1, {}
 for k = 1, #KEYS, 2 do
 	local count = tonumber(ARGV[a])
-	local d, err = deleteReceipts(KEYS[k], KEYS[k + 1], a + 1, a + 2 * count)
+	local d, err = deleteReceipts(KEYS[k], KEYS[k + 1], a + 3, a + 2 + 2 * count, ARGV[a + 1], ARGV[a + 2])
 	if d then
 		n = n + d
 	else
 		skipped[#skipped + 1] = (k - 1) / 2
 		skipped[#skipped + 1] = err
 	end
-	a = a + 1 + 2 * count
+	a = a + 3 + 2 * count
 end
 return {n, skipped}
 `)

@@ -7,6 +7,8 @@
 package main
 
 import (
+	"time"
+
 	"context"
 	"errors"
 	"flag"
@@ -110,7 +112,7 @@ func run(ctx context.Context, args []string, env pkgconfig.Env, h hooks) error {
 	}
 	queues := rsmq.New(rdb, rsmq.Options{Namespace: cfg.Namespace, Realtime: true,
 		MinReplicas: cfg.MinReplicas, ReplicaTimeout: cfg.ReplicaTimeout,
-		OnReplicaTimeout: func(int) { m.ReplicaTimeouts.Inc() }})
+		OnReplicaTimeout: func(int) { m.ReplicaTimeouts.Inc() }, StatusTTL: statusTTL(cfg)})
 	if cfg.MinReplicas > 0 {
 		checkDurability(ctx, rdb, cfg.MinReplicas, log)
 	}
@@ -203,4 +205,12 @@ type redisLog struct{ log *slog.Logger }
 
 func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
 	l.log.DebugContext(ctx, fmt.Sprintf(format, v...))
+}
+
+// statusTTL is the rsmq StatusTTL: cfg.StatusTTL with receipts on, else 0.
+func statusTTL(cfg config.Config) time.Duration {
+	if !cfg.Receipts {
+		return 0
+	}
+	return cfg.StatusTTL
 }

@@ -344,3 +344,46 @@ func (s *Server) logFailure(method, queue string, code codes.Code, err error) {
 	}
 	s.log.Log(context.Background(), level, "call failed", "method", method, "queue", queue, "code", code.String(), "err", err)
 }
+
+// GetStatus reports the delivery status of one message.
+func (s *Server) GetStatus(ctx context.Context, req *publisherv1.GetStatusRequest) (*publisherv1.GetStatusResponse, error) {
+	start := time.Now()
+	resp, err := s.getStatus(ctx, req)
+	st := toStatus(ctx, err)
+	s.m.Observe("GetStatus", start, st.Code(), 0)
+	if err != nil {
+		s.logFailure("GetStatus", req.GetQueue(), st.Code(), err)
+		return nil, st.Err()
+	}
+	return resp, nil
+}
+
+var statusStates = map[rsmq.Status]publisherv1.MessageState{
+	rsmq.StatusQueued:       publisherv1.MessageState_MESSAGE_STATE_QUEUED,
+	rsmq.StatusInFlight:     publisherv1.MessageState_MESSAGE_STATE_IN_FLIGHT,
+	rsmq.StatusDelivered:    publisherv1.MessageState_MESSAGE_STATE_DELIVERED,
+	rsmq.StatusAcknowledged: publisherv1.MessageState_MESSAGE_STATE_ACKNOWLEDGED,
+	rsmq.StatusDeadLettered: publisherv1.MessageState_MESSAGE_STATE_DEAD_LETTERED,
+	rsmq.StatusExpired:      publisherv1.MessageState_MESSAGE_STATE_EXPIRED,
+	rsmq.StatusUnknown:      publisherv1.MessageState_MESSAGE_STATE_UNKNOWN,
+}
+
+func (s *Server) getStatus(ctx context.Context, req *publisherv1.GetStatusRequest) (*publisherv1.GetStatusResponse, error) {
+	if err := rsmq.ValidateQueueName(req.GetQueue()); err != nil {
+		return nil, &FieldError{Field: "queue", Rule: queueRule}
+	}
+	if err := rsmq.ValidateID(req.GetId()); err != nil {
+		return nil, &FieldError{Field: "id", Rule: "must be a 32-character RSMQ id ([a-zA-Z0-9:]{32})"}
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
+	defer cancel()
+	ms, err := s.q.GetStatus(ctx, req.GetQueue(), req.GetId())
+	if err != nil {
+		return nil, fmt.Errorf("status of %s in %s: %w", req.GetId(), req.GetQueue(), err)
+	}
+	state, ok := statusStates[ms.Status]
+	if !ok {
+		state = publisherv1.MessageState_MESSAGE_STATE_UNKNOWN
+	}
+	return &publisherv1.GetStatusResponse{State: state, ReceiveCount: ms.RC, Reason: ms.Reason}, nil
+}
