@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	publisherv1 "github.com/wsmq/wsmq/gen/wsmq/publisher/v1"
 )
@@ -75,5 +77,46 @@ func TestWithoutTTLOrQueueDefaultNoExpiryIsStored(t *testing.T) {
 	}
 	if d := e.expiryOf(t, "q", res.GetId()); d != -1 {
 		t.Fatalf("message without ttl has an expiry %d ms after send", d)
+	}
+}
+
+func TestReceiptsOffLeavesQueuesWithoutStatusAndOnMarksThem(t *testing.T) {
+	off := start(t, nil)
+	if _, err := off.api.Send(authed(t, testKey), &publisherv1.SendRequest{Queue: "q", Message: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := off.rdb.HExists(t.Context(), "rsmq:q:Q", "wsmq:status").Result(); ok {
+		t.Fatal("receipts off marked the queue for status")
+	}
+	on := start(t, map[string]string{"WSMQ_PUBLISHER_RECEIPTS": "1", "WSMQ_STATUS_TTL": "90m"})
+	if _, err := on.api.Send(authed(t, testKey), &publisherv1.SendRequest{Queue: "q", Message: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := on.rdb.HGet(t.Context(), "rsmq:q:Q", "wsmq:status").Result(); v != "5400" {
+		t.Fatalf("wsmq:status = %q, want 5400 (90m)", v)
+	}
+}
+
+func TestGetStatusValidatesQueueAndID(t *testing.T) {
+	e := start(t, nil)
+	ctx := authed(t, testKey)
+	for _, c := range []struct {
+		req  *publisherv1.GetStatusRequest
+		want string
+	}{
+		{&publisherv1.GetStatusRequest{Queue: "a b", Id: strings.Repeat("a", 32)}, "queue: must match"},
+		{&publisherv1.GetStatusRequest{Queue: "q", Id: "short"}, "id: must be a 32-character RSMQ id"},
+	} {
+		_, err := e.api.GetStatus(ctx, c.req)
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), c.want) {
+			t.Errorf("GetStatus(%v) = %v, want InvalidArgument %q", c.req, err, c.want)
+		}
+	}
+	r, err := e.api.GetStatus(ctx, &publisherv1.GetStatusRequest{Queue: "q", Id: strings.Repeat("a", 32)})
+	if err != nil || r.GetState() != publisherv1.MessageState_MESSAGE_STATE_UNKNOWN {
+		t.Fatalf("GetStatus of an unknown message = %v, %v", r, err)
+	}
+	if _, err := e.api.GetStatus(context.Background(), &publisherv1.GetStatusRequest{Queue: "q", Id: strings.Repeat("a", 32)}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("GetStatus without a key = %v, want Unauthenticated", err)
 	}
 }
