@@ -245,7 +245,9 @@ func isRedisError(err error) bool {
 
 // ReceiveMessage receives the first visible message of qname and hides it
 // for vt seconds (QueueDefault: the queue's vt). It returns (nil, nil) when
-// no message is visible. One round trip.
+// no message is visible, and also when the first visible message had
+// expired: that one is then deleted (no dead-letter queue here), and a
+// second call returns the next. One round trip.
 func (c *Client) ReceiveMessage(ctx context.Context, qname string, vt int) (*Message, error) {
 	res, err := c.ReceiveMessages(ctx, qname, ReceiveOptions{VT: vt, Max: 1})
 	if err != nil || len(res.Messages) == 0 {
@@ -388,7 +390,8 @@ func newMessage(id, body, rc, fr any) Message {
 }
 
 // PopMessage receives the first visible message of qname and deletes it in
-// one step; (nil, nil) when none is visible. One round trip.
+// one step; (nil, nil) when none is visible. One round trip. Like Node's
+// popMessage it does not check a message's expiry.
 func (c *Client) PopMessage(ctx context.Context, qname string) (*Message, error) {
 	if err := ValidateQueueName(qname); err != nil {
 		return nil, err
