@@ -15,8 +15,11 @@ import (
 // the field, and its ids, bodies, rc and fr are unchanged. What a Node
 // consumer sees: it receives the message even after it expired (only wsmq's
 // receive checks the expiry), and its deleteMessage removes id, id:rc and
-// id:fr only, so "<id>:exp" stays behind as an orphan field (about 50 bytes)
-// until SweepExpiryOrphans removes it. Every wsmq delete path (DeleteMessage,
+// id:fr only, so "<id>:exp" stays behind as an orphan field (about 50-100
+// bytes). wsmq's receive removes such orphans when it finds the queue empty
+// (one bounded HSCAN step per receive, only while the hash holds more than
+// a queue's own fields); a queue that never empties keeps them until
+// SweepExpiryOrphans (bounded steps, for an operator or a job) runs. Every wsmq delete path (DeleteMessage,
 // the receipt deletes, pop, the dead-letter moves) removes the field with the
 // message's others.
 

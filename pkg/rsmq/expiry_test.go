@@ -326,3 +326,30 @@ func TestStatusFollowsAMessageThroughItsLife(t *testing.T) {
 		t.Fatalf("status keys written for a queue with status off: %v", n)
 	}
 }
+
+func TestReceiveOfAnEmptiedQueueSweepsExpiryFieldsANodeDeleteLeft(t *testing.T) {
+	e := newEnv(t, rsmq.Options{})
+	e.createQueue(t, "q", 30)
+	for i := 0; i < 20; i++ {
+		id := e.sendTTL(t, "q", "m", 0, 600)
+		e.raw.ZRem(e.ctx, "rsmq:q", id) // Node's deleteMessage
+		e.raw.HDel(e.ctx, "rsmq:q:Q", id, id+":rc", id+":fr")
+	}
+	if _, err := e.q.ReceiveMessages(e.ctx, "q", rsmq.ReceiveOptions{VT: rsmq.QueueDefault}); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.hashFields(t, "q"); !sameFields(got, queueAttrFields...) {
+		t.Fatalf("hash fields after the receive of the emptied queue = %v", got)
+	}
+	// A queue that still holds a message keeps its fields: no scan.
+	live := e.sendTTL(t, "q", "live", 0, 600)
+	orphan := e.sendTTL(t, "q", "gone", 0, 600)
+	e.raw.ZRem(e.ctx, "rsmq:q", orphan)
+	e.raw.HDel(e.ctx, "rsmq:q:Q", orphan)
+	if m := e.receive(t, "q", 30); m == nil || m.ID != live {
+		t.Fatalf("received %+v, want %s", m, live)
+	}
+	if ok, _ := e.raw.HExists(e.ctx, "rsmq:q:Q", orphan+":exp").Result(); !ok {
+		t.Fatal("receive of a non-empty queue scanned its hash")
+	}
+}

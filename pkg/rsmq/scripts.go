@@ -187,6 +187,15 @@ const (
 	expiredField = "wsmq:expired" // ExpiredToDLQ (default when absent) or ExpiredDelete
 )
 
+// Orphan sweep of receive: a queue's hash holds at most queueOwnFields
+// fields of its own (vt, delay, maxsize, created, modified, totalsent,
+// totalrecv, wsmq:expired, wsmq:status); an empty queue with more is swept
+// orphanSweepCount fields (HSCAN COUNT) at a time.
+const (
+	queueOwnFields   = 9
+	orphanSweepCount = 100
+)
+
 // luaReceiveOne defines receiveOne(hash, zset, dlq hash, dlq zset, QUEUES,
 // vt (-1 = queue's), max, maxReceiveCount (0 = none), dlq name).
 //
@@ -322,6 +331,18 @@ local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName, 
 		end
 	end
 	local head = redis.call('ZRANGE', kz, 0, 0, 'WITHSCORES')
+	-- An empty queue holds no message, so an "<id>:exp" left in its hash
+	-- (by Node's deleteMessage) is an orphan: one bounded HSCAN step removes
+	-- some, only when the hash has more fields than a queue's own.
+	if not head[1] and redis.call('HLEN', kh) > ` + strconv.Itoa(queueOwnFields) + ` then
+		local r = redis.call('HSCAN', kh, 0, 'MATCH', '*` + expirySuffix + `', 'COUNT', ` + strconv.Itoa(orphanSweepCount) + `)
+		for i = 1, #r[2], 2 do
+			local f = r[2][i]
+			if redis.call('HEXISTS', kh, string.sub(f, 1, #f - ` + strconv.Itoa(len(expirySuffix)) + `)) == 0 then
+				redis.call('HDEL', kh, f)
+			end
+		end
+	end
 	return {1, head[2] or '0', msgs, dead, ts, rejected, expired}
 end
 `
