@@ -25,6 +25,8 @@ const (
 	QueueDefault = -1
 	// MaxBatch is the most items per SendBatch and messages per ReceiveMessages.
 	MaxBatch = 1000
+	// MaxTTL is the longest message TTL, seconds (the bound of a delay).
+	MaxTTL = 9_999_999
 )
 
 // Options configures a Client. The zero value is Node rsmq's default.
@@ -53,6 +55,11 @@ type Options struct {
 	// OnReplicaTimeout, when set, is called when a durable send's WAIT
 	// returned fewer than MinReplicas confirmations (acked of them).
 	OnReplicaTimeout func(acked int)
+	// StatusTTL > 0 turns delivery status on for every queue sent to: the
+	// send marks the queue (its "wsmq:status" field = StatusTTL in seconds)
+	// and from then on receive and delete keep each message's final state
+	// for that long (see GetStatus). 0 leaves queues as they are.
+	StatusTTL time.Duration
 }
 
 // DefaultReplicaTimeout is Options.ReplicaTimeout's default.
@@ -70,6 +77,7 @@ type Client struct {
 	minReplicas      int
 	replicaTimeout   time.Duration
 	onReplicaTimeout func(acked int)
+	statusTTL        int // seconds, 0 = off
 }
 
 // New returns a Client on rdb. It does not contact Redis. The key layout
@@ -90,7 +98,8 @@ func New(rdb redis.UniversalClient, opts Options) *Client {
 	}
 	rt = max(rt, time.Millisecond) // WAIT's unit; WAIT n 0 would block forever
 	return &Client{rdb: rdb, recv: recv, ns: ns, prefix: ns + ":", realtime: opts.Realtime,
-		minReplicas: opts.MinReplicas, replicaTimeout: rt, onReplicaTimeout: opts.OnReplicaTimeout}
+		minReplicas: opts.MinReplicas, replicaTimeout: rt, onReplicaTimeout: opts.OnReplicaTimeout,
+		statusTTL: statusSeconds(opts.StatusTTL)}
 }
 
 // Namespace returns the key namespace, "rsmq" unless Options said otherwise.

@@ -74,6 +74,18 @@
 // source queue's vt, delay and maxsize, and a moved body is not checked
 // against an existing dead-letter queue's smaller maxsize.
 //
+// # Expiry and delivery status (wsmq extensions)
+//
+// A message sent with SendItem.TTL has one more hash field, "<id>:exp"
+// (expiry, unix ms); receive drops it once expired, in the same script
+// (ReceiveResult.Expired): to the dead-letter queue, or deleted when the
+// queue hash's "wsmq:expired" is "delete". Node rsmq reads and deletes such
+// messages as any other; its delete leaves "<id>:exp" behind (see
+// expiry.go and SweepExpiryOrphans), and a Node consumer receives a
+// message even after it expired. A queue whose hash has "wsmq:status"
+// (seconds) records each message's final state in
+// "<ns>:wsmq:status:<queue>:<id>" for that long (see status.go, GetStatus).
+//
 // The layout puts two keys of one queue (with different hash slots) in one
 // script, so the Client does not work on Redis Cluster.
 package rsmq

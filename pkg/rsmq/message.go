@@ -34,6 +34,10 @@ func (m *Message) Receipt() Receipt { return Receipt{ID: m.ID, RC: m.RC} }
 type SendItem struct {
 	Queue, Message string
 	Delay          int // seconds; QueueDefault = the queue's delay
+	// TTL is the message's time to live in seconds from its send, 0 to
+	// MaxTTL; 0 means none. Once it ran out the message is never received
+	// (see ReceiveMessages).
+	TTL int
 }
 
 // SendResult is the outcome of one SendItem: its id, or Err (a validation
@@ -55,14 +59,20 @@ type SendResult struct {
 // With Options.MinReplicas it runs as a SendBatch of one item: the script
 // and WAIT in one pipeline.
 func (c *Client) SendMessage(ctx context.Context, qname, message string, delay int) (string, error) {
+	return c.SendItem(ctx, SendItem{Queue: qname, Message: message, Delay: delay})
+}
+
+// SendItem is SendMessage with every option of a SendItem, e.g. a TTL.
+func (c *Client) SendItem(ctx context.Context, it SendItem) (string, error) {
+	qname, message, delay := it.Queue, it.Message, it.Delay
 	if c.minReplicas > 0 {
-		res, err := c.SendBatch(ctx, []SendItem{{Queue: qname, Message: message, Delay: delay}})
+		res, err := c.SendBatch(ctx, []SendItem{it})
 		if err != nil {
 			return "", err
 		}
 		return res[0].ID, res[0].Err
 	}
-	n, err := validateSend(qname, message, delay)
+	n, err := validateSend(qname, message, delay, it.TTL)
 	if err != nil {
 		return "", err
 	}
@@ -73,7 +83,7 @@ func (c *Client) SendMessage(ctx context.Context, qname, message string, delay i
 	id := makeID(prefixes[0])
 	sent := time.Now()
 	res, err := sendScript.Run(ctx, c.rdb, []string{c.hashKey(qname), c.zsetKey(qname)},
-		c.sendArgs(qname, id, message, delay, n)...).Slice()
+		c.sendArgs(qname, id, message, delay, n, it.TTL)...).Slice()
 	if err != nil {
 		return "", fmt.Errorf("rsmq: send to %q: %w", qname, err)
 	}
@@ -83,17 +93,20 @@ func (c *Client) SendMessage(ctx context.Context, qname, message string, delay i
 	return id, nil
 }
 
-func validateSend(qname, message string, delay int) (int, error) {
+func validateSend(qname, message string, delay, ttl int) (int, error) {
 	if err := ValidateQueueName(qname); err != nil {
 		return 0, err
 	}
 	if err := validateSeconds("delay", delay, true); err != nil {
 		return 0, err
 	}
+	if ttl < 0 || ttl > MaxTTL {
+		return 0, outOfRange("ttl", 0, MaxTTL)
+	}
 	return validateMessage(message)
 }
 
-func (c *Client) sendArgs(qname, id, message string, delay, length int) []any {
+func (c *Client) sendArgs(qname, id, message string, delay, length, ttl int) []any {
 	rt, durable := "0", "0"
 	if c.realtime {
 		rt = "1"
@@ -101,7 +114,7 @@ func (c *Client) sendArgs(qname, id, message string, delay, length int) []any {
 	if c.minReplicas > 0 {
 		durable = "1"
 	}
-	return []any{id, message, delay, length, rt, c.RealtimeChannel(qname), durable}
+	return []any{id, message, delay, length, rt, c.RealtimeChannel(qname), durable, ttl, c.statusTTL}
 }
 
 // sendStatus maps the send script's reply to an error and feeds the Redis
@@ -136,7 +149,7 @@ func (c *Client) SendBatch(ctx context.Context, items []SendItem) ([]SendResult,
 	lengths := make([]int, len(items))
 	valid := 0
 	for i, it := range items {
-		n, err := validateSend(it.Queue, it.Message, it.Delay)
+		n, err := validateSend(it.Queue, it.Message, it.Delay, it.TTL)
 		results[i].Err, lengths[i] = err, n
 		if err == nil {
 			valid++
@@ -163,7 +176,7 @@ func (c *Client) SendBatch(ctx context.Context, items []SendItem) ([]SendResult,
 			for _, i := range todo {
 				it := items[i]
 				sendScript.EvalSha(ctx, pipe, []string{c.hashKey(it.Queue), c.zsetKey(it.Queue)},
-					c.sendArgs(it.Queue, results[i].ID, it.Message, it.Delay, lengths[i])...)
+					c.sendArgs(it.Queue, results[i].ID, it.Message, it.Delay, lengths[i], it.TTL)...)
 			}
 			if c.minReplicas > 0 {
 				// Same pipeline, so same connection: WAIT counts the
@@ -232,7 +245,9 @@ func isRedisError(err error) bool {
 
 // ReceiveMessage receives the first visible message of qname and hides it
 // for vt seconds (QueueDefault: the queue's vt). It returns (nil, nil) when
-// no message is visible. One round trip.
+// no message is visible, and also when the first visible message had
+// expired: that one is then deleted (no dead-letter queue here), and a
+// second call returns the next. One round trip.
 func (c *Client) ReceiveMessage(ctx context.Context, qname string, vt int) (*Message, error) {
 	res, err := c.ReceiveMessages(ctx, qname, ReceiveOptions{VT: vt, Max: 1})
 	if err != nil || len(res.Messages) == 0 {
@@ -246,7 +261,7 @@ type ReceiveOptions struct {
 	VT              int    // seconds; QueueDefault = queue's vt
 	Max             int    // 1..MaxBatch messages; 0 means 1
 	MaxReceiveCount int    // > 0: a message whose rc would exceed this is moved to DeadLetterQueue instead of returned
-	DeadLetterQueue string // required when MaxReceiveCount > 0; created (source queue's attributes) when missing
+	DeadLetterQueue string // required when MaxReceiveCount > 0; created (source queue's attributes) when missing; also where expired messages go
 }
 
 // ReceiveResult is the outcome of ReceiveMessages.
@@ -264,6 +279,17 @@ type ReceiveResult struct {
 	// Rejected lists malformed messages this call took out of the way
 	// instead of returning them (see Rejected).
 	Rejected []Rejected
+	// Expired lists messages this call found past their expiry and dropped
+	// instead of returning them (see Expired).
+	Expired []Expired
+}
+
+// Expired is a message a receive dropped because its ttl ran out: moved to
+// the dead-letter queue (Moved), or deleted (the queue says ExpiredDelete,
+// or no dead-letter queue was usable).
+type Expired struct {
+	ID    string
+	Moved bool
 }
 
 // Rejected is a message a receive would not return because it is not in
@@ -303,16 +329,16 @@ func (c *Client) ReceiveMessages(ctx context.Context, qname string, opts Receive
 		return nil, outOfRange("maxReceiveCount", 0, 1<<31-1)
 	}
 	keys := []string{c.hashKey(qname), c.zsetKey(qname)}
-	if opts.MaxReceiveCount > 0 {
-		if opts.DeadLetterQueue == "" {
-			return nil, missing("deadLetterQueue")
-		}
+	if opts.MaxReceiveCount > 0 && opts.DeadLetterQueue == "" {
+		return nil, missing("deadLetterQueue")
+	}
+	if opts.DeadLetterQueue != "" { // also where expired messages go
 		if ValidateQueueName(opts.DeadLetterQueue) != nil || opts.DeadLetterQueue == qname {
 			return nil, badFormat("deadLetterQueue")
 		}
 		keys = append(keys, c.hashKey(opts.DeadLetterQueue), c.zsetKey(opts.DeadLetterQueue), c.queuesKey())
 	}
-	res, err := receiveScript.Run(ctx, c.recv, keys, opts.VT, limit, opts.MaxReceiveCount, opts.DeadLetterQueue).Slice()
+	res, err := receiveScript.Run(ctx, c.recv, keys, opts.VT, limit, opts.MaxReceiveCount, opts.DeadLetterQueue, c.statusPrefix(qname)).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("rsmq: receive from %q: %w", qname, err)
 	}
@@ -328,10 +354,15 @@ func parseReceiveReply(qname string, res []any) (*ReceiveResult, error) {
 		reason, _ := res[1].(string)
 		return nil, fmt.Errorf("%w: queue %q: %s", ErrCorrupt, qname, reason)
 	}
-	if len(res) != 6 {
+	if len(res) != 7 {
 		return nil, fmt.Errorf("rsmq: receive from %q: unexpected reply %v", qname, res)
 	}
 	out := &ReceiveResult{NextVisible: toInt64(res[1]), Now: toInt64(res[4])}
+	exp, _ := res[6].([]any)
+	for i := 0; i+1 < len(exp); i += 2 {
+		id, _ := exp[i].(string)
+		out.Expired = append(out.Expired, Expired{ID: id, Moved: toInt64(exp[i+1]) == 1})
+	}
 	rej, _ := res[5].([]any)
 	for i := 0; i+2 < len(rej); i += 3 {
 		id, _ := rej[i].(string)
@@ -359,7 +390,8 @@ func newMessage(id, body, rc, fr any) Message {
 }
 
 // PopMessage receives the first visible message of qname and deletes it in
-// one step; (nil, nil) when none is visible. One round trip.
+// one step; (nil, nil) when none is visible. One round trip. Like Node's
+// popMessage it does not check a message's expiry.
 func (c *Client) PopMessage(ctx context.Context, qname string) (*Message, error) {
 	if err := ValidateQueueName(qname); err != nil {
 		return nil, err
@@ -391,7 +423,7 @@ func (c *Client) DeleteMessage(ctx context.Context, qname, id string) (bool, err
 	}
 	pipe := c.rdb.TxPipeline()
 	zrem := pipe.ZRem(ctx, c.zsetKey(qname), id)
-	hdel := pipe.HDel(ctx, c.hashKey(qname), id, id+":rc", id+":fr")
+	hdel := pipe.HDel(ctx, c.hashKey(qname), id, id+":rc", id+":fr", id+expirySuffix)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return false, fmt.Errorf("rsmq: delete %s from %q: %w", id, qname, err)
 	}
@@ -573,7 +605,7 @@ func (c *Client) ReceiveFromQueues(ctx context.Context, vt, maxReceiveCount int,
 			dlq = r.Queue // never written: only used when maxReceiveCount > 0
 		}
 		keys = append(keys, c.hashKey(r.Queue), c.zsetKey(r.Queue), c.hashKey(dlq), c.zsetKey(dlq))
-		args = append(args, limit, dlq)
+		args = append(args, limit, dlq, c.statusPrefix(r.Queue))
 	}
 	if len(reqs) == 0 {
 		return nil, nil, nil
@@ -598,6 +630,10 @@ func (c *Client) ReceiveFromQueues(ctx context.Context, vt, maxReceiveCount int,
 type QueueReceipts struct {
 	Queue    string
 	Receipts []Receipt
+	// Acked says the deliveries were acknowledged by the client (manual
+	// mode) rather than confirmed by the gateway (auto): the delivery
+	// status recorded, when the queue has status on.
+	Acked bool
 }
 
 // SkippedReceipt is a receipt DeleteByReceiptsMulti could not act on: an
@@ -632,7 +668,11 @@ func (c *Client) DeleteByReceiptsMulti(ctx context.Context, batches []QueueRecei
 		}
 		ra, _ := receiptArgs(b.Queue, good) // validated above
 		keys = append(keys, c.hashKey(b.Queue), c.zsetKey(b.Queue))
-		args = append(args, len(good))
+		word := StatusDelivered
+		if b.Acked {
+			word = StatusAcknowledged
+		}
+		args = append(args, len(good), string(word), c.statusPrefix(b.Queue))
 		args = append(args, ra...)
 		sent = append(sent, QueueReceipts{Queue: b.Queue, Receipts: good})
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wsmq/wsmq/pkg/rsmq"
 )
@@ -177,4 +178,48 @@ func TestNodeRSMQReadsAndWritesTheSameQueues(t *testing.T) {
 func sentMS(id string) int64 {
 	us, _ := strconv.ParseInt(id[:10], 36, 64)
 	return us / 1000
+}
+
+// TestNodeRSMQReadsATTLMessageAndItsDeleteLeavesOnlyTheExpiry: a message
+// Go sent with a ttl, in a queue with wsmq's expiry and status fields, is an
+// ordinary message to Node; Node's deleteMessage leaves exactly "<id>:exp",
+// which SweepExpiryOrphans removes.
+func TestNodeRSMQReadsATTLMessageAndItsDeleteLeavesOnlyTheExpiry(t *testing.T) {
+	e := newEnv(t, rsmq.Options{})
+	node := newNodeRSMQ(t, e)
+	on := rsmq.New(e.raw, rsmq.Options{StatusTTL: time.Hour})
+	e.createQueue(t, "ttlq", 30)
+	if err := e.q.SetExpiredAction(e.ctx, "ttlq", rsmq.ExpiredDelete); err != nil {
+		t.Fatal(err)
+	}
+	id, err := on.SendItem(e.ctx, rsmq.SendItem{Queue: "ttlq", Message: "short-lived", Delay: rsmq.QueueDefault, TTL: 600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _ := node.call("getQueueAttributes", map[string]any{"qname": "ttlq"})
+	var attrs map[string]int64
+	if json.Unmarshal(res, &attrs) != nil || attrs["msgs"] != 1 || attrs["vt"] != 30 {
+		t.Fatalf("node attributes of a queue with wsmq fields: %s", res)
+	}
+	res, errName := node.call("receiveMessage", map[string]any{"qname": "ttlq"})
+	var nm nodeMessage
+	if errName != "" || json.Unmarshal(res, &nm) != nil || nm.ID != id || nm.Message != "short-lived" || nm.RC != 1 {
+		t.Fatalf("node received %s %s, want %s", res, errName, id)
+	}
+	if res, _ := node.call("deleteMessage", map[string]any{"qname": "ttlq", "id": id}); string(res) != "1" {
+		t.Fatalf("node deleteMessage = %s", res)
+	}
+	left, _ := e.raw.HKeys(e.ctx, "rsmq:ttlq:Q").Result()
+	var msgFields []string
+	for _, f := range left {
+		if strings.HasPrefix(f, id) {
+			msgFields = append(msgFields, f)
+		}
+	}
+	if len(msgFields) != 1 || msgFields[0] != id+":exp" {
+		t.Fatalf("fields of %s after node's delete: %v, want only %s:exp", id, msgFields, id)
+	}
+	if _, n, err := e.q.SweepExpiryOrphans(e.ctx, "ttlq", 0, 100); err != nil || n != 1 {
+		t.Fatalf("SweepExpiryOrphans = %d, %v", n, err)
+	}
 }

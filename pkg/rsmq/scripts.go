@@ -107,7 +107,12 @@ end
 ` + luaAttrs)
 
 // sendScript: KEYS hash, zset; ARGV id, body, delay (-1 = queue's),
-// UTF-16 length, realtime ("1"/"0"), realtime channel, durable ("1"/"0").
+// UTF-16 length, realtime ("1"/"0"), realtime channel, durable ("1"/"0"),
+// ttl seconds (0 = none), status ttl seconds (0 = leave the queue's
+// "wsmq:status" as it is, else set it: delivery status on).
+//
+// A ttl stores the field "<id>:exp" = send time + ttl (ms, Redis time) in the
+// queue's hash, beside the body; Node rsmq never reads it (see expiryField).
 //
 // Idempotent: the id is fixed by the client before the first attempt, so a
 // retried attempt finds the id field and returns 2 without a second ZADD,
@@ -132,6 +137,9 @@ local delay = tonumber(ARGV[3])
 if delay < 0 then delay = tonumber(q[2]) end
 redis.call('ZADD', KEYS[2], ts + delay * 1000, ARGV[1])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local ttl = tonumber(ARGV[8])
+if ttl and ttl > 0 then redis.call('HSET', KEYS[1], ARGV[1] .. ':exp', ts + ttl * 1000) end
+if ARGV[9] and ARGV[9] ~= '0' then redis.call('HSET', KEYS[1], 'wsmq:status', ARGV[9]) end
 redis.call('HINCRBY', KEYS[1], 'totalsent', 1)
 if ARGV[5] == '1' then
 	redis.call('PUBLISH', ARGV[6], redis.call('ZCARD', KEYS[2]))
@@ -172,27 +180,51 @@ const (
 	rejectMinHide = 30 // seconds a rejected message that cannot move is hidden, at least
 )
 
+// Expiry, shared with Go: the field suffix of a message's expiry and the
+// queue hash field that says what receive does with an expired message.
+const (
+	expirySuffix = ":exp"         // "<id>:exp" = expiry, unix ms (Redis time)
+	expiredField = "wsmq:expired" // ExpiredToDLQ (default when absent) or ExpiredDelete
+)
+
+// Orphan sweep of receive: a queue's hash holds at most queueOwnFields
+// fields of its own (vt, delay, maxsize, created, modified, totalsent,
+// totalrecv, wsmq:expired, wsmq:status); an empty queue with more is swept
+// orphanSweepCount fields (HSCAN COUNT) at a time.
+const (
+	queueOwnFields   = 9
+	orphanSweepCount = 100
+)
+
 // luaReceiveOne defines receiveOne(hash, zset, dlq hash, dlq zset, QUEUES,
 // vt (-1 = queue's), max, maxReceiveCount (0 = none), dlq name).
 //
 // Each of up to max visible messages is received as Node's receiveMessage
 // does (score ts+vt*1000, totalrecv+1, rc+1, fr = ts on the first receive),
 // except that:
+//
 //   - a message whose new rc would exceed maxReceiveCount moves to the
 //     dead-letter queue (created with the source's attributes when missing);
+//
 //   - a malformed message (id not of the RSMQ form, rc not an integer, fr
 //     not a number) is rejected: it moves to the dead-letter queue as well
 //     (body only, so it starts there with a clean rc), or, without a usable
 //     dead-letter queue, is hidden for the vt (at least rejectMinHide) so it
 //     cannot block the head of the queue.
 //
+//   - a message whose "<id>:exp" is at or before now is expired: never
+//     received, it moves to the dead-letter queue, or is deleted when the
+//     queue's "wsmq:expired" field is "delete" or no dead-letter queue is
+//     usable. An "<id>:exp" that is not a number is ignored.
+//
 // Returns {1, next visible score or '0', {id, body, rc, fr, ...}, {dead ids},
-// ts, {rejected id, reason, moved (1/0), ...}}, {-1} when the queue does not
+// ts, {rejected id, reason, moved (1/0), ...}, {expired id, moved (1/0),
+// ...}}, {-1} when the queue does not
 // exist, or {-2, reason} when the queue's own keys are unusable (wrong type,
 // non-numeric vt). It never raises an error.
 var luaReceiveOne = luaChecks + `
-local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName)
-	local q = redis.pcall('HMGET', kh, 'vt', 'delay', 'maxsize')
+local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName, stPrefix)
+	local q = redis.pcall('HMGET', kh, 'vt', 'delay', 'maxsize', 'wsmq:expired', 'wsmq:status')
 	if errOf(q) then return {-2, 'queue hash: ' .. errOf(q)} end
 	if not q[1] or not q[2] or not q[3] then return {-1} end
 	local vt = tonumber(vtArg)
@@ -201,11 +233,18 @@ local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName)
 	local mrc = tonumber(mrcArg)
 	local ids = redis.pcall('ZRANGEBYSCORE', kz, '-inf', ts, 'LIMIT', 0, tonumber(maxArg))
 	if errOf(ids) then return {-2, 'queue zset: ' .. errOf(ids)} end
-	local msgs, dead, rejected = {}, {}, {}
+	local msgs, dead, rejected, expired = {}, {}, {}, {}
+	local stTTL = tonumber(q[5] or '')
+	-- status records id's final state when the queue has status on.
+	local function status(id, word)
+		if stTTL and stTTL > 0 and stPrefix then
+			redis.call('SET', stPrefix .. id, word, 'EX', math.floor(stTTL))
+		end
+	end
 	local dlq = nil -- nil: not prepared yet, then true (usable) or false
 	local function dlqReady()
 		if dlq == nil then
-			dlq = mrc > 0 and kdh ~= nil and typeIs(kdh, 'hash') and typeIs(kdz, 'zset')
+			dlq = kdh ~= nil and kdh ~= kh and typeIs(kdh, 'hash') and typeIs(kdz, 'zset')
 			if dlq then
 				redis.call('HSETNX', kdh, 'vt', q[1])
 				redis.call('HSETNX', kdh, 'delay', q[2])
@@ -219,7 +258,7 @@ local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName)
 	end
 	-- moveOut moves id to the dead-letter queue (false when it cannot).
 	local function moveOut(id, body)
-		if not dlqReady() then
+		if mrc <= 0 or not dlqReady() then
 			redis.call('ZADD', kz, ts + math.max(vt, ` + strconv.Itoa(rejectMinHide) + `) * 1000, id)
 			return false
 		end
@@ -229,20 +268,38 @@ local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName)
 			redis.pcall('HINCRBY', kdh, 'totalsent', 1)
 		end
 		redis.call('ZREM', kz, id)
-		redis.call('HDEL', kh, id, id .. ':rc', id .. ':fr')
+		redis.call('HDEL', kh, id, id .. ':rc', id .. ':fr', id .. ':exp')
 		return true
 	end
 	local function reject(id, body, reason)
 		local moved = moveOut(id, body)
+		if moved then status(id, 'dead_lettered:' .. reason) end
 		rejected[#rejected + 1] = id
 		rejected[#rejected + 1] = reason
 		rejected[#rejected + 1] = moved and 1 or 0
 	end
+	-- expire drops an expired message: to the dead-letter queue, or deleted.
+	local function expire(id, body)
+		local moved = false
+		if q[4] ~= 'delete' and body and dlqReady() then
+			redis.call('ZADD', kdz, ts, id)
+			redis.call('HSET', kdh, id, body)
+			redis.pcall('HINCRBY', kdh, 'totalsent', 1)
+			moved = true
+		end
+		redis.call('ZREM', kz, id)
+		redis.call('HDEL', kh, id, id .. ':rc', id .. ':fr', id .. ':exp')
+		status(id, 'expired')
+		expired[#expired + 1] = id
+		expired[#expired + 1] = moved and 1 or 0
+	end
 	for _, id in ipairs(ids) do
 		local rckey, frkey = id .. ':rc', id .. ':fr'
-		local f = redis.call('HMGET', kh, id, rckey, frkey)
-		local body, rc, fr = f[1], f[2], f[3]
-		if not isID(id) then
+		local f = redis.call('HMGET', kh, id, rckey, frkey, id .. ':exp')
+		local body, rc, fr, exp = f[1], f[2], f[3], tonumber(f[4] or '')
+		if exp and exp <= ts and isID(id) then
+			expire(id, body)
+		elseif not isID(id) then
 			reject(id, body, '` + reasonID + `')
 		elseif not isCount(rc) then
 			reject(id, body, '` + reasonRC + `')
@@ -250,6 +307,7 @@ local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName)
 			reject(id, body, '` + reasonFR + `')
 		elseif mrc > 0 and tonumber(rc or '0') + 1 > mrc then
 			if moveOut(id, body) then
+				status(id, 'dead_lettered:max receive count')
 				dead[#dead + 1] = id
 			else
 				rejected[#rejected + 1] = id
@@ -273,26 +331,39 @@ local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName)
 		end
 	end
 	local head = redis.call('ZRANGE', kz, 0, 0, 'WITHSCORES')
-	return {1, head[2] or '0', msgs, dead, ts, rejected}
+	-- An empty queue holds no message, so an "<id>:exp" left in its hash
+	-- (by Node's deleteMessage) is an orphan: one bounded HSCAN step removes
+	-- some, only when the hash has more fields than a queue's own.
+	if not head[1] and redis.call('HLEN', kh) > ` + strconv.Itoa(queueOwnFields) + ` then
+		local r = redis.call('HSCAN', kh, 0, 'MATCH', '*` + expirySuffix + `', 'COUNT', ` + strconv.Itoa(orphanSweepCount) + `)
+		for i = 1, #r[2], 2 do
+			local f = r[2][i]
+			if redis.call('HEXISTS', kh, string.sub(f, 1, #f - ` + strconv.Itoa(len(expirySuffix)) + `)) == 0 then
+				redis.call('HDEL', kh, f)
+			end
+		end
+	end
+	return {1, head[2] or '0', msgs, dead, ts, rejected, expired}
 end
 `
 
 // receiveScript: KEYS hash, zset[, dlq hash, dlq zset, QUEUES];
-// ARGV vt (-1 = queue's), max, maxReceiveCount (0 = none), dlq name.
-// One queue's receiveOne.
+// ARGV vt (-1 = queue's), max, maxReceiveCount (0 = none), dlq name,
+// status key prefix. One queue's receiveOne.
 var receiveScript = redis.NewScript(luaAllowOOM + luaNow + luaReceiveOne + `
-return receiveOne(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+return receiveOne(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 `)
 
 // receiveMultiScript: KEYS QUEUES, then per queue hash, zset, dlq hash, dlq
-// zset; ARGV vt, maxReceiveCount, then per queue max, dlq name. Runs
+// zset; ARGV vt, maxReceiveCount, then per queue max, dlq name, status key
+// prefix. Runs
 // receiveOne for each queue in order; returns one reply per queue.
 var receiveMultiScript = redis.NewScript(luaAllowOOM + luaNow + luaReceiveOne + `
 local out = {}
 for i = 0, (#KEYS - 1) / 4 - 1 do
 	local k = 2 + i * 4
 	out[i + 1] = receiveOne(KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[1],
-		ARGV[1], ARGV[3 + i * 2], ARGV[2], ARGV[4 + i * 2])
+		ARGV[1], ARGV[3 + i * 3], ARGV[2], ARGV[4 + i * 3], ARGV[5 + i * 3])
 end
 return out
 `)
@@ -310,7 +381,7 @@ local rc = redis.call('HINCRBY', KEYS[1], id .. ':rc', 1)
 local fr = ts
 if rc ~= 1 then fr = tonumber(redis.call('HGET', KEYS[1], id .. ':fr') or '0') end
 redis.call('ZREM', KEYS[2], id)
-redis.call('HDEL', KEYS[1], id, id .. ':rc', id .. ':fr')
+redis.call('HDEL', KEYS[1], id, id .. ':rc', id .. ':fr', id .. ':exp')
 return {1, id, body, rc, fr}
 `)
 
@@ -323,22 +394,27 @@ redis.call('ZADD', KEYS[2], ts + tonumber(ARGV[2]) * 1000, ARGV[1])
 return 1
 `)
 
-// luaDeleteReceipts defines deleteReceipts(hash, zset, first, last): for
-// ARGV[first..last] as id, rc pairs, deletes each message that still exists
-// with stored rc equal to its receipt's rc. Returns how many were deleted,
+// luaDeleteReceipts defines deleteReceipts(hash, zset, first, last, word,
+// status prefix): for ARGV[first..last] as id, rc pairs, deletes each message
+// that still exists with stored rc equal to its receipt's rc, and, when the
+// queue has status on ("wsmq:status" = seconds), records word as its
+// delivery status for that long (one HGET per queue when off). Returns how many were deleted,
 // or nil and a reason when the queue's keys have the wrong type (nothing
 // is then touched).
 const luaDeleteReceipts = luaChecks + `
-local function deleteReceipts(kh, kz, first, last)
+local function deleteReceipts(kh, kz, first, last, word, stPrefix)
 	if not typeIs(kh, 'hash') or not typeIs(kz, 'zset') then
 		return nil, 'queue keys have the wrong type'
 	end
+	local stTTL = tonumber(redis.call('HGET', kh, 'wsmq:status') or '')
+	if stTTL and stTTL <= 0 then stTTL = nil end
 	local n = 0
 	for i = first, last, 2 do
 		local id = ARGV[i]
 		if redis.call('ZSCORE', kz, id) and (redis.call('HGET', kh, id .. ':rc') or '0') == ARGV[i + 1] then
 			redis.call('ZREM', kz, id)
-			redis.call('HDEL', kh, id, id .. ':rc', id .. ':fr')
+			redis.call('HDEL', kh, id, id .. ':rc', id .. ':fr', id .. ':exp')
+			if stTTL then redis.call('SET', stPrefix .. id, word, 'EX', math.floor(stTTL)) end
 			n = n + 1
 		end
 	end
@@ -347,21 +423,21 @@ end
 `
 
 // deleteMultiScript: KEYS per queue hash, zset; ARGV per queue the number of
-// receipts followed by their id, rc pairs. Returns {deleted, {index of a
+// receipts, the status word, the status key prefix, then the id, rc pairs. Returns {deleted, {index of a
 // skipped queue (0-based), reason, ...}}: a queue whose keys have the wrong
 // type is skipped alone.
 var deleteMultiScript = redis.NewScript(luaAllowOOM + luaDeleteReceipts + `
 local n, a, skipped = 0, 1, {}
 for k = 1, #KEYS, 2 do
 	local count = tonumber(ARGV[a])
-	local d, err = deleteReceipts(KEYS[k], KEYS[k + 1], a + 1, a + 2 * count)
+	local d, err = deleteReceipts(KEYS[k], KEYS[k + 1], a + 3, a + 2 + 2 * count, ARGV[a + 1], ARGV[a + 2])
 	if d then
 		n = n + d
 	else
 		skipped[#skipped + 1] = (k - 1) / 2
 		skipped[#skipped + 1] = err
 	end
-	a = a + 1 + 2 * count
+	a = a + 3 + 2 * count
 end
 return {n, skipped}
 `)

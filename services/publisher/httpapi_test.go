@@ -241,3 +241,25 @@ func TestHTTPAPIServesTLSAndMutualTLSLikeTheGRPCListener(t *testing.T) {
 		}
 	}
 }
+
+func TestHTTPSendTakesATTLAndGetStatusAnswersOverHTTP(t *testing.T) {
+	e, base := startHTTP(t, nil)
+	r := call(t, "POST", base+"/v1/queues/orders/messages", testKey, `{"message":"soon stale","ttlSeconds":600}`)
+	id, _ := r.body["id"].(string)
+	if r.status != 200 || !idShape.MatchString(id) {
+		t.Fatalf("send: %d %s", r.status, r.raw)
+	}
+	exp, err := e.rdb.HGet(authed(t, ""), "rsmq:orders:Q", id+":exp").Int64()
+	if now := time.Now().UnixMilli(); err != nil || exp < now+590_000 || exp > now+610_000 {
+		t.Fatalf("expiry field %d (%v), want about now+600s", exp, err)
+	}
+	wantStatus(t, call(t, "POST", base+"/v1/queues/orders/messages", testKey, `{"message":"m","ttlSeconds":-1}`), 400, codes.InvalidArgument, "ttl_seconds")
+	st := call(t, "GET", base+"/v1/queues/orders/messages/"+id, testKey, "")
+	if st.status != 200 || st.body["state"] != "queued" {
+		t.Fatalf("status: %d %s, want queued", st.status, st.raw)
+	}
+	if st := call(t, "GET", base+"/v1/queues/orders/messages/"+strings.Repeat("x", 32), testKey, ""); st.status != 200 || st.body["state"] != "unknown" {
+		t.Fatalf("status of an unknown id: %d %s", st.status, st.raw)
+	}
+	wantStatus(t, call(t, "GET", base+"/v1/queues/orders/messages/"+id, "", ""), 401, codes.Unauthenticated, "authorization")
+}

@@ -7,6 +7,8 @@
 package main
 
 import (
+	"time"
+
 	"context"
 	"crypto/tls"
 	"errors"
@@ -114,7 +116,7 @@ func run(ctx context.Context, args []string, env pkgconfig.Env, h hooks) error {
 	}
 	queues := rsmq.New(rdb, rsmq.Options{Namespace: cfg.Namespace, Realtime: true,
 		MinReplicas: cfg.MinReplicas, ReplicaTimeout: cfg.ReplicaTimeout,
-		OnReplicaTimeout: func(int) { m.ReplicaTimeouts.Inc() }})
+		OnReplicaTimeout: func(int) { m.ReplicaTimeouts.Inc() }, StatusTTL: statusTTL(cfg)})
 	if cfg.MinReplicas > 0 {
 		checkDurability(ctx, rdb, cfg.MinReplicas, log)
 	}
@@ -124,7 +126,7 @@ func run(ctx context.Context, args []string, env pkgconfig.Env, h hooks) error {
 		HighWater: cfg.MemoryHighWater, Interval: cfg.MemoryInterval, Log: log,
 		Usage: func(ctx context.Context) (int64, int64, error) { return redisconn.MemoryUsage(ctx, rdb) },
 	}
-	handler := server.New(queues, server.Options{MaxBatch: cfg.MaxBatch, Queue: cfg.Queue, CallTimeout: cfg.CallTimeout,
+	handler := server.New(queues, server.Options{MaxBatch: cfg.MaxBatch, Queue: cfg.Queue, DefaultTTL: cfg.QueueTTL, CallTimeout: cfg.CallTimeout,
 		Admit: memory.Check}, m, log)
 
 	var admin *server.Admin
@@ -245,4 +247,12 @@ type redisLog struct{ log *slog.Logger }
 
 func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
 	l.log.DebugContext(ctx, fmt.Sprintf(format, v...))
+}
+
+// statusTTL is the rsmq StatusTTL: cfg.StatusTTL with receipts on, else 0.
+func statusTTL(cfg config.Config) time.Duration {
+	if !cfg.Receipts {
+		return 0
+	}
+	return cfg.StatusTTL
 }

@@ -269,6 +269,8 @@ func TestEveryValidationRuleIsInvalidArgumentNamingTheField(t *testing.T) {
 		{"queue of 161 chars", &publisherv1.SendRequest{Queue: strings.Repeat("q", 161), Message: "m"}, "queue: must match"},
 		{"negative delay", &publisherv1.SendRequest{Queue: "q", Message: "m", DelaySeconds: -1}, "delay_seconds: must be between 0 and 9999999"},
 		{"delay too large", &publisherv1.SendRequest{Queue: "q", Message: "m", DelaySeconds: 10_000_000}, "delay_seconds: must be between 0 and 9999999"},
+		{"negative ttl", &publisherv1.SendRequest{Queue: "q", Message: "m", TtlSeconds: -1}, "ttl_seconds: must be between 0 and 9999999"},
+		{"ttl too large", &publisherv1.SendRequest{Queue: "q", Message: "m", TtlSeconds: 10_000_000}, "ttl_seconds: must be between 0 and 9999999"},
 		{"message over default maxsize", &publisherv1.SendRequest{Queue: "q", Message: strings.Repeat("a", 70000)}, "message: too long (70000 > maxsize 65536)"},
 		{"astral chars count two UTF-16 units", &publisherv1.SendRequest{Queue: "q2", Message: strings.Repeat("😀", 32769)}, "message: too long (65538 > maxsize 65536)"},
 		{"message over the queue's own maxsize", &publisherv1.SendRequest{Queue: "small", Message: strings.Repeat("a", 1025)}, "message: too long (1025 > maxsize 1024)"},
@@ -284,6 +286,7 @@ func TestEveryValidationRuleIsInvalidArgumentNamingTheField(t *testing.T) {
 	for _, req := range []*publisherv1.SendRequest{
 		{Queue: "small", Message: strings.Repeat("a", 1024)},
 		{Queue: strings.Repeat("q", 160), Message: "m", DelaySeconds: 9_999_999},
+		{Queue: "q", Message: "m", TtlSeconds: 9_999_999},
 	} {
 		if _, err := e.api.Send(ctx, req); err != nil {
 			t.Fatalf("Send at the limit (queue %.10s…, %d chars, delay %d): %v", req.Queue, len(req.Message), req.DelaySeconds, err)

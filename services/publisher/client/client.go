@@ -122,11 +122,42 @@ func (c *Client) Send(ctx context.Context, queue, message string, delay time.Dur
 	return resp.GetId(), nil
 }
 
+// SendItem is Send with every option of an Item, e.g. a TTL.
+func (c *Client) SendItem(ctx context.Context, it Item) (string, error) {
+	req := &publisherv1.SendRequest{Queue: it.Queue, Message: it.Message, DelaySeconds: seconds(it.Delay), TtlSeconds: seconds(it.TTL)}
+	var resp *publisherv1.SendResponse
+	err := c.do(ctx, func(ctx context.Context) error {
+		var err error
+		resp, err = c.api.Send(ctx, req)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	return resp.GetId(), nil
+}
+
+// GetStatus returns the delivery status of message id of queue (see the
+// PublisherService.GetStatus contract).
+func (c *Client) GetStatus(ctx context.Context, queue, id string) (*publisherv1.GetStatusResponse, error) {
+	var resp *publisherv1.GetStatusResponse
+	err := c.do(ctx, func(ctx context.Context) error {
+		var err error
+		resp, err = c.api.GetStatus(ctx, &publisherv1.GetStatusRequest{Queue: queue, Id: id})
+		return err
+	})
+	return resp, err
+}
+
 // Item is one message of SendBatch.
 type Item struct {
 	Queue   string
 	Message string
 	Delay   time.Duration // as in Send
+	// TTL is how long after its send the message may still be delivered,
+	// rounded up to whole seconds; 0 means the publisher's default
+	// (WSMQ_QUEUE_TTL). An expired message is never delivered.
+	TTL time.Duration
 }
 
 // Result is the outcome of one Item: its id, or Err, a gRPC status error
@@ -144,7 +175,7 @@ type Result struct {
 func (c *Client) SendBatch(ctx context.Context, items []Item) ([]Result, error) {
 	req := &publisherv1.SendBatchRequest{Items: make([]*publisherv1.SendRequest, len(items))}
 	for i, it := range items {
-		req.Items[i] = &publisherv1.SendRequest{Queue: it.Queue, Message: it.Message, DelaySeconds: seconds(it.Delay)}
+		req.Items[i] = &publisherv1.SendRequest{Queue: it.Queue, Message: it.Message, DelaySeconds: seconds(it.Delay), TtlSeconds: seconds(it.TTL)}
 	}
 	var resp *publisherv1.SendBatchResponse
 	err := c.do(ctx, func(ctx context.Context) error {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	publisherv1 "github.com/wsmq/wsmq/gen/wsmq/publisher/v1"
 	"github.com/wsmq/wsmq/pkg/rsmq"
 	"github.com/wsmq/wsmq/pkg/testenv"
 	"github.com/wsmq/wsmq/services/publisher/client"
@@ -160,5 +161,29 @@ func TestDialRejectsInsecureWithTLS(t *testing.T) {
 	_, err := client.Dial(context.Background(), "127.0.0.1:1", client.Options{Insecure: true, TLS: &tls.Config{}})
 	if err == nil {
 		t.Fatal("Dial with Insecure and TLS succeeded")
+	}
+}
+
+func TestClientSendItemStoresTheTTLAndGetStatusSeesTheMessage(t *testing.T) {
+	r, c, _ := setup(t, publishertest.Key, client.Retry{})
+	ctx := ctxFor(t, 10*time.Second)
+	id, err := c.SendItem(ctx, client.Item{Queue: "inbox", Message: "soon stale", TTL: 90 * time.Second})
+	if err != nil {
+		t.Fatalf("SendItem: %v", err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	exp, err := rdb.HGet(ctx, "rsmq:inbox:Q", id+":exp").Int64()
+	now := time.Now().UnixMilli()
+	if err != nil || exp < now+85_000 || exp > now+91_000 {
+		t.Fatalf("%s:exp = %d, %v; want about now + 90 s (%d)", id, exp, err, now+90_000)
+	}
+	st, err := c.GetStatus(ctx, "inbox", id)
+	if err != nil || st.GetState() != publisherv1.MessageState_MESSAGE_STATE_QUEUED {
+		t.Fatalf("GetStatus = %v, %v; want QUEUED", st, err)
+	}
+	res, err := c.SendBatch(ctx, []client.Item{{Queue: "inbox", Message: "x", TTL: -time.Second}})
+	if err != nil || status.Code(res[0].Err) != codes.InvalidArgument || !strings.Contains(res[0].Err.Error(), "items[0].ttl_seconds") {
+		t.Fatalf("negative ttl: %+v, %v", res, err)
 	}
 }

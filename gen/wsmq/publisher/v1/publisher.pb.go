@@ -25,6 +25,79 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// MessageState is where a message is in its life.
+type MessageState int32
+
+const (
+	MessageState_MESSAGE_STATE_UNSPECIFIED MessageState = 0
+	// QUEUED: in its queue, not received (or delayed, or given back).
+	MessageState_MESSAGE_STATE_QUEUED MessageState = 1
+	// IN_FLIGHT: received by a gateway and not yet confirmed.
+	MessageState_MESSAGE_STATE_IN_FLIGHT MessageState = 2
+	// DELIVERED: an auto-mode client confirmed the frame; deleted.
+	MessageState_MESSAGE_STATE_DELIVERED MessageState = 3
+	// ACKNOWLEDGED: a manual-mode client acknowledged it; deleted.
+	MessageState_MESSAGE_STATE_ACKNOWLEDGED MessageState = 4
+	// DEAD_LETTERED: moved to "<queue>-dlq"; reason says why.
+	MessageState_MESSAGE_STATE_DEAD_LETTERED MessageState = 5
+	// EXPIRED: its ttl ran out before delivery; dropped without a frame.
+	MessageState_MESSAGE_STATE_EXPIRED MessageState = 6
+	// UNKNOWN: not in the queue and no status recorded (never sent, deleted
+	// by another consumer, receipts off, or the record expired).
+	MessageState_MESSAGE_STATE_UNKNOWN MessageState = 7
+)
+
+// Enum value maps for MessageState.
+var (
+	MessageState_name = map[int32]string{
+		0: "MESSAGE_STATE_UNSPECIFIED",
+		1: "MESSAGE_STATE_QUEUED",
+		2: "MESSAGE_STATE_IN_FLIGHT",
+		3: "MESSAGE_STATE_DELIVERED",
+		4: "MESSAGE_STATE_ACKNOWLEDGED",
+		5: "MESSAGE_STATE_DEAD_LETTERED",
+		6: "MESSAGE_STATE_EXPIRED",
+		7: "MESSAGE_STATE_UNKNOWN",
+	}
+	MessageState_value = map[string]int32{
+		"MESSAGE_STATE_UNSPECIFIED":   0,
+		"MESSAGE_STATE_QUEUED":        1,
+		"MESSAGE_STATE_IN_FLIGHT":     2,
+		"MESSAGE_STATE_DELIVERED":     3,
+		"MESSAGE_STATE_ACKNOWLEDGED":  4,
+		"MESSAGE_STATE_DEAD_LETTERED": 5,
+		"MESSAGE_STATE_EXPIRED":       6,
+		"MESSAGE_STATE_UNKNOWN":       7,
+	}
+)
+
+func (x MessageState) Enum() *MessageState {
+	p := new(MessageState)
+	*p = x
+	return p
+}
+
+func (x MessageState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MessageState) Descriptor() protoreflect.EnumDescriptor {
+	return file_wsmq_publisher_v1_publisher_proto_enumTypes[0].Descriptor()
+}
+
+func (MessageState) Type() protoreflect.EnumType {
+	return &file_wsmq_publisher_v1_publisher_proto_enumTypes[0]
+}
+
+func (x MessageState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MessageState.Descriptor instead.
+func (MessageState) EnumDescriptor() ([]byte, []int) {
+	return file_wsmq_publisher_v1_publisher_proto_rawDescGZIP(), []int{0}
+}
+
 // SendRequest is one message for one queue.
 type SendRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -36,7 +109,15 @@ type SendRequest struct {
 	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	// delay_seconds hides the message for this many seconds after sending,
 	// 0 to 9,999,999. 0 (or unset) uses the queue's default delay.
-	DelaySeconds  int64 `protobuf:"varint,3,opt,name=delay_seconds,json=delaySeconds,proto3" json:"delay_seconds,omitempty"`
+	DelaySeconds int64 `protobuf:"varint,3,opt,name=delay_seconds,json=delaySeconds,proto3" json:"delay_seconds,omitempty"`
+	// ttl_seconds is the message's time to live from its send, 0 to
+	// 9,999,999 seconds. A message whose ttl ran out is never delivered: the
+	// gateway moves it to the queue's dead-letter queue "<queue>-dlq", or
+	// deletes it when the queue's "wsmq:expired" hash field is "delete".
+	// 0 (or unset) uses the publisher's default (WSMQ_QUEUE_TTL; 0 there
+	// means the message never expires). A delay at or past the ttl makes a
+	// message that expires before it is visible.
+	TtlSeconds    int64 `protobuf:"varint,4,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -88,6 +169,13 @@ func (x *SendRequest) GetMessage() string {
 func (x *SendRequest) GetDelaySeconds() int64 {
 	if x != nil {
 		return x.DelaySeconds
+	}
+	return 0
+}
+
+func (x *SendRequest) GetTtlSeconds() int64 {
+	if x != nil {
+		return x.TtlSeconds
 	}
 	return 0
 }
@@ -295,15 +383,136 @@ func (x *SendBatchResponse) GetResults() []*SendBatchResult {
 	return nil
 }
 
+// GetStatusRequest names one message.
+type GetStatusRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// queue is the message's queue name.
+	Queue string `protobuf:"bytes,1,opt,name=queue,proto3" json:"queue,omitempty"`
+	// id is the 32-character id Send returned.
+	Id            string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStatusRequest) Reset() {
+	*x = GetStatusRequest{}
+	mi := &file_wsmq_publisher_v1_publisher_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStatusRequest) ProtoMessage() {}
+
+func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wsmq_publisher_v1_publisher_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetStatusRequest) Descriptor() ([]byte, []int) {
+	return file_wsmq_publisher_v1_publisher_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *GetStatusRequest) GetQueue() string {
+	if x != nil {
+		return x.Queue
+	}
+	return ""
+}
+
+func (x *GetStatusRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// GetStatusResponse is the message's state.
+type GetStatusResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	State MessageState           `protobuf:"varint,1,opt,name=state,proto3,enum=wsmq.publisher.v1.MessageState" json:"state,omitempty"`
+	// receive_count is the number of receives of a queued or in-flight
+	// message (0 if never received).
+	ReceiveCount int64 `protobuf:"varint,2,opt,name=receive_count,json=receiveCount,proto3" json:"receive_count,omitempty"`
+	// reason says why a message was dead-lettered.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStatusResponse) Reset() {
+	*x = GetStatusResponse{}
+	mi := &file_wsmq_publisher_v1_publisher_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStatusResponse) ProtoMessage() {}
+
+func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wsmq_publisher_v1_publisher_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
+func (*GetStatusResponse) Descriptor() ([]byte, []int) {
+	return file_wsmq_publisher_v1_publisher_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *GetStatusResponse) GetState() MessageState {
+	if x != nil {
+		return x.State
+	}
+	return MessageState_MESSAGE_STATE_UNSPECIFIED
+}
+
+func (x *GetStatusResponse) GetReceiveCount() int64 {
+	if x != nil {
+		return x.ReceiveCount
+	}
+	return 0
+}
+
+func (x *GetStatusResponse) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_wsmq_publisher_v1_publisher_proto protoreflect.FileDescriptor
 
 const file_wsmq_publisher_v1_publisher_proto_rawDesc = "" +
 	"\n" +
-	"!wsmq/publisher/v1/publisher.proto\x12\x11wsmq.publisher.v1\"b\n" +
+	"!wsmq/publisher/v1/publisher.proto\x12\x11wsmq.publisher.v1\"\x83\x01\n" +
 	"\vSendRequest\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12#\n" +
-	"\rdelay_seconds\x18\x03 \x01(\x03R\fdelaySeconds\"\x1e\n" +
+	"\rdelay_seconds\x18\x03 \x01(\x03R\fdelaySeconds\x12\x1f\n" +
+	"\vttl_seconds\x18\x04 \x01(\x03R\n" +
+	"ttlSeconds\"\x1e\n" +
 	"\fSendResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"H\n" +
 	"\x10SendBatchRequest\x124\n" +
@@ -313,10 +522,27 @@ const file_wsmq_publisher_v1_publisher_proto_rawDesc = "" +
 	"\x04code\x18\x02 \x01(\x05R\x04code\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\"Q\n" +
 	"\x11SendBatchResponse\x12<\n" +
-	"\aresults\x18\x01 \x03(\v2\".wsmq.publisher.v1.SendBatchResultR\aresults2\xb3\x01\n" +
+	"\aresults\x18\x01 \x03(\v2\".wsmq.publisher.v1.SendBatchResultR\aresults\"8\n" +
+	"\x10GetStatusRequest\x12\x14\n" +
+	"\x05queue\x18\x01 \x01(\tR\x05queue\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"\x87\x01\n" +
+	"\x11GetStatusResponse\x125\n" +
+	"\x05state\x18\x01 \x01(\x0e2\x1f.wsmq.publisher.v1.MessageStateR\x05state\x12#\n" +
+	"\rreceive_count\x18\x02 \x01(\x03R\freceiveCount\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason*\xf8\x01\n" +
+	"\fMessageState\x12\x1d\n" +
+	"\x19MESSAGE_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14MESSAGE_STATE_QUEUED\x10\x01\x12\x1b\n" +
+	"\x17MESSAGE_STATE_IN_FLIGHT\x10\x02\x12\x1b\n" +
+	"\x17MESSAGE_STATE_DELIVERED\x10\x03\x12\x1e\n" +
+	"\x1aMESSAGE_STATE_ACKNOWLEDGED\x10\x04\x12\x1f\n" +
+	"\x1bMESSAGE_STATE_DEAD_LETTERED\x10\x05\x12\x19\n" +
+	"\x15MESSAGE_STATE_EXPIRED\x10\x06\x12\x19\n" +
+	"\x15MESSAGE_STATE_UNKNOWN\x10\a2\x8b\x02\n" +
 	"\x10PublisherService\x12G\n" +
 	"\x04Send\x12\x1e.wsmq.publisher.v1.SendRequest\x1a\x1f.wsmq.publisher.v1.SendResponse\x12V\n" +
-	"\tSendBatch\x12#.wsmq.publisher.v1.SendBatchRequest\x1a$.wsmq.publisher.v1.SendBatchResponseB8Z6github.com/wsmq/wsmq/gen/wsmq/publisher/v1;publisherv1b\x06proto3"
+	"\tSendBatch\x12#.wsmq.publisher.v1.SendBatchRequest\x1a$.wsmq.publisher.v1.SendBatchResponse\x12V\n" +
+	"\tGetStatus\x12#.wsmq.publisher.v1.GetStatusRequest\x1a$.wsmq.publisher.v1.GetStatusResponseB8Z6github.com/wsmq/wsmq/gen/wsmq/publisher/v1;publisherv1b\x06proto3"
 
 var (
 	file_wsmq_publisher_v1_publisher_proto_rawDescOnce sync.Once
@@ -330,26 +556,33 @@ func file_wsmq_publisher_v1_publisher_proto_rawDescGZIP() []byte {
 	return file_wsmq_publisher_v1_publisher_proto_rawDescData
 }
 
-var file_wsmq_publisher_v1_publisher_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_wsmq_publisher_v1_publisher_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_wsmq_publisher_v1_publisher_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_wsmq_publisher_v1_publisher_proto_goTypes = []any{
-	(*SendRequest)(nil),       // 0: wsmq.publisher.v1.SendRequest
-	(*SendResponse)(nil),      // 1: wsmq.publisher.v1.SendResponse
-	(*SendBatchRequest)(nil),  // 2: wsmq.publisher.v1.SendBatchRequest
-	(*SendBatchResult)(nil),   // 3: wsmq.publisher.v1.SendBatchResult
-	(*SendBatchResponse)(nil), // 4: wsmq.publisher.v1.SendBatchResponse
+	(MessageState)(0),         // 0: wsmq.publisher.v1.MessageState
+	(*SendRequest)(nil),       // 1: wsmq.publisher.v1.SendRequest
+	(*SendResponse)(nil),      // 2: wsmq.publisher.v1.SendResponse
+	(*SendBatchRequest)(nil),  // 3: wsmq.publisher.v1.SendBatchRequest
+	(*SendBatchResult)(nil),   // 4: wsmq.publisher.v1.SendBatchResult
+	(*SendBatchResponse)(nil), // 5: wsmq.publisher.v1.SendBatchResponse
+	(*GetStatusRequest)(nil),  // 6: wsmq.publisher.v1.GetStatusRequest
+	(*GetStatusResponse)(nil), // 7: wsmq.publisher.v1.GetStatusResponse
 }
 var file_wsmq_publisher_v1_publisher_proto_depIdxs = []int32{
-	0, // 0: wsmq.publisher.v1.SendBatchRequest.items:type_name -> wsmq.publisher.v1.SendRequest
-	3, // 1: wsmq.publisher.v1.SendBatchResponse.results:type_name -> wsmq.publisher.v1.SendBatchResult
-	0, // 2: wsmq.publisher.v1.PublisherService.Send:input_type -> wsmq.publisher.v1.SendRequest
-	2, // 3: wsmq.publisher.v1.PublisherService.SendBatch:input_type -> wsmq.publisher.v1.SendBatchRequest
-	1, // 4: wsmq.publisher.v1.PublisherService.Send:output_type -> wsmq.publisher.v1.SendResponse
-	4, // 5: wsmq.publisher.v1.PublisherService.SendBatch:output_type -> wsmq.publisher.v1.SendBatchResponse
-	4, // [4:6] is the sub-list for method output_type
-	2, // [2:4] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	1, // 0: wsmq.publisher.v1.SendBatchRequest.items:type_name -> wsmq.publisher.v1.SendRequest
+	4, // 1: wsmq.publisher.v1.SendBatchResponse.results:type_name -> wsmq.publisher.v1.SendBatchResult
+	0, // 2: wsmq.publisher.v1.GetStatusResponse.state:type_name -> wsmq.publisher.v1.MessageState
+	1, // 3: wsmq.publisher.v1.PublisherService.Send:input_type -> wsmq.publisher.v1.SendRequest
+	3, // 4: wsmq.publisher.v1.PublisherService.SendBatch:input_type -> wsmq.publisher.v1.SendBatchRequest
+	6, // 5: wsmq.publisher.v1.PublisherService.GetStatus:input_type -> wsmq.publisher.v1.GetStatusRequest
+	2, // 6: wsmq.publisher.v1.PublisherService.Send:output_type -> wsmq.publisher.v1.SendResponse
+	5, // 7: wsmq.publisher.v1.PublisherService.SendBatch:output_type -> wsmq.publisher.v1.SendBatchResponse
+	7, // 8: wsmq.publisher.v1.PublisherService.GetStatus:output_type -> wsmq.publisher.v1.GetStatusResponse
+	6, // [6:9] is the sub-list for method output_type
+	3, // [3:6] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_wsmq_publisher_v1_publisher_proto_init() }
@@ -362,13 +595,14 @@ func file_wsmq_publisher_v1_publisher_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wsmq_publisher_v1_publisher_proto_rawDesc), len(file_wsmq_publisher_v1_publisher_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   5,
+			NumEnums:      1,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_wsmq_publisher_v1_publisher_proto_goTypes,
 		DependencyIndexes: file_wsmq_publisher_v1_publisher_proto_depIdxs,
+		EnumInfos:         file_wsmq_publisher_v1_publisher_proto_enumTypes,
 		MessageInfos:      file_wsmq_publisher_v1_publisher_proto_msgTypes,
 	}.Build()
 	File_wsmq_publisher_v1_publisher_proto = out.File

@@ -25,6 +25,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	PublisherService_Send_FullMethodName      = "/wsmq.publisher.v1.PublisherService/Send"
 	PublisherService_SendBatch_FullMethodName = "/wsmq.publisher.v1.PublisherService/SendBatch"
+	PublisherService_GetStatus_FullMethodName = "/wsmq.publisher.v1.PublisherService/GetStatus"
 )
 
 // PublisherServiceClient is the client API for PublisherService service.
@@ -47,6 +48,12 @@ type PublisherServiceClient interface {
 	// its own: one bad item does not fail the others. The response holds one
 	// result per request item, in the same order.
 	SendBatch(ctx context.Context, in *SendBatchRequest, opts ...grpc.CallOption) (*SendBatchResponse, error)
+	// GetStatus tells where one message is: queued or in flight (read from
+	// the queue), or, after it left the queue, how it ended (delivered,
+	// acknowledged, dead-lettered, expired), kept for WSMQ_STATUS_TTL when the
+	// publisher that sent it has delivery receipts on (WSMQ_PUBLISHER_RECEIPTS);
+	// else, and once that record expired, UNKNOWN.
+	GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error)
 }
 
 type publisherServiceClient struct {
@@ -77,6 +84,16 @@ func (c *publisherServiceClient) SendBatch(ctx context.Context, in *SendBatchReq
 	return out, nil
 }
 
+func (c *publisherServiceClient) GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetStatusResponse)
+	err := c.cc.Invoke(ctx, PublisherService_GetStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PublisherServiceServer is the server API for PublisherService service.
 // All implementations must embed UnimplementedPublisherServiceServer
 // for forward compatibility.
@@ -97,6 +114,12 @@ type PublisherServiceServer interface {
 	// its own: one bad item does not fail the others. The response holds one
 	// result per request item, in the same order.
 	SendBatch(context.Context, *SendBatchRequest) (*SendBatchResponse, error)
+	// GetStatus tells where one message is: queued or in flight (read from
+	// the queue), or, after it left the queue, how it ended (delivered,
+	// acknowledged, dead-lettered, expired), kept for WSMQ_STATUS_TTL when the
+	// publisher that sent it has delivery receipts on (WSMQ_PUBLISHER_RECEIPTS);
+	// else, and once that record expired, UNKNOWN.
+	GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error)
 	mustEmbedUnimplementedPublisherServiceServer()
 }
 
@@ -112,6 +135,9 @@ func (UnimplementedPublisherServiceServer) Send(context.Context, *SendRequest) (
 }
 func (UnimplementedPublisherServiceServer) SendBatch(context.Context, *SendBatchRequest) (*SendBatchResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SendBatch not implemented")
+}
+func (UnimplementedPublisherServiceServer) GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetStatus not implemented")
 }
 func (UnimplementedPublisherServiceServer) mustEmbedUnimplementedPublisherServiceServer() {}
 func (UnimplementedPublisherServiceServer) testEmbeddedByValue()                          {}
@@ -170,6 +196,24 @@ func _PublisherService_SendBatch_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PublisherService_GetStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PublisherServiceServer).GetStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PublisherService_GetStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PublisherServiceServer).GetStatus(ctx, req.(*GetStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PublisherService_ServiceDesc is the grpc.ServiceDesc for PublisherService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -184,6 +228,10 @@ var PublisherService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SendBatch",
 			Handler:    _PublisherService_SendBatch_Handler,
+		},
+		{
+			MethodName: "GetStatus",
+			Handler:    _PublisherService_GetStatus_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

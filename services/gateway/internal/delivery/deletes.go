@@ -23,6 +23,13 @@ const (
 type deletion struct {
 	queue string
 	r     rsmq.Receipt
+	acked bool // a manual ack (recorded as acknowledged), not an auto confirm
+}
+
+// deleteGroup is the receipts of one call's batch: one queue, one kind.
+type deleteGroup struct {
+	queue string
+	acked bool
 }
 
 // queueDelete hands a deletion to the deleters. After Stop (a connection
@@ -39,7 +46,7 @@ func (e *Engine) queueDelete(d deletion) {
 // Redis in one call. On Stop it sends what is queued, then exits.
 func (e *Engine) deleter() {
 	defer e.delWG.Done()
-	byQueue := make(map[string][]rsmq.Receipt)
+	byQueue := make(map[deleteGroup][]rsmq.Receipt)
 	var batches []rsmq.QueueReceipts
 	for {
 		var d deletion
@@ -52,22 +59,23 @@ func (e *Engine) deleter() {
 				return
 			}
 		}
-		byQueue[d.queue] = append(byQueue[d.queue], d.r)
+		byQueue[deleteGroup{d.queue, d.acked}] = append(byQueue[deleteGroup{d.queue, d.acked}], d.r)
 		n := 1
 	drain:
 		for n < deleteBatch {
 			select {
 			case d := <-e.deletes:
-				byQueue[d.queue] = append(byQueue[d.queue], d.r)
+				g := deleteGroup{d.queue, d.acked}
+				byQueue[g] = append(byQueue[g], d.r)
 				n++
 			default:
 				break drain
 			}
 		}
 		batches = batches[:0]
-		for q, rs := range byQueue {
-			batches = append(batches, rsmq.QueueReceipts{Queue: q, Receipts: rs})
-			delete(byQueue, q)
+		for g, rs := range byQueue {
+			batches = append(batches, rsmq.QueueReceipts{Queue: g.queue, Receipts: rs, Acked: g.acked})
+			delete(byQueue, g)
 		}
 		e.deleteReceipts(batches, n)
 	}

@@ -289,7 +289,7 @@ func (s *Subscription) Ack(id string) bool {
 	if !ok {
 		return false
 	}
-	s.e.queueDelete(deletion{queue: s.queue, r: rsmq.Receipt{ID: id, RC: f.rc}})
+	s.e.queueDelete(deletion{queue: s.queue, r: rsmq.Receipt{ID: id, RC: f.rc}, acked: true})
 	s.e.m.Acked.Inc()
 	if wake {
 		s.Signal()

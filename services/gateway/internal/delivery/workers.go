@@ -179,6 +179,14 @@ func (s *Subscription) deliver(res *rsmq.ReceiveResult, granted int) bool {
 			e.warn.Warn("malformed message skipped; it stays hidden in its queue", "queue", s.queue, "id", r.ID, "reason", r.Reason)
 		}
 	}
+	for _, x := range res.Expired {
+		outcome := "deleted"
+		if x.Moved {
+			outcome = "dead_lettered"
+		}
+		e.m.Expired.WithLabelValues(outcome).Inc()
+		e.log.Debug("expired message dropped", "queue", s.queue, "id", x.ID, "outcome", outcome)
+	}
 	msgs := res.Messages
 	if len(msgs) < granted {
 		s.sink.Release(granted - len(msgs))
@@ -202,7 +210,7 @@ func (s *Subscription) deliver(res *rsmq.ReceiveResult, granted int) bool {
 			return false
 		}
 	}
-	if len(msgs)+len(res.DeadLettered)+len(res.Rejected) >= granted {
+	if len(msgs)+len(res.DeadLettered)+len(res.Rejected)+len(res.Expired) >= granted {
 		return true // the queue may hold more
 	}
 	if res.NextVisible > 0 {

@@ -21,6 +21,7 @@ type Metrics struct {
 	Redelivered   prometheus.Counter
 	Acked         prometheus.Counter
 	DeadLettered  prometheus.Counter
+	Expired       *prometheus.CounterVec // expired messages dropped by receive, by outcome (dead_lettered, deleted)
 	Returned      prometheus.Counter
 	Rejected      *prometheus.CounterVec // connection attempts refused, by reason
 	Latency       prometheus.Histogram   // publish (id time) to frame written
@@ -49,6 +50,9 @@ func New() *Metrics {
 			Name: "wsmq_gateway_acked_total", Help: "Messages acknowledged (manual /ack or auto after write)."}),
 		DeadLettered: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "wsmq_gateway_dead_lettered_total", Help: "Messages moved to a dead-letter queue."}),
+		Expired: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wsmq_gateway_expired_total", Help: "Messages whose ttl ran out, dropped by receive without a frame: moved to the dead-letter queue or deleted."},
+			[]string{"outcome"}),
 		Returned: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "wsmq_gateway_returned_total", Help: "Unacked messages returned to their queue (visibility 0) on disconnect or shutdown."}),
 		Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -74,7 +78,7 @@ func New() *Metrics {
 	m.Registry.MustRegister(m.RedisMaster, m.Failovers, m.ScriptReloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.Connections, m.Subscriptions, m.Delivered, m.Redelivered, m.Acked, m.DeadLettered,
-		m.Returned, m.Rejected, m.Latency, m.RedisOps, m.RedisErrors, m.RedisMemory,
+		m.Expired, m.Returned, m.Rejected, m.Latency, m.RedisOps, m.RedisErrors, m.RedisMemory,
 	)
 	return m
 }

@@ -30,9 +30,14 @@ type Config struct {
 	GRPCMaxMsgBytes int              // max gRPC message size, both directions
 	MaxBatch        int              // most items per SendBatch
 	Queue           rsmq.QueueConfig // attributes of queues created on first send (WSMQ_QUEUE_*)
-	CallTimeout     time.Duration    // deadline of the Redis work of one RPC
-	ShutdownTimeout time.Duration    // how long in-flight calls may finish on SIGTERM
-	HealthInterval  time.Duration    // how often Redis is pinged for the health service
+	QueueTTL        int              // seconds; ttl of a message sent without one (WSMQ_QUEUE_TTL), 0 = none
+	// Receipts turns delivery status on for the queues this publisher sends
+	// to (GetStatus reports how their messages ended, kept for StatusTTL).
+	Receipts        bool
+	StatusTTL       time.Duration
+	CallTimeout     time.Duration // deadline of the Redis work of one RPC
+	ShutdownTimeout time.Duration // how long in-flight calls may finish on SIGTERM
+	HealthInterval  time.Duration // how often Redis is pinged for the health service
 	// MemoryHighWater is the used_memory/maxmemory fraction above which
 	// sends are refused with RESOURCE_EXHAUSTED; 0 or 1 disables.
 	MemoryHighWater float64
@@ -83,6 +88,7 @@ const (
 	DefaultMemoryInterval  = 500 * time.Millisecond
 	DefaultReplicaTimeout  = 100 * time.Millisecond
 	DefaultHTTPMaxBody     = 4 << 20
+	DefaultStatusTTL       = 24 * time.Hour
 	maxMinReplicas         = 16
 )
 
@@ -97,6 +103,12 @@ func settings(c *Config) *config.Set {
 	s.Int(&c.GRPCMaxMsgBytes, "grpc-max-msg-bytes", "WSMQ_GRPC_MAX_MSG_BYTES", DefaultGRPCMaxMsgBytes, 1024, maxGRPCMsgSize, "max gRPC message size in bytes")
 	s.Int(&c.MaxBatch, "max-batch", "WSMQ_PUBLISHER_MAX_BATCH", rsmq.MaxBatch, 1, rsmq.MaxBatch, "most items per SendBatch")
 	s.QueueDefaults(&c.Queue)
+	s.Int(&c.QueueTTL, "queue-ttl", "WSMQ_QUEUE_TTL", 0, 0, rsmq.MaxTTL,
+		"ttl (s) of a message sent without ttl_seconds; an expired message is never delivered; 0 = messages do not expire")
+	s.Bool(&c.Receipts, "receipts", "WSMQ_PUBLISHER_RECEIPTS", false,
+		"delivery receipts: the queues sent to record how each message ended (delivered, acknowledged, dead-lettered, expired) for GetStatus")
+	s.Duration(&c.StatusTTL, "status-ttl", "WSMQ_STATUS_TTL", DefaultStatusTTL, time.Second, 30*24*time.Hour,
+		"how long a message's final delivery status is kept (with WSMQ_PUBLISHER_RECEIPTS)")
 	s.Duration(&c.CallTimeout, "call-timeout", "WSMQ_PUBLISHER_CALL_TIMEOUT", DefaultCallTimeout, 10*time.Millisecond, time.Minute, "deadline of the Redis work of one RPC")
 	s.ShutdownTimeout(&c.ShutdownTimeout, "WSMQ_PUBLISHER_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout)
 	s.Duration(&c.HealthInterval, "health-interval", "WSMQ_PUBLISHER_HEALTH_INTERVAL", DefaultHealthInterval, 10*time.Millisecond, time.Minute, "Redis ping interval of the health service")

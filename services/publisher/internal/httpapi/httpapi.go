@@ -60,12 +60,22 @@ type Status struct {
 type sendBody struct {
 	Message      string `json:"message"`
 	DelaySeconds int64  `json:"delaySeconds"`
+	TTLSeconds   int64  `json:"ttlSeconds"`
 }
 
 type batchItem struct {
 	Queue        string `json:"queue"`
 	Message      string `json:"message"`
 	DelaySeconds int64  `json:"delaySeconds"`
+	TTLSeconds   int64  `json:"ttlSeconds"`
+}
+
+// statusBody is GetStatus's answer: state as its enum name without the
+// MESSAGE_STATE_ prefix, lower case ("delivered").
+type statusBody struct {
+	State        string `json:"state"`
+	ReceiveCount int64  `json:"receiveCount,omitempty"`
+	Reason       string `json:"reason,omitempty"`
 }
 
 type batchBody struct {
@@ -117,6 +127,7 @@ func New(o Options) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/queues/{queue}/messages", h.send)
 	mux.HandleFunc("POST /v1/messages:batch", h.batch)
+	mux.HandleFunc("GET /v1/queues/{queue}/messages/{id}", h.status)
 	mux.HandleFunc("POST /v1/admin/queues", h.admin(h.create))
 	mux.HandleFunc("GET /v1/admin/queues", h.admin(h.list))
 	mux.HandleFunc("GET /v1/admin/queues/{queue}", h.admin(h.attrs))
@@ -264,12 +275,27 @@ func (h *handler) send(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	resp, err := h.o.Send.Send(ctx, &publisherv1.SendRequest{Queue: r.PathValue("queue"), Message: b.Message, DelaySeconds: b.DelaySeconds})
+	resp, err := h.o.Send.Send(ctx, &publisherv1.SendRequest{Queue: r.PathValue("queue"), Message: b.Message, DelaySeconds: b.DelaySeconds, TtlSeconds: b.TTLSeconds})
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"id": resp.GetId()})
+}
+
+func (h *handler) status(w http.ResponseWriter, r *http.Request) {
+	ctx := authed(r)
+	if err := h.o.Access.CheckSend(ctx); err != nil {
+		writeError(w, err)
+		return
+	}
+	resp, err := h.o.Send.GetStatus(ctx, &publisherv1.GetStatusRequest{Queue: r.PathValue("queue"), Id: r.PathValue("id")})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	state := strings.ToLower(strings.TrimPrefix(resp.GetState().String(), "MESSAGE_STATE_"))
+	writeJSON(w, http.StatusOK, statusBody{State: state, ReceiveCount: resp.GetReceiveCount(), Reason: resp.GetReason()})
 }
 
 func (h *handler) batch(w http.ResponseWriter, r *http.Request) {
@@ -285,7 +311,7 @@ func (h *handler) batch(w http.ResponseWriter, r *http.Request) {
 	}
 	req := &publisherv1.SendBatchRequest{Items: make([]*publisherv1.SendRequest, len(b.Items))}
 	for i, it := range b.Items {
-		req.Items[i] = &publisherv1.SendRequest{Queue: it.Queue, Message: it.Message, DelaySeconds: it.DelaySeconds}
+		req.Items[i] = &publisherv1.SendRequest{Queue: it.Queue, Message: it.Message, DelaySeconds: it.DelaySeconds, TtlSeconds: it.TTLSeconds}
 	}
 	resp, err := h.o.Send.SendBatch(ctx, req)
 	if err != nil {

@@ -22,6 +22,8 @@ import (
 // Request limits (shared/RSMQ.md).
 const (
 	maxDelay     = 9_999_999
+	maxTTL       = rsmq.MaxTTL
+	ttlRule      = "must be between 0 and 9999999"
 	queueRule    = "must match ^[a-zA-Z0-9_-]{1,160}$"
 	delayRule    = "must be between 0 and 9999999"
 	createFanout = 16 // queues created concurrently by one SendBatch
@@ -34,6 +36,9 @@ type Options struct {
 	// Queue holds the attributes of queues created on first send; zero value
 	// means rsmq.DefaultQueueConfig().
 	Queue rsmq.QueueConfig
+	// DefaultTTL is the ttl (seconds) of an item sent without ttl_seconds;
+	// 0: such items do not expire.
+	DefaultTTL int
 	// CallTimeout bounds the Redis work of one RPC; default 2s.
 	CallTimeout time.Duration
 	// Admit, when not nil, is asked before every valid item is sent; its
@@ -80,7 +85,7 @@ func (s *Server) Send(ctx context.Context, req *publisherv1.SendRequest) (*publi
 }
 
 func (s *Server) send(ctx context.Context, req *publisherv1.SendRequest) (string, error) {
-	item, err := validate("", req)
+	item, err := validate("", req, s.opts.DefaultTTL)
 	if err != nil {
 		return "", err
 	}
@@ -90,12 +95,12 @@ func (s *Server) send(ctx context.Context, req *publisherv1.SendRequest) (string
 	ctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
 	defer cancel()
 	// Try the send first: one round trip when the queue exists, the usual case.
-	id, err := s.q.SendMessage(ctx, item.Queue, item.Message, item.Delay)
+	id, err := s.q.SendItem(ctx, item)
 	if errors.Is(err, rsmq.ErrQueueNotFound) {
 		if err := s.createQueue(ctx, item.Queue); err != nil {
 			return "", err
 		}
-		id, err = s.q.SendMessage(ctx, item.Queue, item.Message, item.Delay)
+		id, err = s.q.SendItem(ctx, item)
 		if errors.Is(err, rsmq.ErrQueueNotFound) {
 			return "", fmt.Errorf("send to %s: %w", item.Queue, errQueueVanished)
 		}
@@ -146,7 +151,7 @@ func (s *Server) sendBatch(ctx context.Context, reqs []*publisherv1.SendRequest)
 	var items []rsmq.SendItem
 	var pos []int // pos[j] is the request index of items[j]
 	for i, r := range reqs {
-		item, err := validate(fmt.Sprintf("items[%d].", i), r)
+		item, err := validate(fmt.Sprintf("items[%d].", i), r, s.opts.DefaultTTL)
 		if err != nil {
 			results[i] = s.itemResult(ctx, i, "", err)
 			continue
@@ -298,7 +303,8 @@ func (s *Server) tooLong(ctx context.Context, field string, item rsmq.SendItem) 
 }
 
 // validate checks one request item; prefix is prepended to field names.
-func validate(prefix string, r *publisherv1.SendRequest) (rsmq.SendItem, error) {
+// defTTL is the ttl of an item without one.
+func validate(prefix string, r *publisherv1.SendRequest, defTTL int) (rsmq.SendItem, error) {
 	if err := rsmq.ValidateQueueName(r.GetQueue()); err != nil {
 		rule := queueRule
 		if r.GetQueue() == "" {
@@ -313,11 +319,18 @@ func validate(prefix string, r *publisherv1.SendRequest) (rsmq.SendItem, error) 
 	if d < 0 || d > maxDelay {
 		return rsmq.SendItem{}, &FieldError{Field: prefix + "delay_seconds", Rule: fmt.Sprintf("%s (got %d)", delayRule, d)}
 	}
+	ttl := r.GetTtlSeconds()
+	if ttl < 0 || ttl > maxTTL {
+		return rsmq.SendItem{}, &FieldError{Field: prefix + "ttl_seconds", Rule: fmt.Sprintf("%s (got %d)", ttlRule, ttl)}
+	}
 	delay := int(d)
 	if delay == 0 {
 		delay = rsmq.QueueDefault // the contract: 0 means the queue's default delay
 	}
-	return rsmq.SendItem{Queue: r.GetQueue(), Message: r.GetMessage(), Delay: delay}, nil
+	if ttl == 0 {
+		ttl = int64(defTTL) // 0 means the publisher's default, WSMQ_QUEUE_TTL
+	}
+	return rsmq.SendItem{Queue: r.GetQueue(), Message: r.GetMessage(), Delay: delay, TTL: int(ttl)}, nil
 }
 
 // logFailure logs a failed call without the message body. Caller errors
@@ -330,4 +343,47 @@ func (s *Server) logFailure(method, queue string, code codes.Code, err error) {
 		level = slog.LevelWarn
 	}
 	s.log.Log(context.Background(), level, "call failed", "method", method, "queue", queue, "code", code.String(), "err", err)
+}
+
+// GetStatus reports the delivery status of one message.
+func (s *Server) GetStatus(ctx context.Context, req *publisherv1.GetStatusRequest) (*publisherv1.GetStatusResponse, error) {
+	start := time.Now()
+	resp, err := s.getStatus(ctx, req)
+	st := toStatus(ctx, err)
+	s.m.Observe("GetStatus", start, st.Code(), 0)
+	if err != nil {
+		s.logFailure("GetStatus", req.GetQueue(), st.Code(), err)
+		return nil, st.Err()
+	}
+	return resp, nil
+}
+
+var statusStates = map[rsmq.Status]publisherv1.MessageState{
+	rsmq.StatusQueued:       publisherv1.MessageState_MESSAGE_STATE_QUEUED,
+	rsmq.StatusInFlight:     publisherv1.MessageState_MESSAGE_STATE_IN_FLIGHT,
+	rsmq.StatusDelivered:    publisherv1.MessageState_MESSAGE_STATE_DELIVERED,
+	rsmq.StatusAcknowledged: publisherv1.MessageState_MESSAGE_STATE_ACKNOWLEDGED,
+	rsmq.StatusDeadLettered: publisherv1.MessageState_MESSAGE_STATE_DEAD_LETTERED,
+	rsmq.StatusExpired:      publisherv1.MessageState_MESSAGE_STATE_EXPIRED,
+	rsmq.StatusUnknown:      publisherv1.MessageState_MESSAGE_STATE_UNKNOWN,
+}
+
+func (s *Server) getStatus(ctx context.Context, req *publisherv1.GetStatusRequest) (*publisherv1.GetStatusResponse, error) {
+	if err := rsmq.ValidateQueueName(req.GetQueue()); err != nil {
+		return nil, &FieldError{Field: "queue", Rule: queueRule}
+	}
+	if err := rsmq.ValidateID(req.GetId()); err != nil {
+		return nil, &FieldError{Field: "id", Rule: "must be a 32-character RSMQ id ([a-zA-Z0-9:]{32})"}
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
+	defer cancel()
+	ms, err := s.q.GetStatus(ctx, req.GetQueue(), req.GetId())
+	if err != nil {
+		return nil, fmt.Errorf("status of %s in %s: %w", req.GetId(), req.GetQueue(), err)
+	}
+	state, ok := statusStates[ms.Status]
+	if !ok {
+		state = publisherv1.MessageState_MESSAGE_STATE_UNKNOWN
+	}
+	return &publisherv1.GetStatusResponse{State: state, ReceiveCount: ms.RC, Reason: ms.Reason}, nil
 }
