@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"sync"
@@ -43,17 +44,65 @@ type Options struct {
 	Buffer int
 	// WriteTimeout bounds a command's write when its ctx has no deadline [10s].
 	WriteTimeout time.Duration
+
+	// The fields below are the reconnecting Client's (New); Dial ignores
+	// them.
+
+	// URL is the gateway (http(s):// or ws(s)://) when Credentials gives
+	// none.
+	URL string
+	// Credentials is called before every connect attempt; nil: Token and
+	// AccessToken (and the fresher JWTs the gateway sends).
+	Credentials CredentialsFunc
+	// MinBackoff and MaxBackoff bound the full-jitter exponential
+	// reconnect delay [500ms, 20s]; after a rate-limit close (4029) or a
+	// 429 the Client waits MaxBackoff plus up to MaxBackoff more.
+	MinBackoff, MaxBackoff time.Duration
+	// RestartSpread is the window a reconnect after 1001/1012/1013 is
+	// spread over [5s].
+	RestartSpread time.Duration
+	// PingInterval is how long the read loop waits for a frame before it
+	// sends /ping; three silent intervals end the connection [the hello
+	// frame's pingInterval].
+	PingInterval time.Duration
+	// DedupeSize is how many handled ids per queue are remembered to
+	// drop redeliveries [4096].
+	DedupeSize int
+	// Logger logs reconnects and refusals [discard].
+	Logger *slog.Logger
+	// OnState, when set, is called on every state change with the error
+	// that caused it (nil when none). It must not block.
+	OnState func(State, error)
+	// OnToken, when set, is called with each fresh JWT the gateway sends
+	// (keep it for the next connect). It must not block.
+	OnToken func(token string, expiresAt int64)
 }
 
 // ErrClosed is returned by a Conn's methods after Close.
 var ErrClosed = errors.New("gateway client: connection closed")
 
-// CloseError is why the socket ended when the gateway closed it: e.g. 1001
-// (shutting down), 1008 (token revoked, stuck client), 1009 (frame too large).
+// CloseError is why the socket ended when the gateway closed it: one of
+// the protocol.Close* codes (e.g. 1001 shutting down, 4001 token revoked,
+// 4008 slow consumer, 4029 command flood), or 1009 (frame too large).
+// Action says what a client does about it.
 type CloseError struct {
 	Code   int
 	Reason string
 }
+
+// Is makes a 4001 close match ErrUnauthorized and a 4003 close ErrForbidden.
+func (e *CloseError) Is(target error) bool {
+	switch e.Code {
+	case protocol.CloseUnauthorized:
+		return target == ErrUnauthorized
+	case protocol.CloseForbidden:
+		return target == ErrForbidden
+	}
+	return false
+}
+
+// Action is the client's action on the code (protocol.ActionFor).
+func (e *CloseError) Action() protocol.CloseAction { return protocol.ActionFor(e.Code) }
 
 func (e *CloseError) Error() string {
 	return fmt.Sprintf("gateway closed the connection (%d %s)", e.Code, e.Reason)
@@ -91,6 +140,8 @@ type Conn struct {
 	mu      sync.Mutex
 	pending map[string][]pendingOp // by queue, in command order
 	token   string                 // the latest JWT
+	hello   *protocol.Hello        // the connection's first frame, once read
+	helloC  chan struct{}          // closed when hello is set
 
 	// unconfirmed: message frames were read since the gateway's last ping.
 	// In auto mode the gateway deletes a message only once the pong to the
@@ -176,6 +227,7 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 		pending:  make(map[string][]pendingOp),
 		token:    opts.Token,
 		pinged:   make(chan struct{}, 1),
+		helloC:   make(chan struct{}),
 	}
 	ws.SetPingHandler(c.onPing)
 	go c.readLoop()
@@ -212,6 +264,31 @@ func (c *Conn) Token() string {
 	defer c.mu.Unlock()
 	return c.token
 }
+
+// Hello waits for the gateway's hello frame (the connection's first: ack
+// mode, prefetch, visibility timeout, recommended ping interval) and
+// returns it; Next never returns it. An error means the socket ended first
+// (a gateway too old to send one) or ctx did.
+func (c *Conn) Hello(ctx context.Context) (*protocol.Hello, error) {
+	select {
+	case <-c.helloC:
+	case <-c.readDone:
+		select {
+		case <-c.helloC:
+		default:
+			return nil, fmt.Errorf("hello: %w", c.readErr)
+		}
+	case <-ctx.Done():
+		return nil, fmt.Errorf("hello: %w", ctx.Err())
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hello, nil
+}
+
+// Ping sends the application-level /ping; the gateway answers with a
+// *protocol.Pong frame, returned by Next.
+func (c *Conn) Ping(ctx context.Context) error { return c.WriteCommand(ctx, protocol.Ping) }
 
 // Subscribe subscribes to queue and waits for the gateway's confirmation,
 // which precedes the queue's first message. A refusal is an *EventError
@@ -453,6 +530,17 @@ func (c *Conn) route(f protocol.Frame) bool {
 	var queue, verb string
 	var result error
 	switch f := f.(type) {
+	case *protocol.Hello:
+		c.mu.Lock()
+		first := c.hello == nil
+		if first {
+			c.hello = f
+		}
+		c.mu.Unlock()
+		if first {
+			close(c.helloC)
+		}
+		return true
 	case *protocol.Token:
 		c.mu.Lock()
 		c.token = f.Token
