@@ -135,6 +135,7 @@ type Conn struct {
 	closeOnce sync.Once
 	readErr   error // why the reader stopped; read after readDone
 
+	manual  bool       // manual ack mode: no confirm pings to wait for
 	writeMu sync.Mutex // gorilla/websocket allows one writer
 
 	mu      sync.Mutex
@@ -220,7 +221,7 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 		opts.WriteTimeout = 10 * time.Second
 	}
 	c := &Conn{
-		ws: ws, writeTimeout: opts.WriteTimeout,
+		ws: ws, writeTimeout: opts.WriteTimeout, manual: opts.AckMode == protocol.AckManual,
 		frames:   make(chan protocol.Frame, opts.Buffer),
 		readDone: make(chan struct{}),
 		closing:  make(chan struct{}),
@@ -441,15 +442,15 @@ func (c *Conn) onPing(payload string) error {
 	return err
 }
 
-// Close waits (at most 1s) until the message frames already read are
-// confirmed to the gateway (auto mode: their pong sent), sends a normal
+// Close waits (at most 1s; auto mode only) until the message frames
+// already read are confirmed to the gateway (their pong sent), sends a normal
 // close frame, waits (at most 2s) for the gateway's answer, so that every
 // command written before was read by the gateway, then closes the socket
 // and waits for the reader goroutine. Frames the gateway had not written
 // yet, or whose ping had not come, return to their queues.
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
-		if c.unconfirmed.Load() {
+		if !c.manual && c.unconfirmed.Load() {
 			t := time.NewTimer(confirmWait)
 			for c.unconfirmed.Load() {
 				select {
