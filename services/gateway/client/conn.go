@@ -76,6 +76,12 @@ type Options struct {
 	// OnToken, when set, is called with each fresh JWT the gateway sends
 	// (keep it for the next connect). It must not block.
 	OnToken func(token string, expiresAt int64)
+	// OnEvent, when set, is called with the event frames a Client sees:
+	// *protocol.Token, *protocol.Subscribed once a subscription is
+	// confirmed, *protocol.ErrorEvent for refusals (a subscription's
+	// included), *protocol.Pong, *protocol.UnknownEvent. It is called from
+	// the Client's goroutines and must not block.
+	OnEvent func(protocol.Frame)
 }
 
 // ErrClosed is returned by a Conn's methods after Close.

@@ -180,6 +180,12 @@ func (c *Client) Stats() Stats {
 		Duplicates: c.dups.Load(), DroppedAcks: c.dropped.Load(), UnknownAcks: c.unknown.Load()}
 }
 
+func (c *Client) event(f protocol.Frame) {
+	if c.opts.OnEvent != nil {
+		c.opts.OnEvent(f)
+	}
+}
+
 func (c *Client) setState(s State, err error) {
 	c.mu.Lock()
 	c.state = s
@@ -412,6 +418,9 @@ func (s *session) start(sub *subscription) {
 			case <-s.ctx.Done():
 				return
 			case m := <-ch:
+				if s.ctx.Err() != nil {
+					return // closing: m goes back with the connection
+				}
 				s.handle(m)
 			}
 		}
@@ -426,11 +435,13 @@ func (s *session) subscribe(queue string) {
 		var ee *EventError
 		switch {
 		case err == nil:
+			s.c.event(&protocol.Subscribed{Queue: queue})
 			return
 		case errors.As(err, &ee) && ee.Code == protocol.CodeUnavailable, errors.As(err, &ee) && ee.Code == protocol.CodeRate:
 			s.c.log.Warn("subscribe refused for now; retrying", "queue", queue, "err", err)
 		case errors.As(err, &ee):
 			s.c.log.Error("subscribe refused", "queue", queue, "err", err)
+			s.c.event(&protocol.ErrorEvent{Code: ee.Code, Queue: ee.Queue, ID: ee.ID, Message: ee.Message})
 			return
 		default:
 			return // the connection ended
@@ -469,6 +480,7 @@ func (s *session) readLoop(ctx context.Context, ping time.Duration) error {
 					s.c.unknown.Add(1)
 				}
 				s.c.log.Warn("gateway refused a command", "err", err)
+				s.c.event(&protocol.ErrorEvent{Code: ee.Code, Queue: ee.Queue, ID: ee.ID, Message: ee.Message})
 				continue
 			}
 			return err
@@ -484,6 +496,9 @@ func (s *session) readLoop(ctx context.Context, ping time.Duration) error {
 			if s.c.opts.OnToken != nil {
 				s.c.opts.OnToken(f.Token, f.ExpiresAt)
 			}
+			s.c.event(f)
+		default:
+			s.c.event(f)
 		}
 	}
 }
@@ -528,16 +543,20 @@ func (s *session) handle(m *protocol.Message) {
 }
 
 // ack acks id on this session's connection only (manual mode); once the
-// connection is closing the ack is dropped: the message comes back.
+// socket has ended the ack is dropped: the message comes back. (When Run's
+// ctx ends, the socket is still open while the handlers finish: their acks
+// go out before the close.)
 func (s *session) ack(id string) {
 	if !s.manual {
 		return
 	}
-	if s.ctx.Err() != nil {
+	select {
+	case <-s.conn.Done():
 		s.c.dropped.Add(1)
 		return
+	default:
 	}
-	if err := s.conn.Ack(s.ctx, id); err != nil {
+	if err := s.conn.Ack(context.WithoutCancel(s.ctx), id); err != nil {
 		s.c.dropped.Add(1)
 	}
 }
