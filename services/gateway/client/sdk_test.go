@@ -30,10 +30,8 @@ func run(t *testing.T, c *client.Client) <-chan error {
 		res <- c.Run(ctx)
 	}()
 	t.Cleanup(func() {
-		t0 := time.Now()
 		cancel()
 		<-done
-		t.Logf("run cleanup %v", time.Since(t0))
 	})
 	return res
 }
