@@ -302,14 +302,51 @@ func TestTicketFromAnAccessTokenHandsOverTheFreshJWT(t *testing.T) {
 	expired := mintJWT(t, sess.UserID, time.Now().Add(-time.Hour))
 	ctx, cancel := ctxWait()
 	defer cancel()
-	tk, _, err := client.Ticket(ctx, gw.URL(), expired, sess.AccessToken)
+	ans, err := client.TicketWithToken(ctx, gw.URL(), expired, sess.AccessToken)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := dialOpts(t, gw, client.Options{Ticket: tk})
+	// The answer itself carries the refreshed JWT (for the next ticket)...
+	if ans.Token == "" || ans.Token == expired || ans.TokenExpiresAt <= time.Now().UnixMilli() {
+		t.Fatalf("ticket answer %+v, want the refreshed JWT", ans)
+	}
+	c := dialOpts(t, gw, client.Options{Ticket: ans.Ticket})
 	f, _ := c.next()
-	if tok, ok := f.(*protocol.Token); !ok || tok.Token == "" || tok.Token == expired || tok.ExpiresAt <= time.Now().UnixMilli() {
+	// ...and so does the socket's first frame after the hello.
+	if tok, ok := f.(*protocol.Token); !ok || tok.Token != ans.Token {
 		t.Fatalf("first frame %#v, want the fresh token", f)
+	}
+	// A valid JWT gets no token back.
+	fresh, err := client.TicketWithToken(ctx, gw.URL(), ans.Token, sess.AccessToken)
+	if err != nil || fresh.Token != "" {
+		t.Fatalf("ticket for a valid JWT: %+v %v, want no token", fresh, err)
+	}
+}
+
+func TestTicketRateLimitIs429WithRetryAfterAndAJSONBody(t *testing.T) {
+	s := newStack(t)
+	gw := s.startGateway("WSMQ_CONN_RATE=1")
+	sess := s.user(gw, "rita")
+	var code int
+	var body []byte
+	var hdr http.Header
+	for i := 0; i < 5 && code != http.StatusTooManyRequests; i++ {
+		req, err := http.NewRequest(http.MethodPost, gw.URL()+protocol.TicketPath, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set(protocol.HeaderToken, sess.Token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(res.Body)
+		_ = res.Body.Close()
+		code, hdr = res.StatusCode, res.Header
+	}
+	var eb protocol.ErrorBody
+	if code != http.StatusTooManyRequests || hdr.Get("Retry-After") == "" || json.Unmarshal(body, &eb) != nil || eb.Message == "" {
+		t.Fatalf("ticket flood: %d Retry-After %q body %s, want 429 with Retry-After and a JSON message", code, hdr.Get("Retry-After"), body)
 	}
 }
 

@@ -325,8 +325,8 @@ func TestRevokedAccessTokenLosesItsSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := c.closeErr()
-	if code := closeCode(err); code != websocket.ClosePolicyViolation {
-		t.Fatalf("close %v, want 1008", err)
+	if code := closeCode(err); code != protocol.CloseUnauthorized {
+		t.Fatalf("close %v, want 4001", err)
 	}
 	if !strings.Contains(err.Error(), "token revoked") {
 		t.Fatalf("close reason %v, want token revoked", err)
@@ -353,12 +353,18 @@ func stalledClient(t *testing.T, gw *gateway, sess client.Session) *websocket.Co
 	return ws
 }
 
+// readFrame reads the next frame after the connection's hello.
 func readFrame(ws *websocket.Conn) (protocol.Frame, error) {
-	_, b, err := ws.ReadMessage()
-	if err != nil {
-		return nil, err
+	for {
+		_, b, err := ws.ReadMessage()
+		if err != nil {
+			return nil, err
+		}
+		f, err := protocol.DecodeFrame(b)
+		if _, hello := f.(*protocol.Hello); !hello {
+			return f, err
+		}
 	}
-	return protocol.DecodeFrame(b)
 }
 
 // bigBody makes messages large enough that a few hundred exceed any socket

@@ -142,6 +142,7 @@ func run(ctx context.Context, args []string, env pkgconfig.Env) error {
 		ConnRatePerIP:       cfg.ConnRatePerIP,
 		LoginRatePerIP:      cfg.LoginRatePerIP,
 		ReverifyInterval:    cfg.ReverifyInterval,
+		ShutdownSpread:      cfg.ShutdownSpread,
 		RevocationRetention: cfg.RevocationRetention,
 		Demo:                cfg.Demo,
 

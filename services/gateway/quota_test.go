@@ -246,7 +246,7 @@ func TestCommandFloodGetsRateErrorsThenIsClosed(t *testing.T) {
 		return c.trySubscribe(sess.UserID) != protocol.CodeRate
 	})
 
-	// Sustained abuse: closed with 1008.
+	// Sustained abuse: closed with 4029.
 	go func() {
 		for ctx.Err() == nil {
 			if err := c.c.WriteCommand(ctx, notSubscribed); err != nil {
@@ -255,7 +255,7 @@ func TestCommandFloodGetsRateErrorsThenIsClosed(t *testing.T) {
 		}
 	}()
 	err := c.closeErr()
-	if code := closeCode(err); code != 1008 {
-		t.Fatalf("flood ended with %v (code %d), want close 1008", err, code)
+	if code := closeCode(err); code != protocol.CloseRateLimited {
+		t.Fatalf("flood ended with %v (code %d), want close 4029", err, code)
 	}
 }

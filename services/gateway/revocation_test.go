@@ -8,10 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	authv1 "github.com/wsmq/wsmq/gen/wsmq/auth/v1"
 	"github.com/wsmq/wsmq/services/gateway/client"
+	"github.com/wsmq/wsmq/services/gateway/protocol"
 )
 
 // revokeWithin is the product's promise: a revocation closes the sockets
@@ -84,8 +83,8 @@ func TestRevocationClosesSocketsOnTwoGatewaysWithinASecondAndTheJWTCannotReconne
 				took := max(0, cs.at.Sub(done))
 				t.Logf("%s: gateway %d closed the socket %v after the revoke call started, %v after it returned",
 					tc.name, i+1, cs.at.Sub(start), cs.at.Sub(done))
-				if code := closeCode(cs.err); code != websocket.ClosePolicyViolation || !strings.Contains(cs.err.Error(), "token revoked") {
-					t.Fatalf("gateway %d: close %v, want 1008 token revoked", i+1, cs.err)
+				if code := closeCode(cs.err); code != protocol.CloseUnauthorized || !strings.Contains(cs.err.Error(), "token revoked") {
+					t.Fatalf("gateway %d: close %v, want 4001 token revoked", i+1, cs.err)
 				}
 				// revokeWithin is the promise; twice that absorbs a loaded
 				// machine's scheduling, and the log line gives the figure.
@@ -119,8 +118,8 @@ func TestBatchedReverifyClosesAJWTOnlySocketWhoseSessionWasRevokedWithoutThePush
 		t.Fatal(err)
 	}
 	cs := <-closedAt(c)
-	if code := closeCode(cs.err); code != websocket.ClosePolicyViolation || !strings.Contains(cs.err.Error(), "token revoked") {
-		t.Fatalf("close %v, want 1008 token revoked", cs.err)
+	if code := closeCode(cs.err); code != protocol.CloseUnauthorized || !strings.Contains(cs.err.Error(), "token revoked") {
+		t.Fatalf("close %v, want 4001 token revoked", cs.err)
 	}
 	// The other user's socket survived several re-verify rounds.
 	s.send(keep.UserID, "still here")

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/gorilla/websocket"
 
@@ -31,9 +33,14 @@ In --ack manual mode each message is acked (/ack/<id>) after it is printed;
 in auto mode the gateway deletes a message once it has written it, so
 messages in flight when wsmqctl stops are lost: use manual for at-least-once.
 
+It runs on the Go SDK (services/gateway/client): when the connection drops
+it reconnects with backoff and resubscribes; redelivered messages already
+printed are not printed again.
+
 Exits 0 after --count messages, on --timeout or Ctrl-C without --count;
-1 when the gateway refuses the credentials (HTTP 401), the connection fails
-or drops, a subscription is refused, or --count is not reached in time.`
+1 when the gateway refuses the credentials (HTTP 401, or a 4001 close on
+revocation), the first connection fails, a subscription is refused, or
+--count is not reached in time.`
 
 // stringList is a repeatable string flag.
 type stringList []string
@@ -91,32 +98,15 @@ func (c *cli) listen(ctx context.Context, args []string) error {
 		ctx, cancel = context.WithTimeout(ctx, *timeout)
 		defer cancel()
 	}
-	// Connect with a single-use ticket (POST /v1/ticket, credentials in
-	// headers), as a browser does: no credential in the websocket URL.
 	base, err := c.g.gatewayURL("")
 	if err != nil {
 		return err
 	}
-	tctx, tcancel := context.WithTimeout(ctx, httpTimeout)
-	tk, _, err := client.Ticket(tctx, base.String(), creds.token, creds.accessToken)
-	tcancel()
-	if err != nil {
-		return dialError(u.Host, err)
-	}
-	conn, err := client.Dial(ctx, u.String(), client.Options{
-		Ticket: tk, Token: creds.token, AckMode: protocol.AckMode(*ack),
-		Dialer: &websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: httpTimeout},
-	})
-	if err != nil {
-		return dialError(u.Host, err)
-	}
-	defer func() { _ = conn.Close() }()
-
-	l := &listener{c: c, conn: conn, creds: creds, manual: *ack == "manual", count: *count, queues: queues}
+	l := &listener{c: c, creds: creds, count: *count, queues: queues, host: u.Host}
 	if len(l.queues) == 0 && creds.userID != "" {
 		l.queues = []string{creds.userID}
 	}
-	err = l.run(ctx)
+	err = l.run(ctx, base.String(), u.String(), protocol.AckMode(*ack))
 	switch {
 	case err == nil:
 		return nil
@@ -126,7 +116,7 @@ func (c *cli) listen(ctx context.Context, args []string) error {
 			if errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
 				why = "--timeout " + timeout.String() + " reached"
 			}
-			return fmt.Errorf("stopped after %d of %d messages: %s", l.got, *count, why)
+			return fmt.Errorf("stopped after %d of %d messages: %s", l.got.Load(), *count, why)
 		}
 		return nil // --timeout or Ctrl-C without --count: a normal end
 	default:
@@ -169,114 +159,169 @@ func dialError(host string, err error) error {
 	return fmt.Errorf("cannot connect to the gateway at %s: %w", host, err)
 }
 
-// listener runs one connection and prints what it receives.
+// listener runs the gateway client (client.New): it reconnects and
+// resubscribes when the connection drops, and prints what it receives.
 type listener struct {
 	c      *cli
-	conn   *client.Conn
 	creds  listenCreds
-	manual bool
 	count  int
 	queues []string
-	got    int
+	host   string
+	got    atomic.Int64
+
+	// outMu makes one writer of stdout at a time, and guards lastToken,
+	// creds.token and queues (the provider and the events run on the
+	// client's goroutines).
+	outMu      sync.Mutex
+	lastToken  string          // the last token event printed
+	onOwnQueue func(id string) // subscribes the user's own queue, once known
 }
 
-func (l *listener) run(ctx context.Context) error {
-	if err := l.subscribe(ctx); err != nil {
-		return err
+func (l *listener) run(parent context.Context, base, wsURL string, mode protocol.AckMode) error {
+	ctx, stop := context.WithCancelCause(parent)
+	defer stop(nil)
+	full := make(chan struct{}) // closed once --count messages are printed
+	var fullOnce sync.Once
+	var connected atomic.Bool
+	cl := client.New(client.Options{
+		URL: wsURL, AckMode: mode,
+		Dialer: &websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: httpTimeout},
+		// Connect with a single-use ticket (POST /v1/ticket, credentials
+		// in headers), as a browser does: no credential in the websocket
+		// URL. An expired JWT comes back refreshed.
+		Credentials: func(ctx context.Context) (client.Credentials, error) {
+			tctx, cancel := context.WithTimeout(ctx, httpTimeout)
+			defer cancel()
+			l.outMu.Lock()
+			token := l.creds.token
+			l.outMu.Unlock()
+			ans, err := client.TicketWithToken(tctx, base, token, l.creds.accessToken)
+			if err != nil {
+				return client.Credentials{}, err
+			}
+			if ans.Token != "" {
+				l.refreshed(&protocol.Token{Token: ans.Token, ExpiresAt: ans.TokenExpiresAt})
+			}
+			return client.Credentials{URL: wsURL, Ticket: ans.Ticket}, nil
+		},
+		OnState: func(st client.State, err error) {
+			switch {
+			case st == client.StateConnected:
+				connected.Store(true)
+			case st == client.StateDisconnected && !connected.Load():
+				stop(dialError(l.host, err)) // never connected: a CLI does not wait
+			case st == client.StateDisconnected:
+				_, _ = fmt.Fprintf(l.c.stderr, "wsmqctl: listen: %v; reconnecting\n", err)
+			}
+		},
+		OnEvent: func(f protocol.Frame) {
+			switch f := f.(type) {
+			case *protocol.Token:
+				l.refreshed(f)
+				return
+			case *protocol.ErrorEvent:
+				l.print(f)
+				l.outMu.Lock()
+				ours := f.Queue != "" && slices.Contains(l.queues, f.Queue)
+				l.outMu.Unlock()
+				if ours {
+					stop(fmt.Errorf("subscribe %s refused: %s", f.Queue, f.Code))
+				}
+				return
+			case *protocol.Pong:
+				return
+			}
+			l.print(f)
+		},
+	})
+	handler := func(_ context.Context, m *protocol.Message) error {
+		if l.count > 0 && l.got.Load() >= int64(l.count) {
+			return errors.New("--count reached") // not acked: it stays queued
+		}
+		l.print(m)
+		if n := l.got.Add(1); l.count > 0 && n >= int64(l.count) {
+			fullOnce.Do(func() { close(full) })
+		}
+		return nil
 	}
-	for {
-		f, err := l.conn.Next(ctx)
-		var ev *client.EventError
-		switch {
-		case errors.As(err, &ev):
-			e := protocol.ErrorEvent{Code: ev.Code, Queue: ev.Queue, ID: ev.ID, Message: ev.Message}
-			if err := l.print(&e); err != nil {
+	subscribe := func(queues []string) error {
+		for _, q := range queues {
+			if err := cl.Subscribe(q, handler); err != nil {
 				return err
 			}
-			if ev.Queue != "" && slices.Contains(l.queues, ev.Queue) {
-				return fmt.Errorf("subscribe %s refused: %s", ev.Queue, ev.Code)
-			}
-			continue
-		case err != nil:
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			var ce *client.CloseError
-			if errors.As(err, &ce) {
-				return fmt.Errorf("the gateway closed the connection (%d %s)", ce.Code, ce.Reason)
-			}
-			return fmt.Errorf("connection lost: %w", err)
 		}
-		done, err := l.handle(ctx, f)
-		if err != nil || done {
-			return err // the deferred Close waits for the gateway to read our acks
-		}
+		return nil
 	}
-}
-
-// subscribe sends the subscribe commands without waiting: the
-// confirmations and refusals come through Next, so every frame is printed
-// in the order the gateway sent it.
-func (l *listener) subscribe(ctx context.Context) error {
-	for _, q := range l.queues {
-		if err := l.conn.WriteCommand(ctx, protocol.Subscribe(q)); err != nil {
-			return fmt.Errorf("subscribe %s: %w", q, err)
-		}
+	if err := subscribe(l.queues); err != nil {
+		return err
 	}
-	return nil
+	l.onOwnQueue = func(id string) { _ = subscribe([]string{id}) }
+	res := make(chan error, 1)
+	go func() { res <- cl.Run(ctx) }()
+	var err error
+	select {
+	case err = <-res:
+	case <-full:
+		stop(nil) // Run acks what the handler returned nil for, then closes
+		if err := <-res; !errors.Is(err, context.Canceled) {
+			return err
+		}
+		return nil
+	}
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && parent.Err() == nil {
+		return cause
+	}
+	if errors.Is(err, client.ErrUnauthorized) {
+		var se *client.StatusError
+		if errors.As(err, &se) {
+			return dialError(l.host, err)
+		}
+		return fmt.Errorf("the gateway closed the connection: %w: run 'wsmqctl login' again", err)
+	}
+	return err
 }
 
 // print writes f as one JSON line, as the gateway sent it.
-func (l *listener) print(f protocol.Frame) error {
+func (l *listener) print(f protocol.Frame) {
+	l.outMu.Lock()
+	defer l.outMu.Unlock()
+	l.printLocked(f)
+}
+
+func (l *listener) printLocked(f protocol.Frame) {
 	line := append(f.AppendJSON(nil), '\n')
-	if _, err := l.c.stdout.Write(line); err != nil {
-		return fmt.Errorf("write output: %w", err)
-	}
-	return nil
+	_, _ = l.c.stdout.Write(line)
 }
 
-// handle prints one frame and acts on it; done means --count is reached.
-func (l *listener) handle(ctx context.Context, f protocol.Frame) (done bool, err error) {
-	if err := l.print(f); err != nil {
-		return false, err
+// refreshed prints and stores a fresh JWT (once per token: the ticket's
+// answer and the socket's first frame both carry it) and, when the queues
+// were not known (only an access token was given), subscribes to the
+// user's own queue.
+func (l *listener) refreshed(t *protocol.Token) {
+	l.outMu.Lock()
+	if t.Token == "" || t.Token == l.lastToken {
+		l.outMu.Unlock()
+		return
 	}
-	switch f := f.(type) {
-	case *protocol.Token:
-		return false, l.refreshed(ctx, f.Token, f.ExpiresAt)
-	case *protocol.Message:
-		if l.manual {
-			if err := l.conn.Ack(ctx, f.ID); err != nil {
-				return false, fmt.Errorf("ack %s: %w", f.ID, err)
-			}
-		}
-		l.got++
-		return l.count > 0 && l.got >= l.count, nil
-	}
-	return false, nil
-}
-
-// refreshed stores a fresh JWT and, when the queues were not known (only an
-// access token was given), subscribes to the user's own queue.
-func (l *listener) refreshed(ctx context.Context, token string, expiresAt int64) error {
-	if token == "" {
-		return nil
-	}
+	l.lastToken = t.Token
+	l.printLocked(t)
+	l.creds.token = t.Token
+	own := ""
 	if len(l.queues) == 0 {
-		if id := jwtUserID(token); id != "" {
-			l.queues = []string{id}
-			if err := l.subscribe(ctx); err != nil {
-				return err
-			}
+		if own = jwtUserID(t.Token); own != "" {
+			l.queues = []string{own}
 		}
 	}
-	if l.creds.session == nil {
-		return nil
+	if l.creds.session != nil {
+		l.creds.session.Token, l.creds.session.ExpiresAt = t.Token, t.ExpiresAt
+		if err := tokenfile.Save(l.creds.path, *l.creds.session); err != nil {
+			_, _ = fmt.Fprintf(l.c.stderr, "wsmqctl: listen: store the refreshed token: %v\n", err)
+		}
 	}
-	l.creds.session.Token, l.creds.session.ExpiresAt = token, expiresAt
-	if err := tokenfile.Save(l.creds.path, *l.creds.session); err != nil {
-		_, _ = fmt.Fprintf(l.c.stderr, "wsmqctl: listen: store the refreshed token: %v\n", err)
+	l.outMu.Unlock()
+	if own != "" && l.onOwnQueue != nil {
+		l.onOwnQueue(own)
 	}
-	return nil
 }
 
 // jwtUserID reads the user id from a JWT's sub claim ("users/<id>")

@@ -7,8 +7,11 @@
 // calling Next stops the reader, and the gateway, seeing no pong, stops
 // sending. Writes are serialised, so a Conn is safe for concurrent use.
 //
-// The types are meant to grow into a reconnecting client; this one does
-// not reconnect: when the socket ends, Next returns why.
+// A Conn does not reconnect: when the socket ends, Next returns why. The
+// reconnecting client is Client (New, Subscribe, Run): credentials from a
+// provider before every attempt, resubscription, handlers off the read
+// loop, acks only on the delivering connection, dedupe of redeliveries,
+// full-jitter backoff and the close-code rules of protocol.ActionFor.
 package client
 
 import (
@@ -112,10 +115,19 @@ func Login(ctx context.Context, baseURL, user, password string) (Session, error)
 // the x-token / x-access-token headers), to Dial with Options.Ticket
 // within its expiry (unix ms). A refusal is a *StatusError.
 func Ticket(ctx context.Context, baseURL, token, accessToken string) (ticket string, expiresAt int64, err error) {
+	ans, err := TicketWithToken(ctx, baseURL, token, accessToken)
+	return ans.Ticket, ans.ExpiresAt, err
+}
+
+// TicketWithToken is Ticket returning the whole answer: with an expired
+// (or no) JWT and a valid access token, ans.Token is the refreshed JWT to
+// use from now on. A refusal is a *StatusError (401, 429 with the wait in
+// its message, 503).
+func TicketWithToken(ctx context.Context, baseURL, token, accessToken string) (ans protocol.TicketResponse, err error) {
 	u := strings.TrimSuffix(baseURL, "/") + protocol.TicketPath
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
 	if err != nil {
-		return "", 0, fmt.Errorf("ticket: %w", err)
+		return ans, fmt.Errorf("ticket: %w", err)
 	}
 	if token != "" {
 		req.Header.Set(protocol.HeaderToken, token)
@@ -125,18 +137,17 @@ func Ticket(ctx context.Context, baseURL, token, accessToken string) (ticket str
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return "", 0, fmt.Errorf("ticket: %w", err)
+		return ans, fmt.Errorf("ticket: %w", err)
 	}
 	defer func() { _ = res.Body.Close() }()
 	if res.StatusCode != http.StatusOK {
-		return "", 0, fmt.Errorf("ticket: %w", statusError(res))
+		return ans, fmt.Errorf("ticket: %w", statusError(res))
 	}
-	var ans protocol.TicketResponse
 	if err := json.NewDecoder(io.LimitReader(res.Body, 64<<10)).Decode(&ans); err != nil {
-		return "", 0, fmt.Errorf("ticket: decode the answer: %w", err)
+		return ans, fmt.Errorf("ticket: decode the answer: %w", err)
 	}
 	if !ans.Success || ans.Ticket == "" {
-		return "", 0, fmt.Errorf("ticket: incomplete answer (success %v)", ans.Success)
+		return ans, fmt.Errorf("ticket: incomplete answer (success %v)", ans.Success)
 	}
-	return ans.Ticket, ans.ExpiresAt, nil
+	return ans, nil
 }

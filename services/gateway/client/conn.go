@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"sync"
@@ -43,17 +44,71 @@ type Options struct {
 	Buffer int
 	// WriteTimeout bounds a command's write when its ctx has no deadline [10s].
 	WriteTimeout time.Duration
+
+	// The fields below are the reconnecting Client's (New); Dial ignores
+	// them.
+
+	// URL is the gateway (http(s):// or ws(s)://) when Credentials gives
+	// none.
+	URL string
+	// Credentials is called before every connect attempt; nil: Token and
+	// AccessToken (and the fresher JWTs the gateway sends).
+	Credentials CredentialsFunc
+	// MinBackoff and MaxBackoff bound the full-jitter exponential
+	// reconnect delay [500ms, 20s]; after a rate-limit close (4029) or a
+	// 429 the Client waits MaxBackoff plus up to MaxBackoff more.
+	MinBackoff, MaxBackoff time.Duration
+	// RestartSpread is the window a reconnect after 1001/1012/1013 is
+	// spread over [5s].
+	RestartSpread time.Duration
+	// PingInterval is how long the read loop waits for a frame before it
+	// sends /ping; three silent intervals end the connection [the hello
+	// frame's pingInterval].
+	PingInterval time.Duration
+	// DedupeSize is how many handled ids per queue are remembered to
+	// drop redeliveries [4096].
+	DedupeSize int
+	// Logger logs reconnects and refusals [discard].
+	Logger *slog.Logger
+	// OnState, when set, is called on every state change with the error
+	// that caused it (nil when none). It must not block.
+	OnState func(State, error)
+	// OnToken, when set, is called with each fresh JWT the gateway sends
+	// (keep it for the next connect). It must not block.
+	OnToken func(token string, expiresAt int64)
+	// OnEvent, when set, is called with the event frames a Client sees:
+	// *protocol.Token, *protocol.Subscribed once a subscription is
+	// confirmed, *protocol.ErrorEvent for refusals (a subscription's
+	// included), *protocol.Pong, *protocol.UnknownEvent. It is called from
+	// the Client's goroutines and must not block.
+	OnEvent func(protocol.Frame)
 }
 
 // ErrClosed is returned by a Conn's methods after Close.
 var ErrClosed = errors.New("gateway client: connection closed")
 
-// CloseError is why the socket ended when the gateway closed it: e.g. 1001
-// (shutting down), 1008 (token revoked, stuck client), 1009 (frame too large).
+// CloseError is why the socket ended when the gateway closed it: one of
+// the protocol.Close* codes (e.g. 1001 shutting down, 4001 token revoked,
+// 4008 slow consumer, 4029 command flood), or 1009 (frame too large).
+// Action says what a client does about it.
 type CloseError struct {
 	Code   int
 	Reason string
 }
+
+// Is makes a 4001 close match ErrUnauthorized and a 4003 close ErrForbidden.
+func (e *CloseError) Is(target error) bool {
+	switch e.Code {
+	case protocol.CloseUnauthorized:
+		return target == ErrUnauthorized
+	case protocol.CloseForbidden:
+		return target == ErrForbidden
+	}
+	return false
+}
+
+// Action is the client's action on the code (protocol.ActionFor).
+func (e *CloseError) Action() protocol.CloseAction { return protocol.ActionFor(e.Code) }
 
 func (e *CloseError) Error() string {
 	return fmt.Sprintf("gateway closed the connection (%d %s)", e.Code, e.Reason)
@@ -86,11 +141,14 @@ type Conn struct {
 	closeOnce sync.Once
 	readErr   error // why the reader stopped; read after readDone
 
+	manual  bool       // manual ack mode: no confirm pings to wait for
 	writeMu sync.Mutex // gorilla/websocket allows one writer
 
 	mu      sync.Mutex
 	pending map[string][]pendingOp // by queue, in command order
 	token   string                 // the latest JWT
+	hello   *protocol.Hello        // the connection's first frame, once read
+	helloC  chan struct{}          // closed when hello is set
 
 	// unconfirmed: message frames were read since the gateway's last ping.
 	// In auto mode the gateway deletes a message only once the pong to the
@@ -169,13 +227,14 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 		opts.WriteTimeout = 10 * time.Second
 	}
 	c := &Conn{
-		ws: ws, writeTimeout: opts.WriteTimeout,
+		ws: ws, writeTimeout: opts.WriteTimeout, manual: opts.AckMode == protocol.AckManual,
 		frames:   make(chan protocol.Frame, opts.Buffer),
 		readDone: make(chan struct{}),
 		closing:  make(chan struct{}),
 		pending:  make(map[string][]pendingOp),
 		token:    opts.Token,
 		pinged:   make(chan struct{}, 1),
+		helloC:   make(chan struct{}),
 	}
 	ws.SetPingHandler(c.onPing)
 	go c.readLoop()
@@ -212,6 +271,31 @@ func (c *Conn) Token() string {
 	defer c.mu.Unlock()
 	return c.token
 }
+
+// Hello waits for the gateway's hello frame (the connection's first: ack
+// mode, prefetch, visibility timeout, recommended ping interval) and
+// returns it; Next never returns it. An error means the socket ended first
+// (a gateway too old to send one) or ctx did.
+func (c *Conn) Hello(ctx context.Context) (*protocol.Hello, error) {
+	select {
+	case <-c.helloC:
+	case <-c.readDone:
+		select {
+		case <-c.helloC:
+		default:
+			return nil, fmt.Errorf("hello: %w", c.readErr)
+		}
+	case <-ctx.Done():
+		return nil, fmt.Errorf("hello: %w", ctx.Err())
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hello, nil
+}
+
+// Ping sends the application-level /ping; the gateway answers with a
+// *protocol.Pong frame, returned by Next.
+func (c *Conn) Ping(ctx context.Context) error { return c.WriteCommand(ctx, protocol.Ping) }
 
 // Subscribe subscribes to queue and waits for the gateway's confirmation,
 // which precedes the queue's first message. A refusal is an *EventError
@@ -364,15 +448,15 @@ func (c *Conn) onPing(payload string) error {
 	return err
 }
 
-// Close waits (at most 1s) until the message frames already read are
-// confirmed to the gateway (auto mode: their pong sent), sends a normal
+// Close waits (at most 1s; auto mode only) until the message frames
+// already read are confirmed to the gateway (their pong sent), sends a normal
 // close frame, waits (at most 2s) for the gateway's answer, so that every
 // command written before was read by the gateway, then closes the socket
 // and waits for the reader goroutine. Frames the gateway had not written
 // yet, or whose ping had not come, return to their queues.
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
-		if c.unconfirmed.Load() {
+		if !c.manual && c.unconfirmed.Load() {
 			t := time.NewTimer(confirmWait)
 			for c.unconfirmed.Load() {
 				select {
@@ -453,6 +537,17 @@ func (c *Conn) route(f protocol.Frame) bool {
 	var queue, verb string
 	var result error
 	switch f := f.(type) {
+	case *protocol.Hello:
+		c.mu.Lock()
+		first := c.hello == nil
+		if first {
+			c.hello = f
+		}
+		c.mu.Unlock()
+		if first {
+			close(c.helloC)
+		}
+		return true
 	case *protocol.Token:
 		c.mu.Lock()
 		c.token = f.Token

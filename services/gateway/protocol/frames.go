@@ -9,8 +9,8 @@ import (
 	"unicode/utf8"
 )
 
-// Frame is one server frame: *Message, *Subscribed, *Unsubscribed, *Token,
-// *ErrorEvent, or *UnknownEvent for an event this package does not know
+// Frame is one server frame: *Message, *Hello, *Pong, *Subscribed,
+// *Unsubscribed, *Token, *ErrorEvent, or *UnknownEvent for an event this package does not know
 // (a newer gateway). AppendJSON appends the frame's JSON, byte for byte as
 // the gateway writes it.
 type Frame interface {
@@ -26,6 +26,18 @@ type Message struct {
 	RC      int64  `json:"rc"`      // receive count: 1 on the first delivery
 	Sent    int64  `json:"sent"`    // when it was sent, unix ms
 }
+
+// Hello is the first frame of every connection, before any token frame:
+// how the connection behaves, so a client configures itself.
+type Hello struct {
+	AckMode           AckMode `json:"ackMode"`
+	Prefetch          int     `json:"prefetch"`          // most messages in flight on the connection
+	VisibilityTimeout int64   `json:"visibilityTimeout"` // ms a delivered, unacked message stays invisible
+	PingInterval      int64   `json:"pingInterval"`      // ms: a client's recommended /ping period when idle
+}
+
+// Pong answers the /ping command.
+type Pong struct{}
 
 // Subscribed confirms /subscribe/<queue>; it precedes the queue's first message.
 type Subscribed struct {
@@ -72,6 +84,22 @@ func (m *Message) AppendJSON(b []byte) []byte {
 	b = strconv.AppendInt(b, m.Sent, 10)
 	return append(b, '}')
 }
+
+// AppendJSON implements Frame.
+func (e *Hello) AppendJSON(b []byte) []byte {
+	b = append(b, `{"event":"`+EventHello+`","ackMode":`...)
+	b = AppendString(b, string(e.AckMode))
+	b = append(b, `,"prefetch":`...)
+	b = strconv.AppendInt(b, int64(e.Prefetch), 10)
+	b = append(b, `,"visibilityTimeout":`...)
+	b = strconv.AppendInt(b, e.VisibilityTimeout, 10)
+	b = append(b, `,"pingInterval":`...)
+	b = strconv.AppendInt(b, e.PingInterval, 10)
+	return append(b, '}')
+}
+
+// AppendJSON implements Frame.
+func (*Pong) AppendJSON(b []byte) []byte { return append(b, `{"event":"`+EventPong+`"}`...) }
 
 // AppendJSON implements Frame.
 func (e *Subscribed) AppendJSON(b []byte) []byte {
@@ -149,6 +177,11 @@ type wireFrame struct {
 	Sent      int64   `json:"sent"`
 	Token     string  `json:"token"`
 	ExpiresAt int64   `json:"expiresAt"`
+
+	AckMode           AckMode `json:"ackMode"`
+	Prefetch          int     `json:"prefetch"`
+	VisibilityTimeout int64   `json:"visibilityTimeout"`
+	PingInterval      int64   `json:"pingInterval"`
 }
 
 // DecodeFrame decodes one server frame. A JSON object without an "event"
@@ -175,6 +208,10 @@ func DecodeFrame(b []byte) (Frame, error) {
 		return &Unsubscribed{Queue: w.Queue}, nil
 	case EventToken:
 		return &Token{Token: w.Token, ExpiresAt: w.ExpiresAt}, nil
+	case EventHello:
+		return &Hello{AckMode: w.AckMode, Prefetch: w.Prefetch, VisibilityTimeout: w.VisibilityTimeout, PingInterval: w.PingInterval}, nil
+	case EventPong:
+		return &Pong{}, nil
 	case EventError:
 		return &ErrorEvent{Code: w.Error, Queue: w.Queue, ID: w.ID, Message: w.Message}, nil
 	}

@@ -88,6 +88,8 @@ const (
 	EventUnsubscribed = "unsubscribed"
 	EventToken        = "token"
 	EventError        = "error"
+	EventHello        = "hello" // the first frame of every connection
+	EventPong         = "pong"  // the answer to /ping
 )
 
 // Error codes: the "error" field of an error event.
@@ -96,7 +98,7 @@ const (
 	CodeForbidden   = "forbidden"   // the user may not use the queue
 	CodeUnknownID   = "unknown_id"  // ack of an id not in flight on this connection
 	CodeLimit       = "limit"       // too many subscriptions on the connection, or queues of the user
-	CodeRate        = "rate"        // too many commands per second; sustained, the connection is closed with 1008
+	CodeRate        = "rate"        // too many commands per second; sustained, the connection is closed with CloseRateLimited
 	CodeUnavailable = "unavailable" // the queue store failed; try again
 )
 
@@ -106,6 +108,10 @@ const (
 	VerbUnsubscribe = "unsubscribe"
 	VerbAck         = "ack"
 )
+
+// Ping is the application-level liveness command, answered with
+// {"event":"pong"}: browsers never expose protocol pings to JavaScript.
+const Ping = "/ping"
 
 // Subscribe is the command that subscribes to queue.
 func Subscribe(queue string) string { return "/" + VerbSubscribe + "/" + queue }
@@ -170,6 +176,11 @@ type TicketResponse struct {
 	Success   bool   `json:"success"`
 	Ticket    string `json:"ticket"`
 	UserID    string `json:"userId"`
+	// Token is set when the request's JWT was expired (or missing) and
+	// its access token valid: the refreshed JWT, to use from now on, and
+	// TokenExpiresAt its expiry (unix ms).
+	Token          string `json:"token,omitempty"`
+	TokenExpiresAt int64  `json:"tokenExpiresAt,omitempty"`
 }
 
 // ErrorBody is every refusal's JSON body: a failed login, and a websocket

@@ -62,6 +62,9 @@ func TestFramesKeepTheGatewaysExactBytes(t *testing.T) {
 		{&Subscribed{Queue: "q"}, `{"event":"subscribed","queue":"q"}`},
 		{&Unsubscribed{Queue: "q"}, `{"event":"unsubscribed","queue":"q"}`},
 		{&Token{Token: "a.b.c", ExpiresAt: 17}, `{"event":"token","expiresAt":17,"token":"a.b.c"}`},
+		{&Hello{AckMode: AckManual, Prefetch: 256, VisibilityTimeout: 30000, PingInterval: 25000},
+			`{"event":"hello","ackMode":"manual","prefetch":256,"visibilityTimeout":30000,"pingInterval":25000}`},
+		{&Pong{}, `{"event":"pong"}`},
 		{&ErrorEvent{Code: CodeBadRequest, Message: "no"}, `{"event":"error","error":"bad_request","message":"no"}`},
 		{&ErrorEvent{Code: CodeForbidden, Queue: "x", Message: "no"}, `{"event":"error","error":"forbidden","queue":"x","message":"no"}`},
 		{&ErrorEvent{Code: CodeUnknownID, ID: "i", Message: "no"}, `{"event":"error","error":"unknown_id","id":"i","message":"no"}`},
@@ -104,6 +107,9 @@ func TestDecodeFrameTellsFramesApart(t *testing.T) {
 		{"subscribed", `{"event":"subscribed","queue":"q"}`, &Subscribed{Queue: "q"}},
 		{"unsubscribed", `{"event":"unsubscribed","queue":"q"}`, &Unsubscribed{Queue: "q"}},
 		{"token", `{"event":"token","expiresAt":17,"token":"a.b.c"}`, &Token{Token: "a.b.c", ExpiresAt: 17}},
+		{"hello", `{"event":"hello","ackMode":"auto","prefetch":8,"visibilityTimeout":5,"pingInterval":6}`,
+			&Hello{AckMode: AckAuto, Prefetch: 8, VisibilityTimeout: 5, PingInterval: 6}},
+		{"pong", `{"event":"pong"}`, &Pong{}},
 		{"error with queue", `{"event":"error","error":"forbidden","queue":"x","message":"m"}`,
 			&ErrorEvent{Code: CodeForbidden, Queue: "x", Message: "m"}},
 		{"error with id", `{"event":"error","error":"unknown_id","id":"i","message":"m"}`,
@@ -216,5 +222,18 @@ func TestSubprotocolsCarryCredentialsAndParseBack(t *testing.T) {
 	}
 	if got := Subprotocols("", ""); len(got) != 1 || got[0] != Subprotocol {
 		t.Fatalf("Subprotocols without credentials = %q", got)
+	}
+}
+
+func TestActionForGivesEachCloseCodeItsOneAction(t *testing.T) {
+	for code, want := range map[int]CloseAction{
+		CloseUnauthorized: ActionStop, CloseForbidden: ActionStop,
+		CloseRateLimited:  ActionRetryLater,
+		CloseSlowConsumer: ActionRetry, CloseInternal: ActionRetry, 1000: ActionRetry, 1006: ActionRetry,
+		CloseGoingAway: ActionRetrySpread, CloseRestart: ActionRetrySpread, CloseTryAgainLater: ActionRetrySpread,
+	} {
+		if got := ActionFor(code); got != want {
+			t.Errorf("ActionFor(%d) = %v, want %v", code, got, want)
+		}
 	}
 }

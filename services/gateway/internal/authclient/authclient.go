@@ -35,7 +35,7 @@ var (
 
 // Refused reports whether err means the auth service said no (bad or
 // revoked credentials, a malformed request), as opposed to not answering:
-// the one place the gateway tells a refusal (401, close 1008) from an
+// the one place the gateway tells a refusal (401, close 4001) from an
 // outage (503, keep the connection).
 func Refused(err error) bool {
 	return errors.Is(err, ErrUnauthenticated) || errors.Is(err, ErrInvalid)

@@ -28,6 +28,7 @@ const (
 	DefaultConnRate         = 50
 	DefaultLoginRate        = 5
 	DefaultShutdownTimeout  = 10 * time.Second
+	DefaultShutdownSpread   = 3 * time.Second
 	DefaultAuthTimeout      = 3 * time.Second
 	// DevAuthGatewayToken is the auth service's dev-mode revocation-stream
 	// credential, used in dev mode when none is set.
@@ -83,6 +84,7 @@ type Config struct {
 	HTTPIdleTimeout    time.Duration       // WSMQ_HTTP_IDLE_TIMEOUT: an idle keep-alive HTTP connection
 	AllowEviction      bool                // start even when Redis may evict keys
 	ShutdownTimeout    time.Duration
+	ShutdownSpread     time.Duration // WSMQ_SHUTDOWN_SPREAD: window the 1001 closes are spread over
 	AuthTimeout        time.Duration
 	// AuthTLS secures the connection to auth (WSMQ_AUTH_TLS); AuthTLSCA
 	// verifies its certificate (empty: system roots); AuthTLSClientCert
@@ -133,7 +135,7 @@ func Parse(args []string, env config.Env) (Config, error) {
 	s.Int(&c.MaxQueuesPerUser, "max-queues-per-user", "WSMQ_MAX_QUEUES_PER_USER", quota.DefaultMaxQueuesPerUser, 1, maxCount,
 		"most <userId>-<suffix> queues a user's subscriptions may create (existing queues count; the user's own queue does not)")
 	s.Float(&c.CommandRate, "command-rate", "WSMQ_COMMAND_RATE", wsconn.DefaultCommandRate, 0.001, 1e6,
-		"client commands per second per websocket, bursts of twice that (acks of in-flight messages are free); sustained floods are closed with 1008")
+		"client commands per second per websocket, bursts of twice that (acks of in-flight messages are free); sustained floods are closed with 4029")
 	s.Duration(&c.ServedMarkInterval, "served-mark-interval", "WSMQ_SERVED_MARK_INTERVAL", quota.DefaultMarkInterval, 10*time.Millisecond, time.Hour,
 		"how often the queues this gateway serves are marked served (wsmqctl queues prune keeps queues marked within its --idle)")
 	s.Float(&c.ConnRatePerIP, "conn-rate", "WSMQ_CONN_RATE", DefaultConnRate, 0.001, 1e9, "new websockets per second per client IP")
@@ -153,6 +155,8 @@ func Parse(args []string, env config.Env) (Config, error) {
 	s.Duration(&c.HTTPIdleTimeout, "http-idle-timeout", "WSMQ_HTTP_IDLE_TIMEOUT", DefaultHTTPIdleTimeout, 100*time.Millisecond, day, "idle keep-alive HTTP connections are closed after this")
 	s.Bool(&c.AllowEviction, "allow-eviction", "WSMQ_ALLOW_EVICTION", false, "start even if Redis may evict keys (loses messages)")
 	s.ShutdownTimeout(&c.ShutdownTimeout, "WSMQ_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout)
+	s.Duration(&c.ShutdownSpread, "shutdown-spread", "WSMQ_SHUTDOWN_SPREAD", DefaultShutdownSpread, 0, time.Hour,
+		"graceful shutdown spreads its 1001 closes over this window (at most half of WSMQ_SHUTDOWN_TIMEOUT), so clients do not all reconnect at once")
 	s.Duration(&c.AuthTimeout, "auth-timeout", "WSMQ_AUTH_TIMEOUT", DefaultAuthTimeout, time.Millisecond, time.Minute, "deadline of calls to the auth service")
 	s.Bool(&c.AuthTLS, "auth-tls", "WSMQ_AUTH_TLS", false, "connect to the auth service over TLS")
 	s.String(&c.AuthTLSCA, "auth-tls-ca", "WSMQ_AUTH_TLS_CA", "", "PEM CA bundle verifying the auth service (empty: system roots; implies WSMQ_AUTH_TLS)")

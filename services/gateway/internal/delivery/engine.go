@@ -215,6 +215,12 @@ func (e *Engine) Stop() {
 	e.delWG.Wait()
 }
 
+// Prefetch is the most unacked messages of one subscription.
+func (e *Engine) Prefetch() int { return e.cfg.Prefetch }
+
+// VisibilityTimeout is how long a delivered, unacked message stays hidden.
+func (e *Engine) VisibilityTimeout() time.Duration { return e.vt() }
+
 // vt is the visibility timeout as a duration.
 func (e *Engine) vt() time.Duration { return time.Duration(e.cfg.VisibilityTimeout) * time.Second }
 

@@ -114,7 +114,7 @@ func covers(u userRevoked, issuedAt int64) bool {
 }
 
 // Revoke applies a revocation the auth service pushed: it remembers it
-// and closes the sockets it covers with 1008 "token revoked". It is safe
+// and closes the sockets it covers with 4001 (protocol.CloseUnauthorized) "token revoked". It is safe
 // to call from any goroutine.
 func (s *Server) Revoke(r authclient.Revocation) {
 	// Record first, then scan: handleWS registers a socket, then checks
@@ -140,7 +140,7 @@ func (s *Server) Revoke(r authclient.Revocation) {
 	s.revoked.add(r, time.UnixMilli(until).Add(30*time.Second))
 	s.log.Info("revoked; closing sockets", "user", r.UserID, "sockets", len(victims))
 	for _, c := range victims {
-		c.Close(wsconn.ClosePolicy, "token revoked") // does not wait
+		c.Close(protocol.CloseUnauthorized, "token revoked") // does not wait
 	}
 }
 
@@ -201,11 +201,11 @@ func (s *Server) applyReverify(c *wsconn.Conn, res authclient.Result) {
 	switch {
 	case authclient.Refused(err):
 		s.log.Info("credentials no longer valid; closing", "user", c.User())
-		c.Close(wsconn.ClosePolicy, "token revoked")
+		c.Close(protocol.CloseUnauthorized, "token revoked")
 	case err != nil:
 		s.log.Warn("re-verify: auth unavailable; keeping connection", "user", c.User(), "err", err)
 	case id.UserID != c.User() || s.revoked.refuses(id):
-		c.Close(wsconn.ClosePolicy, "token revoked")
+		c.Close(protocol.CloseUnauthorized, "token revoked")
 	case id.Token != "":
 		s.mu.Lock()
 		if p := s.conns[c]; p != nil {

@@ -48,6 +48,9 @@ type Config struct {
 	ConnRatePerIP    float64       // websocket upgrades (and tickets) per second per IP [50]
 	LoginRatePerIP   float64       // logins per second per IP [5]
 	ReverifyInterval time.Duration // [1m]
+	// ShutdownSpread is the window Shutdown spreads its 1001 closes over,
+	// at most half of the time its ctx leaves; 0 closes all at once.
+	ShutdownSpread time.Duration
 	// RevocationRetention is how long a pushed revocation is remembered
 	// when no socket here tells its JWT's expiry [DefaultRevocationRetention].
 	RevocationRetention time.Duration
@@ -176,9 +179,11 @@ func (s *Server) Start() {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 // Shutdown closes every websocket with 1001 (going away) after returning
-// its in-flight messages to their queues, all connections at once (a
-// client that does not read costs its own connection about a second, not
-// the others), and waits for the connections' goroutines, or for ctx. The
+// its in-flight messages to their queues, the closes spread evenly over
+// ShutdownSpread (bounded by half the time ctx leaves) so the clients do
+// not all reconnect elsewhere at once (a client that does not read costs
+// its own connection about a second, not the others), and waits for the
+// connections' goroutines, or for ctx. The
 // http.Server's own Shutdown must be called first so no new connection
 // arrives.
 func (s *Server) Shutdown(ctx context.Context) error {
@@ -197,8 +202,24 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.started.Load() {
 		<-s.loopDone
 	}
-	for _, c := range conns {
-		c.Close(wsconn.CloseGoingAway, "server shutting down") // does not wait
+	window := s.cfg.ShutdownSpread
+	if dl, ok := ctx.Deadline(); ok {
+		window = min(window, time.Until(dl)/2)
+	}
+	start := time.Now()
+	t := time.NewTimer(0)
+	defer t.Stop()
+	<-t.C
+	for i, c := range conns {
+		if window > 0 && i > 0 {
+			t.Reset(time.Until(start.Add(window * time.Duration(i) / time.Duration(len(conns)))))
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				window = 0 // out of time: close the rest at once
+			}
+		}
+		c.Close(protocol.CloseGoingAway, "server shutting down") // does not wait
 	}
 	done := make(chan struct{})
 	go func() {
@@ -418,10 +439,10 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	if draining {
 		// Shutdown took its snapshot while this socket was upgrading.
-		c.Close(wsconn.CloseGoingAway, "server shutting down")
+		c.Close(protocol.CloseGoingAway, "server shutting down")
 	} else if s.revoked.refuses(id) {
 		// Revoked while upgrading (Revoke records, then scans).
-		c.Close(wsconn.ClosePolicy, "token revoked")
+		c.Close(protocol.CloseUnauthorized, "token revoked")
 	}
 	s.m.Connections.Inc()
 	// Serve on a fresh goroutine and let the handler return: net/http then
@@ -442,7 +463,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 
 // reverifyLoop re-checks every live connection's credentials each interval
 // (batched: reverify in revocations.go) and closes those that no longer
-// pass (1008 "token revoked"). An unreachable auth service closes nothing.
+// pass (4001 "token revoked"). An unreachable auth service closes nothing.
 // It is the backstop of the pushed revocations (Revoke).
 func (s *Server) reverifyLoop() {
 	defer close(s.loopDone)
@@ -518,11 +539,13 @@ func (s *Server) backoff(w http.ResponseWriter, ip, reason, msg string, wait tim
 
 // handleTicket exchanges credentials (headers, else a JSON body) for a
 // single-use connect ticket, so that no long-lived credential goes in a
-// websocket URL.
+// websocket URL. An expired JWT with a valid access token is accepted: the
+// answer carries the refreshed JWT. Refusals are JSON: 401, 429 with
+// Retry-After, 503.
 func (s *Server) handleTicket(w http.ResponseWriter, r *http.Request) {
 	ip := s.cfg.TrustedProxies.ClientIP(r)
 	if !s.ticketLimiter.allow(ip) {
-		s.reject(w, ip, http.StatusTooManyRequests, "rate", "too many ticket requests; slow down")
+		s.backoff(w, ip, "rate", "too many ticket requests", time.Second)
 		return
 	}
 	token, accessToken := r.Header.Get(protocol.HeaderToken), r.Header.Get(protocol.HeaderAccessToken)
@@ -559,7 +582,13 @@ func (s *Server) handleTicket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, protocol.TicketResponse{Success: true, Ticket: t, ExpiresAt: exp.UnixMilli(), UserID: id.UserID})
+	res := protocol.TicketResponse{Success: true, Ticket: t, ExpiresAt: exp.UnixMilli(), UserID: id.UserID}
+	if id.Token != "" {
+		// The JWT was expired (or missing) and the access token valid: the
+		// client gets the refreshed JWT now, for its next ticket.
+		res.Token, res.TokenExpiresAt = id.Token, id.ExpiresAt
+	}
+	writeJSON(w, http.StatusOK, res)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) { serve.WriteJSON(w, code, v) }

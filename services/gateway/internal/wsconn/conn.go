@@ -123,13 +123,6 @@ const maxUnconfirmedPings = 8
 // the writer: a client that floods commands without reading is closed.
 const maxPendingEvents = 256
 
-// Close codes and reasons the gateway uses.
-const (
-	CloseGoingAway = websocket.CloseGoingAway       // 1001: shutdown
-	ClosePolicy    = websocket.ClosePolicyViolation // 1008: revoked, stuck
-	CloseInternal  = websocket.CloseInternalServerErr
-)
-
 // Conn is one authenticated client websocket.
 type Conn struct {
 	ws     *websocket.Conn
@@ -207,10 +200,11 @@ func New(ws *websocket.Conn, engine *delivery.Engine, user string, opts Options,
 func (c *Conn) User() string { return c.user }
 
 // Serve runs the connection until the client leaves or Close is called. It
-// sends first (when not nil) before anything else. On return, every
+// sends the hello frame, then first (when not nil), before anything else. On return, every
 // subscription is closed and its unacked or unconfirmed messages are back in
 // their queues, and no goroutine of the connection is left.
 func (c *Conn) Serve(first []byte) {
+	c.sendEvent(c.hello())
 	if first != nil {
 		c.sendEvent(first)
 	}
@@ -254,6 +248,20 @@ func (c *Conn) Serve(first []byte) {
 		_ = c.ws.WriteControl(websocket.CloseMessage, c.closeMsg, time.Now().Add(closeFrameTimeout))
 	}
 	_ = c.ws.Close()
+}
+
+// hello is the connection's first frame.
+func (c *Conn) hello() []byte {
+	h := protocol.Hello{AckMode: protocol.AckAuto, Prefetch: c.opts.ConnBuffer, PingInterval: c.opts.PingInterval.Milliseconds()}
+	// Prefetch is per subscription, within the connection's buffer.
+	if c.opts.Manual {
+		h.AckMode = protocol.AckManual
+	}
+	if c.engine != nil {
+		h.VisibilityTimeout = c.engine.VisibilityTimeout().Milliseconds()
+		h.Prefetch = min(h.Prefetch, c.engine.Prefetch())
+	}
+	return h.AppendJSON(nil)
 }
 
 // Close ends the connection with a close frame (code, reason), sent after
@@ -316,6 +324,12 @@ func (c *Conn) readLoop() {
 
 // handle runs one command. The connection stays up whatever the command.
 func (c *Conn) handle(cmd string) {
+	if cmd == protocol.Ping {
+		if c.admitCommand("") {
+			c.sendEvent(pongFrame)
+		}
+		return
+	}
 	verb, arg, ok := protocol.ParseCommand(cmd)
 	if !ok || verb != protocol.VerbAck {
 		queue := ""
@@ -327,7 +341,7 @@ func (c *Conn) handle(cmd string) {
 		}
 	}
 	if !ok {
-		c.sendError(protocol.CodeBadRequest, "", "unknown command: use /subscribe/<queue>, /unsubscribe/<queue> or /ack/<id>")
+		c.sendError(protocol.CodeBadRequest, "", "unknown command: use /subscribe/<queue>, /unsubscribe/<queue>, /ack/<id> or /ping")
 		return
 	}
 	switch verb {
@@ -351,6 +365,8 @@ func (c *Conn) handle(cmd string) {
 		}
 	}
 }
+
+var pongFrame = (&protocol.Pong{}).AppendJSON(nil)
 
 // ackInFlight acks id when it is in flight on this connection.
 func (c *Conn) ackInFlight(id string) bool {
@@ -381,14 +397,15 @@ func (c *Conn) ackError(arg string) {
 
 // admitCommand takes a token for one command. Without one the client gets
 // a rate error; once the refusals outrun their own budget (a flood
-// sustained at well over the rate) the connection is closed with 1008.
+// sustained at well over the rate) the connection is closed with
+// protocol.CloseRateLimited.
 func (c *Conn) admitCommand(queue string) bool {
 	if c.commands.Allow() {
 		return true
 	}
 	if !c.refusals.Allow() {
 		c.log.Info("client floods commands; closing", "user", c.user)
-		c.Close(ClosePolicy, "too many commands")
+		c.Close(protocol.CloseRateLimited, "too many commands")
 		return false
 	}
 	c.sendQueueError(protocol.CodeRate, queue, "too many commands: at most "+
@@ -490,7 +507,7 @@ func (c *Conn) sendEvent(b []byte) {
 	if c.events > maxPendingEvents {
 		c.mu.Unlock()
 		c.log.Info("client does not read its events; closing", "user", c.user)
-		c.Close(ClosePolicy, "too many pending frames")
+		c.Close(protocol.CloseSlowConsumer, "too many pending frames")
 		return
 	}
 	c.out = append(c.out, frame{event: b})
@@ -587,7 +604,7 @@ func (c *Conn) writeLoop() {
 				continue
 			}
 			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.opts.WriteTimeout)); err != nil {
-				c.Close(CloseInternal, "write failed")
+				c.Close(protocol.CloseSlowConsumer, "write failed")
 				return
 			}
 			lastPing = time.Now()
@@ -596,7 +613,7 @@ func (c *Conn) writeLoop() {
 			confirmC = nil
 			if wait := c.pongWait(time.Now()); wait < 0 {
 				c.log.Info("client does not answer pings; closing", "user", c.user)
-				c.Close(ClosePolicy, "pong timeout")
+				c.Close(protocol.CloseSlowConsumer, "pong timeout")
 				return
 			} else if wait > 0 {
 				confirmTimer.Reset(wait)
@@ -632,7 +649,7 @@ func (c *Conn) writeLoop() {
 					// before the error: they are in flight until the
 					// connection's subscriptions close and return them.
 					c.log.Info("write failed; closing", "user", c.user, "err", err)
-					c.Close(CloseInternal, "write failed")
+					c.Close(protocol.CloseSlowConsumer, "write failed")
 					return
 				}
 				if f.sub != nil {
@@ -652,7 +669,7 @@ func (c *Conn) writeLoop() {
 		sent, err := c.sendConfirmPing()
 		if err != nil {
 			c.log.Info("write failed; closing", "user", c.user, "err", err)
-			c.Close(CloseInternal, "write failed")
+			c.Close(protocol.CloseSlowConsumer, "write failed")
 			return
 		}
 		if sent {

@@ -1,0 +1,470 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	authv1 "github.com/wsmq/wsmq/gen/wsmq/auth/v1"
+	"github.com/wsmq/wsmq/pkg/testenv"
+	"github.com/wsmq/wsmq/services/gateway/client"
+	"github.com/wsmq/wsmq/services/gateway/internal/gatewaytest"
+	"github.com/wsmq/wsmq/services/gateway/protocol"
+)
+
+// run starts c.Run on a goroutine owned by the test; the returned channel
+// yields Run's result. Cleanup cancels it and waits.
+func run(t *testing.T, c *client.Client) <-chan error {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	res := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		res <- c.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return res
+}
+
+// recorder is a handler counting calls per body, in order.
+type recorder struct {
+	mu     sync.Mutex
+	bodies []string
+	calls  map[string]int
+}
+
+func newRecorder() *recorder { return &recorder{calls: make(map[string]int)} }
+
+func (r *recorder) handle(_ context.Context, m *protocol.Message) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.bodies = append(r.bodies, m.Message)
+	r.calls[m.Message]++
+	return nil
+}
+
+func (r *recorder) distinct() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.calls)
+}
+
+func (r *recorder) snapshot() ([]string, map[string]int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	calls := make(map[string]int, len(r.calls))
+	for k, v := range r.calls {
+		calls[k] = v
+	}
+	return append([]string(nil), r.bodies...), calls
+}
+
+// sessionCredentials is a provider of a fixed session at one gateway.
+func sessionCredentials(url string, sess client.Session) client.CredentialsFunc {
+	return func(context.Context) (client.Credentials, error) {
+		return client.Credentials{URL: url, Token: sess.Token, AccessToken: sess.AccessToken}, nil
+	}
+}
+
+func TestHelloComesFirstAndPingIsAnsweredWithPong(t *testing.T) {
+	s := gatewaytest.Start(t)
+	gw := s.StartGateway("WSMQ_VISIBILITY_TIMEOUT=7", "WSMQ_PING_INTERVAL=3s")
+	sess := login(t, s, gw, "hana")
+	c := dial(t, gw, client.Options{Token: sess.Token, AckMode: protocol.AckManual})
+	h, err := c.Hello(ctxFor(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.AckMode != protocol.AckManual || h.VisibilityTimeout != 7000 || h.PingInterval != 3000 || h.Prefetch <= 0 {
+		t.Fatalf("hello %+v, want manual, vt 7000ms, ping 3000ms, a prefetch", h)
+	}
+	if err := c.Ping(ctxFor(t)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	f, err := c.Next(ctx)
+	if _, ok := f.(*protocol.Pong); !ok || err != nil {
+		t.Fatalf("answer to /ping: %#v %v, want a pong", f, err)
+	}
+}
+
+func TestClientSeedFlowLogsInSubscribesReceivesAndAcks(t *testing.T) {
+	s := gatewaytest.Start(t)
+	gw := s.StartGateway()
+	sess := login(t, s, gw, "sam")
+	got := make(chan *protocol.Message, 1)
+	var states sync.Map
+	c := client.New(client.Options{Credentials: sessionCredentials(gw.URL(), sess),
+		OnState: func(st client.State, _ error) { states.Store(st, true) }})
+	if err := c.Subscribe(sess.UserID, func(_ context.Context, m *protocol.Message) error {
+		got <- m
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	run(t, c)
+	testenv.Eventually(t, wait, "connected", func() bool { return c.State() == client.StateConnected })
+	// The subscription goes out right after the hello; a message sent
+	// before it is delivered too (the queue holds it).
+	id := s.Send(sess.UserID, "seed")
+	select {
+	case m := <-got:
+		if m.ID != id || m.Message != "seed" || m.Queue != sess.UserID {
+			t.Fatalf("message %+v, want %s", m, id)
+		}
+	case <-time.After(wait):
+		t.Fatal("no message reached the handler")
+	}
+	// Manual mode by default: the handler's nil return acked it.
+	testenv.Eventually(t, wait, "acked message deleted", func() bool {
+		a := s.Attrs(sess.UserID)
+		return a.Msgs == 0
+	})
+	if _, ok := states.Load(client.StateConnecting); !ok {
+		t.Fatal("no connecting state reported")
+	}
+	if st := c.Stats(); st.Handled != 1 || st.Connects != 1 || st.Duplicates != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestClientHandsAThousandMessagesInOrderExactlyOnceInBothAckModes(t *testing.T) {
+	s := gatewaytest.Start(t)
+	gw := s.StartGateway()
+	for _, mode := range []protocol.AckMode{protocol.AckAuto, protocol.AckManual} {
+		t.Run(string(mode), func(t *testing.T) {
+			sess := login(t, s, gw, "k"+string(mode))
+			const n = 1000
+			for i := range n {
+				s.Send(sess.UserID, strconv.Itoa(i))
+			}
+			rec := newRecorder()
+			c := client.New(client.Options{Credentials: sessionCredentials(gw.URL(), sess), AckMode: mode})
+			if err := c.Subscribe(sess.UserID, rec.handle); err != nil {
+				t.Fatal(err)
+			}
+			run(t, c)
+			testenv.Eventually(t, 2*wait, "every message handled", func() bool { return rec.distinct() == n })
+			testenv.Eventually(t, wait, "queue empty", func() bool { return s.Attrs(sess.UserID).Msgs == 0 })
+			bodies, _ := rec.snapshot()
+			if len(bodies) != n {
+				t.Fatalf("%d handler calls for %d messages", len(bodies), n)
+			}
+			for i, b := range bodies {
+				if b != strconv.Itoa(i) {
+					t.Fatalf("call %d got message %s: out of order", i, b)
+				}
+			}
+		})
+	}
+}
+
+func TestClientSurvivesSIGKILLOfItsGatewayAndHandlesEveryMessageOnce(t *testing.T) {
+	s := gatewaytest.Start(t, "WSMQ_VISIBILITY_TIMEOUT=2")
+	gw1, gw2 := s.StartGateway(), s.StartGateway()
+	sess := login(t, s, gw1, "kim")
+	var dials [2]atomic.Int32
+	provider := func(context.Context) (client.Credentials, error) {
+		url := gw1.URL()
+		select {
+		case <-gw1.P.Done():
+			url = gw2.URL()
+			dials[1].Add(1)
+		default:
+			dials[0].Add(1)
+		}
+		return client.Credentials{URL: url, Token: sess.Token, AccessToken: sess.AccessToken}, nil
+	}
+	rec := newRecorder()
+	c := client.New(client.Options{Credentials: provider, MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	if err := c.Subscribe(sess.UserID, rec.handle); err != nil {
+		t.Fatal(err)
+	}
+	run(t, c)
+	const n = 400
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for i := range n {
+			s.Send(sess.UserID, strconv.Itoa(i))
+			if i%20 == 0 {
+				time.Sleep(5 * time.Millisecond) // a stream, not one burst (pacing, not synchronisation)
+			}
+		}
+	}()
+	testenv.Eventually(t, wait, "a third handled", func() bool { return rec.distinct() >= n/3 })
+	gw1.P.Kill()
+	<-sent
+	testenv.Eventually(t, 3*wait, "every message handled", func() bool { return rec.distinct() == n })
+	testenv.Eventually(t, wait, "queue empty", func() bool { return s.Attrs(sess.UserID).Msgs == 0 })
+	_, calls := rec.snapshot()
+	for body, k := range calls {
+		if k != 1 {
+			t.Fatalf("message %s handled %d times", body, k)
+		}
+	}
+	st := c.Stats()
+	if dials[1].Load() == 0 || st.Connects < 2 {
+		t.Fatalf("no reconnect to the second gateway (dials %d/%d, stats %+v)", dials[0].Load(), dials[1].Load(), st)
+	}
+	t.Logf("after SIGKILL: %d connects, %d duplicates deduped, %d acks dropped", st.Connects, st.Duplicates, st.DroppedAcks)
+}
+
+// proxy is a TCP proxy to one address whose connections can be cut.
+type proxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []net.Conn
+	wg     sync.WaitGroup
+}
+
+func startProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, target: target}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		p.cut()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *proxy) URL() string { return "http://" + p.ln.Addr().String() }
+
+func (p *proxy) accept() {
+	defer p.wg.Done()
+	for {
+		in, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		out, err := net.Dial("tcp", p.target)
+		if err != nil {
+			_ = in.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, in, out)
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go p.pipe(in, out)
+		go p.pipe(out, in)
+	}
+}
+
+func (p *proxy) pipe(dst, src net.Conn) {
+	defer p.wg.Done()
+	_, _ = io.Copy(dst, src)
+	_ = dst.Close()
+	_ = src.Close()
+}
+
+// cut closes every proxied connection, both sides.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
+}
+
+func TestAckOfAMessageOfALostConnectionIsNeverSentOnTheNewOneAndItsRedeliveryIsDeduped(t *testing.T) {
+	s := gatewaytest.Start(t)
+	gw := s.StartGateway()
+	px := startProxy(t, gw.Addr)
+	sess := login(t, s, gw, "ada")
+	entered := make(chan struct{}, 4)
+	var calls atomic.Int32
+	c := client.New(client.Options{Credentials: sessionCredentials(px.URL(), sess), MinBackoff: 20 * time.Millisecond})
+	if err := c.Subscribe(sess.UserID, func(ctx context.Context, _ *protocol.Message) error {
+		calls.Add(1)
+		entered <- struct{}{}
+		<-ctx.Done() // the connection that delivered it is gone...
+		return nil   // ...and the handler still succeeds: its ack must not go out
+	}); err != nil {
+		t.Fatal(err)
+	}
+	run(t, c)
+	s.Send(sess.UserID, "held")
+	select {
+	case <-entered:
+	case <-time.After(wait):
+		t.Fatal("handler not called")
+	}
+	px.cut()
+	// The gateway put the unacked message back at once; the new connection
+	// gets it again (rc 2), the client drops it as a duplicate and acks it
+	// there, where it was delivered.
+	testenv.Eventually(t, wait, "redelivery deduped", func() bool { return c.Stats().Duplicates == 1 })
+	testenv.Eventually(t, wait, "queue empty", func() bool { return s.Attrs(sess.UserID).Msgs == 0 })
+	st := c.Stats()
+	if calls.Load() != 1 || st.DroppedAcks != 1 || st.UnknownAcks != 0 || st.Connects != 2 {
+		t.Fatalf("handler calls %d, stats %+v: want 1 call, 1 dropped ack, no unknown ack, 2 connects", calls.Load(), st)
+	}
+}
+
+func TestRevocationClosesWith4001AndTheClientStopsForGood(t *testing.T) {
+	s := gatewaytest.Start(t, "WSMQ_REVERIFY_INTERVAL=200ms")
+	gw := s.StartGateway()
+	sess := login(t, s, gw, "rev")
+	var attempts atomic.Int32
+	c := client.New(client.Options{Credentials: func(ctx context.Context) (client.Credentials, error) {
+		attempts.Add(1)
+		return sessionCredentials(gw.URL(), sess)(ctx)
+	}, MinBackoff: 10 * time.Millisecond})
+	if err := c.Subscribe(sess.UserID, newRecorder().handle); err != nil {
+		t.Fatal(err)
+	}
+	res := run(t, c)
+	testenv.Eventually(t, wait, "connected", func() bool { return c.State() == client.StateConnected })
+	if _, err := s.Auth.Revoke(context.Background(), &authv1.RevokeRequest{AccessToken: sess.AccessToken}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-res:
+		var ce *client.CloseError
+		if !errors.Is(err, client.ErrUnauthorized) || !errors.As(err, &ce) || ce.Code != protocol.CloseUnauthorized {
+			t.Fatalf("Run returned %v, want a 4001 close matching ErrUnauthorized", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("Run did not stop after the revocation")
+	}
+	if n := attempts.Load(); n != 1 {
+		t.Fatalf("%d connect attempts, want 1 (no retry with revoked credentials)", n)
+	}
+	if c.State() != client.StateClosed {
+		t.Fatalf("state %v, want closed", c.State())
+	}
+}
+
+func TestProviderUnauthorizedErrorStopsTheClient(t *testing.T) {
+	var attempts atomic.Int32
+	c := client.New(client.Options{Credentials: func(context.Context) (client.Credentials, error) {
+		if attempts.Add(1) < 3 {
+			return client.Credentials{}, errors.New("token service down") // retried
+		}
+		return client.Credentials{}, client.ErrUnauthorized
+	}, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
+	select {
+	case err := <-run(t, c):
+		if !errors.Is(err, client.ErrUnauthorized) || attempts.Load() != 3 {
+			t.Fatalf("Run: %v after %d attempts, want ErrUnauthorized after 3", err, attempts.Load())
+		}
+	case <-time.After(wait):
+		t.Fatal("Run did not stop")
+	}
+}
+
+func TestCommandFloodClosesWith4029WhichMeansRetryLater(t *testing.T) {
+	s := gatewaytest.Start(t)
+	gw := s.StartGateway("WSMQ_COMMAND_RATE=5")
+	sess := login(t, s, gw, "flo")
+	c := dial(t, gw, client.Options{Token: sess.Token})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for ctx.Err() == nil {
+			if c.WriteCommand(ctx, protocol.Ping) != nil {
+				return
+			}
+		}
+	}()
+	var err error
+	for err == nil {
+		_, err = c.Next(ctxFor(t))
+		var ee *client.EventError
+		if errors.As(err, &ee) {
+			err = nil // the rate errors before the close
+		}
+	}
+	var ce *client.CloseError
+	if !errors.As(err, &ce) || ce.Code != protocol.CloseRateLimited || ce.Action() != protocol.ActionRetryLater {
+		t.Fatalf("flood ended with %v, want close 4029 → retry later", err)
+	}
+}
+
+func TestGracefulShutdownSpreadsIts1001ClosesAndTheClientMovesToTheOtherGateway(t *testing.T) {
+	s := gatewaytest.Start(t)
+	gw1 := s.StartGateway("WSMQ_SHUTDOWN_SPREAD=1s")
+	gw2 := s.StartGateway()
+	sess := login(t, s, gw1, "gus")
+	const conns = 10
+	closed := make(chan time.Time, conns)
+	for range conns {
+		c := dial(t, gw1, client.Options{Token: sess.Token})
+		go func() {
+			<-c.Done()
+			closed <- time.Now()
+		}()
+	}
+	rec := newRecorder()
+	var (
+		causeMu sync.Mutex
+		causes  []error
+	)
+	c := client.New(client.Options{Credentials: func(ctx context.Context) (client.Credentials, error) {
+		url := gw1.URL()
+		select {
+		case <-gw1.P.Done():
+			url = gw2.URL()
+		default:
+		}
+		return client.Credentials{URL: url, Token: sess.Token}, nil
+	}, RestartSpread: 200 * time.Millisecond, OnState: func(st client.State, err error) {
+		if st == client.StateDisconnected {
+			causeMu.Lock()
+			causes = append(causes, err)
+			causeMu.Unlock()
+		}
+	}})
+	if err := c.Subscribe(sess.UserID, rec.handle); err != nil {
+		t.Fatal(err)
+	}
+	run(t, c)
+	testenv.Eventually(t, wait, "connected", func() bool { return c.State() == client.StateConnected })
+	t0 := time.Now()
+	if err := gw1.P.Terminate(wait); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("gateway exited %v after SIGTERM", time.Since(t0))
+	first, last := time.Time{}, time.Time{}
+	for i := range conns {
+		at := <-closed
+		if i == 0 {
+			first = at
+		}
+		last = at
+	}
+	if spread := last.Sub(first); spread < 400*time.Millisecond {
+		t.Fatalf("%d closes within %v, want them spread over about 1s", conns, spread)
+	}
+	t.Logf("closes spread over %v", last.Sub(first))
+	s.Send(sess.UserID, "after")
+	testenv.Eventually(t, wait, "message via the second gateway", func() bool { return rec.distinct() == 1 })
+	t.Logf("message handled %v after SIGTERM", time.Since(t0))
+	causeMu.Lock()
+	defer causeMu.Unlock()
+	var ce *client.CloseError
+	if len(causes) == 0 || !errors.As(causes[0], &ce) || ce.Code != protocol.CloseGoingAway {
+		t.Fatalf("disconnect causes %v, want a close 1001 first", causes)
+	}
+}
