@@ -236,42 +236,43 @@ func (t Tuning) tuned() Tuning {
 
 // Apply sets t on opts.
 func Apply(opts *redis.Options, t Tuning) {
-	t = t.tuned()
-	if t.PoolSize > 0 {
-		opts.PoolSize = t.PoolSize
-	}
-	opts.DialTimeout = t.DialTimeout
-	opts.ReadTimeout = t.IOTimeout
-	opts.WriteTimeout = t.IOTimeout
-	if t.MaxRetries != 0 {
-		opts.MaxRetries = t.MaxRetries
-	}
-	if t.FailFast {
-		opts.DialerRetries = 2
-		opts.DialerRetryTimeout = 50 * time.Millisecond
-		opts.PoolTimeout = t.DialTimeout + t.IOTimeout
-	}
-	opts.ContextTimeoutEnabled = t.CtxDeadlines
+	t.apply(knobs{&opts.PoolSize, &opts.DialTimeout, &opts.ReadTimeout, &opts.WriteTimeout, &opts.MaxRetries,
+		&opts.DialerRetries, &opts.DialerRetryTimeout, &opts.PoolTimeout, &opts.ContextTimeoutEnabled})
 }
 
 // ApplyFailover sets t on the options of a Sentinel failover client.
 func ApplyFailover(opts *redis.FailoverOptions, t Tuning) {
+	t.apply(knobs{&opts.PoolSize, &opts.DialTimeout, &opts.ReadTimeout, &opts.WriteTimeout, &opts.MaxRetries,
+		&opts.DialerRetries, &opts.DialerRetryTimeout, &opts.PoolTimeout, &opts.ContextTimeoutEnabled})
+}
+
+// knobs are the fields Tuning sets, in redis.Options and
+// redis.FailoverOptions alike.
+type knobs struct {
+	poolSize                       *int
+	dial, read, write              *time.Duration
+	maxRetries, dialerRetries      *int
+	dialerRetryTimeout, poolTimout *time.Duration
+	ctxDeadlines                   *bool
+}
+
+func (t Tuning) apply(k knobs) {
 	t = t.tuned()
 	if t.PoolSize > 0 {
-		opts.PoolSize = t.PoolSize
+		*k.poolSize = t.PoolSize
 	}
-	opts.DialTimeout = t.DialTimeout
-	opts.ReadTimeout = t.IOTimeout
-	opts.WriteTimeout = t.IOTimeout
+	*k.dial = t.DialTimeout
+	*k.read = t.IOTimeout
+	*k.write = t.IOTimeout
 	if t.MaxRetries != 0 {
-		opts.MaxRetries = t.MaxRetries
+		*k.maxRetries = t.MaxRetries
 	}
 	if t.FailFast {
-		opts.DialerRetries = 2
-		opts.DialerRetryTimeout = 50 * time.Millisecond
-		opts.PoolTimeout = t.DialTimeout + t.IOTimeout
+		*k.dialerRetries = 2
+		*k.dialerRetryTimeout = 50 * time.Millisecond
+		*k.poolTimout = t.DialTimeout + t.IOTimeout
 	}
-	opts.ContextTimeoutEnabled = t.CtxDeadlines
+	*k.ctxDeadlines = t.CtxDeadlines
 }
 
 // MasterWatch learns the address of the Redis master from the connections
@@ -474,4 +475,22 @@ func DurabilityWarnings(ctx context.Context, rdb redis.Cmdable, minReplicas int)
 		}
 	}
 	return out
+}
+
+// SentinelConfig is a sentinel's configuration file for a local stack or a
+// test: listening on 127.0.0.1:port, watching master (its name) at
+// 127.0.0.1:masterPort with the quorum, failing over after downAfter.
+// Sentinel rewrites the file, so it must be writable.
+func SentinelConfig(port int, dir, master string, masterPort, quorum int, downAfter, failoverTimeout time.Duration) string {
+	return fmt.Sprintf(`port %d
+bind 127.0.0.1
+protected-mode no
+daemonize no
+dir %s
+loglevel notice
+sentinel monitor %s 127.0.0.1 %d %d
+sentinel down-after-milliseconds %s %d
+sentinel failover-timeout %s %d
+sentinel parallel-syncs %s 1
+`, port, dir, master, masterPort, quorum, master, downAfter.Milliseconds(), master, failoverTimeout.Milliseconds(), master)
 }

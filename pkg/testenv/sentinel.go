@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/wsmq/wsmq/pkg/redisconn"
 )
 
 // HAMasterName is the name the sentinels of StartHA monitor.
@@ -65,18 +67,7 @@ func StartHA(t testing.TB, opts HAOptions) *HA {
 	for i := range opts.Sentinels {
 		dir := t.TempDir()
 		port := FreePort(t)
-		conf := fmt.Sprintf(`port %d
-bind 127.0.0.1
-protected-mode no
-daemonize no
-dir %s
-loglevel notice
-sentinel monitor %s 127.0.0.1 %d %d
-sentinel down-after-milliseconds %s %d
-sentinel failover-timeout %s %d
-sentinel parallel-syncs %s 1
-`, port, dir, HAMasterName, master.port, quorum, HAMasterName, opts.DownAfter.Milliseconds(),
-			HAMasterName, opts.FailoverTimeout.Milliseconds(), HAMasterName)
+		conf := redisconn.SentinelConfig(port, dir, HAMasterName, master.port, quorum, opts.DownAfter, opts.FailoverTimeout)
 		path := filepath.Join(dir, "sentinel.conf")
 		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 			t.Fatalf("testenv: sentinel conf: %v", err)

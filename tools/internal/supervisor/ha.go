@@ -8,8 +8,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/wsmq/wsmq/pkg/redisconn"
 )
 
 // SentinelMasterName is the name the stack's sentinels monitor the master
@@ -42,18 +45,8 @@ func (s *Stack) haSpecs(redisBin string, env []string) ([]spec, error) {
 	quorum := len(s.sentinelPorts)/2 + 1
 	for i, port := range s.sentinelPorts {
 		dir := filepath.Join(s.dataDir, sentinelName(i))
-		conf := fmt.Sprintf(`port %d
-bind 127.0.0.1
-protected-mode no
-daemonize no
-dir %s
-loglevel notice
-sentinel monitor %s 127.0.0.1 %s %d
-sentinel down-after-milliseconds %s %d
-sentinel failover-timeout %s %d
-sentinel parallel-syncs %s 1
-`, port, dir, SentinelMasterName, master, quorum,
-			SentinelMasterName, sentinelDownAfterMS, SentinelMasterName, sentinelFailoverTimeoutMS, SentinelMasterName)
+		conf := redisconn.SentinelConfig(port, dir, SentinelMasterName, s.ports.Redis, quorum,
+			sentinelDownAfterMS*time.Millisecond, sentinelFailoverTimeoutMS*time.Millisecond)
 		path := filepath.Join(dir, "sentinel.conf")
 		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 			return nil, fmt.Errorf("sentinel conf: %w", err)
