@@ -101,6 +101,14 @@ else
 fi
 phase "stand-in images ready"
 
+# The lb asks for nofile 65536; an engine whose own limit is lower cannot
+# start it. Probe with a throwaway container and lower WSMQ_LB_NOFILE then.
+LB_NOFILE=65536
+if ! docker run --rm --ulimit nofile=65536:65536 --entrypoint true redis:7 >/dev/null 2>&1; then
+  LB_NOFILE=$(docker run --rm --entrypoint sh redis:7 -c 'ulimit -Hn')
+  echo "compose-e2e: the engine cannot give nofile 65536; the lb gets WSMQ_LB_NOFILE=$LB_NOFILE"
+fi
+
 # 2. A .env with real random secrets, loopback ports that are free.
 secret() { head -c 48 /dev/urandom | base64 -w0 | tr -d '/+='; }
 freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -124,6 +132,7 @@ envfile() {
       echo "WSMQ_HTTP_PORT=$http"
       echo "WSMQ_PUBLISHER_PORT=$pub"
       echo "WSMQ_IMAGE_TAG=$TAG"
+      echo "WSMQ_LB_NOFILE=$LB_NOFILE"
       [ -z "$GOPROXY_BUILD" ] || echo "WSMQ_GOPROXY=$GOPROXY_BUILD"
       for l in "$@"; do echo "$l"; done
     } >"$f"
