@@ -33,33 +33,51 @@ else
 fi
 echo "compose-e2e: using $("${COMPOSE[@]}" version 2>/dev/null | head -n1)"
 
+# WSMQ_E2E_TAG: the image tag of this run (default e2e), so two runs on one
+# engine do not rebuild each other's images. WSMQ_E2E_SCENARIOS: "main ha"
+# (default), or one of them. The project names carry the PID.
+TAG=${WSMQ_E2E_TAG:-e2e}
+SCENARIOS=${WSMQ_E2E_SCENARIOS:-main ha}
 PROJECT=wsmq-e2e-$$
+PROJECT_HA=wsmq-e2e-ha-$$
 dangling() { docker volume ls -q --filter dangling=true | sort; }
 DANGLING_BEFORE=$(dangling)
 WORK=$(mktemp -d)
 chmod 700 "$WORK"
 ENVFILE=$WORK/env
+ENVFILE_HA=$WORK/env-ha
 C=("${COMPOSE[@]}" -p "$PROJECT" --env-file "$ENVFILE" -f "$ROOT/docker-compose.yml")
+C_HA=("${COMPOSE[@]}" -p "$PROJECT_HA" --env-file "$ENVFILE_HA" -f "$ROOT/docker-compose.yml" --profile ha)
 
-cleanup() {
-  rc=$?
-  trap - EXIT INT TERM
-  if [ -f "$ENVFILE" ]; then
-    echo "compose-e2e: down -v"
-    "${C[@]}" down -v --remove-orphans -t 5 >"$WORK/down.log" 2>&1 || cat "$WORK/down.log" >&2
+# teardown PROJECT ENVFILE COMPOSE...: down -v, then fails (returns 1) when
+# a container or volume of the project is left.
+teardown() {
+  local project=$1 envfile=$2 rc=0
+  shift 2
+  if [ -f "$envfile" ]; then
+    echo "compose-e2e: down -v ($project)"
+    "$@" down -v --remove-orphans -t 5 >"$WORK/down.log" 2>&1 || cat "$WORK/down.log" >&2
   fi
-  left=$(docker ps -aq --filter "label=com.docker.compose.project=$PROJECT")
+  left=$(docker ps -aq --filter "label=com.docker.compose.project=$project")
   if [ -n "$left" ]; then
     echo "compose-e2e: removing leftover containers: $left" >&2
     docker rm -f $left >/dev/null 2>&1 || true
     rc=1
   fi
-  vols=$(docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT")
+  vols=$(docker volume ls -q --filter "label=com.docker.compose.project=$project")
   if [ -n "$vols" ]; then
     echo "compose-e2e: removing leftover volumes: $vols" >&2
     docker volume rm $vols >/dev/null 2>&1 || true
     rc=1
   fi
+  return $rc
+}
+
+cleanup() {
+  rc=$?
+  trap - EXIT INT TERM
+  teardown "$PROJECT" "$ENVFILE" "${C[@]}" || rc=1
+  teardown "$PROJECT_HA" "$ENVFILE_HA" "${C_HA[@]}" || rc=1
   # Anonymous volumes (an image's VOLUME without a mount) carry no label:
   # any new dangling one is a leak of the compose file.
   leaked=$(comm -13 <(echo "$DANGLING_BEFORE") <(dangling))
@@ -83,44 +101,85 @@ else
 fi
 phase "stand-in images ready"
 
+# The lb asks for nofile 65536; an engine whose own limit is lower cannot
+# start it. Probe with a throwaway container and lower WSMQ_LB_NOFILE then.
+LB_NOFILE=65536
+if ! docker run --rm --ulimit nofile=65536:65536 --entrypoint true redis:7 >/dev/null 2>&1; then
+  LB_NOFILE=$(docker run --rm --entrypoint sh redis:7 -c 'ulimit -Hn')
+  echo "compose-e2e: the engine cannot give nofile 65536; the lb gets WSMQ_LB_NOFILE=$LB_NOFILE"
+fi
+
 # 2. A .env with real random secrets, loopback ports that are free.
 secret() { head -c 48 /dev/urandom | base64 -w0 | tr -d '/+='; }
 freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-HTTP_PORT=$(freeport)
-PUB_PORT=$(freeport)
-[ "$HTTP_PORT" != "$PUB_PORT" ] || PUB_PORT=$(freeport)
-PUB_HTTP_PORT=$(freeport)
 KEY1=$(secret)
-(
-  umask 077
-  {
-    echo "WSMQ_JWT_SECRET=$(secret)"
-    echo "WSMQ_AUTH_ADMIN_TOKEN=$(secret)"
-    echo "WSMQ_AUTH_GATEWAY_TOKEN=$(secret)"
-    echo "WSMQ_PUBLISHER_KEYS=$KEY1,$(secret)"
-    echo "WSMQ_HTTP_BIND=127.0.0.1"
-    echo "WSMQ_HTTP_PORT=$HTTP_PORT"
-    echo "WSMQ_PUBLISHER_PORT=$PUB_PORT"
-    echo "WSMQ_PUBLISHER_HTTP_PORT=$PUB_HTTP_PORT"
-    echo "WSMQ_IMAGE_TAG=e2e"
-    [ -z "$GOPROXY_BUILD" ] || echo "WSMQ_GOPROXY=$GOPROXY_BUILD"
-  } >"$ENVFILE"
-)
+# envfile FILE EXTRA...: fresh secrets and free loopback ports; prints the
+# ports as "HTTP PUB".
+envfile() {
+  local f=$1 http pub pubhttp
+  shift
+  http=$(freeport)
+  pub=$(freeport)
+  [ "$http" != "$pub" ] || pub=$(freeport)
+  pubhttp=$(freeport)
+  (
+    umask 077
+    {
+      echo "WSMQ_JWT_SECRET=$(secret)"
+      echo "WSMQ_AUTH_ADMIN_TOKEN=$(secret)"
+      echo "WSMQ_AUTH_GATEWAY_TOKEN=$(secret)"
+      echo "WSMQ_PUBLISHER_KEYS=$KEY1,$(secret)"
+      echo "WSMQ_HTTP_BIND=127.0.0.1"
+      echo "WSMQ_HTTP_PORT=$http"
+      echo "WSMQ_PUBLISHER_PORT=$pub"
+      echo "WSMQ_PUBLISHER_HTTP_PORT=$pubhttp"
+      echo "WSMQ_IMAGE_TAG=$TAG"
+      echo "WSMQ_LB_NOFILE=$LB_NOFILE"
+      [ -z "$GOPROXY_BUILD" ] || echo "WSMQ_GOPROXY=$GOPROXY_BUILD"
+      for l in "$@"; do echo "$l"; done
+    } >"$f"
+  )
+  echo "$http $pub"
+}
 
 # 3. The driver (Go build cache: seconds when unchanged).
 go build -o "$WORK/composetest" ./tools/composetest
-phase "driver built, .env generated"
+phase "driver built"
 
-# 4. The scenario.
-WSMQ_PUBLISHER_KEY=$KEY1 "$WORK/composetest" \
-  -compose "${C[*]}" \
-  -http "http://127.0.0.1:$HTTP_PORT" -publisher "127.0.0.1:$PUB_PORT"
-phase "scenario passed"
+# 4. The scenarios.
+case " $SCENARIOS " in *" main "*)
+  read -r HTTP_PORT PUB_PORT < <(envfile "$ENVFILE")
+  WSMQ_PUBLISHER_KEY=$KEY1 "$WORK/composetest" \
+    -compose "${C[*]}" \
+    -http "http://127.0.0.1:$HTTP_PORT" -publisher "127.0.0.1:$PUB_PORT"
+  phase "main scenario passed"
+  teardown "$PROJECT" "$ENVFILE" "${C[@]}" || die "main scenario left containers or volumes"
+  rm -f "$ENVFILE"
+  phase "main scenario torn down"
+  ;;
+esac
+
+# 5. The ha profile of the same file: two replicas and three Sentinels, the
+# services on the Sentinels, durable acks (one replica confirms each send).
+case " $SCENARIOS " in *" ha "*)
+  read -r HTTP_PORT PUB_PORT < <(envfile "$ENVFILE_HA" \
+    "WSMQ_REDIS_URL=redis+sentinel://sentinel-1:26379,sentinel-2:26379,sentinel-3:26379/0?master_name=wsmq" \
+    "WSMQ_PUBLISHER_MIN_REPLICAS=1")
+  WSMQ_PUBLISHER_KEY=$KEY1 "$WORK/composetest" -scenario ha \
+    -compose "${C_HA[*]}" -network "${PROJECT_HA}_default" \
+    -http "http://127.0.0.1:$HTTP_PORT" -publisher "127.0.0.1:$PUB_PORT"
+  phase "ha scenario passed"
+  teardown "$PROJECT_HA" "$ENVFILE_HA" "${C_HA[@]}" || die "ha scenario left containers or volumes"
+  rm -f "$ENVFILE_HA"
+  phase "ha scenario torn down"
+  ;;
+esac
 
 # Disk: each source version leaves its build stage (~1.6 GB) as a dangling
 # image. Tag the newest one (the layer cache of the next run; all cached, so
 # seconds) and remove the older ones, which carry the stand-ins' label.
-if [ -n "$GOPROXY_BUILD" ]; then
+# WSMQ_E2E_PRUNE=0 skips it (a second run sharing the engine).
+if [ -n "$GOPROXY_BUILD" ] && [ "${WSMQ_E2E_PRUNE:-1}" = 1 ]; then
   docker build -q --target build --build-arg "GOPROXY=$GOPROXY_BUILD" -t wsmq-test/build-cache:latest . >/dev/null 2>&1 &&
     docker image prune -f --filter label=org.wsmq.test-standin.key >/dev/null 2>&1 || true
   phase "old build stages pruned"

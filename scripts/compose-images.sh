@@ -205,8 +205,11 @@ if current "$KEY" "$REDIS_IMG"; then say "$REDIS_IMG: cached"; else build "$REDI
 d=$WORK/nginx; mkdir -p "$d"
 cat >"$d/Dockerfile" <<EOF
 FROM $BASE
-# Like the official image: only conf.d/*.conf, logs to the container's output.
-RUN rm -f /etc/nginx/sites-enabled/* \\
+# Like the official image: only conf.d/*.conf, logs to the container's
+# output, workers run as the user "nginx" (deploy/nginx.conf: user nginx).
+RUN groupadd --system nginx \\
+ && useradd --system --gid nginx --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin nginx \\
+ && rm -f /etc/nginx/sites-enabled/* \\
  && ln -sf /dev/stdout /var/log/nginx/access.log \\
  && ln -sf /dev/stderr /var/log/nginx/error.log
 EXPOSE 80

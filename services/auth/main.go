@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 
 	authv1 "github.com/wsmq/wsmq/gen/wsmq/auth/v1"
 	pkgconfig "github.com/wsmq/wsmq/pkg/config"
@@ -117,7 +118,10 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 	handler := server.New(server.Options{Service: svc, AdminToken: cfg.AdminToken, GatewayToken: cfg.GatewayToken,
 		Logger: log, Metrics: metrics, Revocations: hub,
 		Throttle: throttle.New(throttle.Options{RatePerIP: cfg.LoginRate, Backoff: cfg.LoginBackoff, MaxBackoff: cfg.LoginMaxBackoff})})
-	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(serve.RecoverUnary(log), handler.Interceptor())}
+	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(serve.RecoverUnary(log), handler.Interceptor()),
+		// Gateways ping every 10 s, idle or not (authclient), to notice a
+		// dead connection; the default policy (5 min) would close them.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true})}
 	if cfg.TLSCert != "" {
 		tc, err := tlsconf.Server(tlsconf.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSClientCA,
 			CertVar: "WSMQ_AUTH_TLS_CERT", KeyVar: "WSMQ_AUTH_TLS_KEY", CAVar: "WSMQ_AUTH_TLS_CLIENT_CA"})

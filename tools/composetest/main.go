@@ -57,6 +57,8 @@ func run() error {
 	pubAddr := flag.String("publisher", "127.0.0.1:9092", "the publisher's gRPC on the host")
 	healthy := flag.Duration("healthy-within", 90*time.Second, "bound for every service to be healthy after `up` returns")
 	buildBound := flag.Duration("up-within", 15*time.Minute, "bound for `up -d --build` (image build included)")
+	scenario := flag.String("scenario", "main", "main, or ha (the compose command must carry --profile ha)")
+	network := flag.String("network", "", "the project's network (ha: a gateway is disconnected from it)")
 	flag.Parse()
 	key := os.Getenv("WSMQ_PUBLISHER_KEY")
 	if key == "" {
@@ -75,24 +77,40 @@ func run() error {
 	s.pub = pub
 
 	total := time.Now()
-	phases := []struct {
+	type phase struct {
 		name string
 		f    func(context.Context) error
-	}{
-		{"up --build, every service healthy", func(ctx context.Context) error {
-			t := time.Now()
-			if _, err := s.c(ctx, *buildBound, "", "up", "-d", "--build"); err != nil {
-				return err
-			}
-			fmt.Printf("composetest:   up -d --build returned after %.1fs\n", time.Since(t).Seconds())
-			return s.waitHealthy(ctx, *healthy)
-		}},
+	}
+	up := phase{"up --build, every service healthy", func(ctx context.Context) error {
+		t := time.Now()
+		if _, err := s.c(ctx, *buildBound, "", "up", "-d", "--build"); err != nil {
+			return err
+		}
+		fmt.Printf("composetest:   up -d --build returned after %.1fs\n", time.Since(t).Seconds())
+		return s.waitHealthy(ctx, *healthy)
+	}}
+	phases := []phase{up,
 		{"non-root, read-only root filesystem, image sizes", s.checkContainers},
 		{"users, login, websocket, send", s.basic},
 		{"scale gateway=3, clients spread", s.scale},
 		{"docker kill of the gateway holding unacked messages", s.killGateway},
 		{"redis restart and kill, queued messages survive", s.redisRestart},
 		{"down + up, users and queued messages kept", s.downUp},
+	}
+	switch *scenario {
+	case "main":
+	case "ha":
+		if *network == "" {
+			return errors.New("-scenario ha needs -network")
+		}
+		services = append(services, haServices...)
+		phases = []phase{up,
+			{"sentinels know the master, both replicas and each other", s.waitSentinels},
+			{"docker kill of the redis master, sends before and after delivered", s.killMaster},
+			{"gateway cut off from redis: not ready, then ready again", func(ctx context.Context) error { return s.cutGateway(ctx, *network) }},
+		}
+	default:
+		return fmt.Errorf("-scenario %q: want main or ha", *scenario)
 	}
 	for _, p := range phases {
 		t := time.Now()

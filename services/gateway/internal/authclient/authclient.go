@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -121,7 +123,19 @@ func DialWith(o Options) (*Client, error) {
 	if o.TLS != nil {
 		creds = credentials.NewTLS(o.TLS)
 	}
-	cc, err := grpc.NewClient(o.Addr, grpc.WithTransportCredentials(creds))
+	cc, err := grpc.NewClient(o.Addr, grpc.WithTransportCredentials(creds),
+		// A connection whose peer vanished without a FIN or RST (the
+		// gateway's network cut and restored, the auth host gone) is
+		// noticed within Time+Timeout instead of the kernel's TCP timeout
+		// (minutes), during which every call would hang to its deadline.
+		// The auth server permits these pings (services/auth/main.go).
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
+		// Reconnect at most 5 s apart: the default back-off grows to 120 s,
+		// keeping a gateway not ready long after auth is back.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: time.Second, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 5 * time.Second},
+			MinConnectTimeout: 5 * time.Second,
+		}))
 	if err != nil {
 		return nil, fmt.Errorf("auth client %s: %w", o.Addr, err)
 	}
