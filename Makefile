@@ -78,6 +78,7 @@ fuzz:
 	go test -run '^$$' -fuzz FuzzParseLine -fuzztime $(FUZZTIME) ./tools/wsmqctl/internal/batchfile
 	go test -run '^$$' -fuzz FuzzValidMatchesTheRule -fuzztime $(FUZZTIME) ./pkg/userid
 	go test -run '^$$' -fuzz FuzzParseURL -fuzztime $(FUZZTIME) ./pkg/redisconn
+	go test -run '^$$' -fuzz FuzzClientIP -fuzztime $(FUZZTIME) ./services/gateway/internal/clientaddr
 
 ## lint: gofmt, go vet, golangci-lint
 lint: $(BIN)/golangci-lint
