@@ -1,4 +1,4 @@
-// Package bearer checks `authorization: Bearer <credential>` on gRPC calls
+// Package bearer checks the `authorization: Bearer <credential>` of a gRPC call
 // against a set of accepted credentials, kept only as SHA-256 digests and
 // compared in constant time. The publisher's caller keys and the auth
 // service's admin token both use it.
@@ -11,10 +11,7 @@ import (
 	"errors"
 	"strings"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 )
 
 // Errors of Check; each carries text safe to return to a caller.
@@ -23,9 +20,6 @@ var (
 	ErrMalformed = errors.New("authorization: malformed (want `Bearer <key>`)")
 	ErrUnknown   = errors.New("authorization: unknown key")
 )
-
-// healthPrefix is the gRPC health service: probes carry no credential.
-const healthPrefix = "/grpc.health.v1.Health/"
 
 // Digest is a credential's SHA-256.
 type Digest = [sha256.Size]byte
@@ -36,16 +30,14 @@ func Sum(credential string) Digest { return sha256.Sum256([]byte(credential)) }
 // Checker accepts calls that present one of its credentials. An open Checker
 // accepts every call (dev mode without keys).
 type Checker struct {
-	digests  []Digest
-	open     bool
-	onReject func()
+	digests []Digest
+	open    bool
 }
 
 // New returns a Checker for digests. With no digests and open true every
-// call is accepted; with no digests and open false none is. onReject, when
-// not nil, is called for every rejected call (a metric).
-func New(digests []Digest, open bool, onReject func()) *Checker {
-	return &Checker{digests: digests, open: open && len(digests) == 0, onReject: onReject}
+// call is accepted; with no digests and open false none is.
+func New(digests []Digest, open bool) *Checker {
+	return &Checker{digests: digests, open: open && len(digests) == 0}
 }
 
 // Check returns nil when ctx's incoming metadata carries an accepted
@@ -84,35 +76,4 @@ func (c *Checker) Known(cred string) bool {
 		match |= subtle.ConstantTimeCompare(d[:], c.digests[i][:])
 	}
 	return match == 1
-}
-
-// checkCall is Check for an RPC, as an Unauthenticated status.
-func (c *Checker) checkCall(ctx context.Context, method string) error {
-	if strings.HasPrefix(method, healthPrefix) {
-		return nil
-	}
-	if err := c.Check(ctx); err != nil {
-		if c.onReject != nil {
-			c.onReject()
-		}
-		return status.Error(codes.Unauthenticated, err.Error())
-	}
-	return nil
-}
-
-// Unary is the unary server interceptor: every method but the health
-// service's needs a credential.
-func (c *Checker) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if err := c.checkCall(ctx, info.FullMethod); err != nil {
-		return nil, err
-	}
-	return handler(ctx, req)
-}
-
-// Stream is the stream server interceptor.
-func (c *Checker) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	if err := c.checkCall(ss.Context(), info.FullMethod); err != nil {
-		return err
-	}
-	return handler(srv, ss)
 }

@@ -144,9 +144,9 @@ func run(ctx context.Context, args []string, env pkgconfig.Env, h hooks) error {
 		}
 		creds = append(creds, grpc.Creds(credentials.NewTLS(tc)))
 	}
-	keys := &access.Access{Send: bearer.New(cfg.KeyDigests, cfg.Dev, nil), OnReject: m.AuthFailures.Inc}
+	keys := &access.Access{Send: bearer.New(cfg.KeyDigests, cfg.Dev), OnReject: m.AuthFailures.Inc}
 	if admin != nil {
-		keys.Admin = bearer.New(cfg.AdminKeyDigests, cfg.Dev, nil)
+		keys.Admin = bearer.New(cfg.AdminKeyDigests, cfg.Dev)
 	}
 	gs := grpc.NewServer(append(creds,
 		grpc.ForceServerCodecV2(server.Codec()),

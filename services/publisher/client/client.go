@@ -109,17 +109,7 @@ func (c *Client) Close() error { return c.cc.Close() }
 // for a bad queue name, message or delay, Unauthenticated for a bad key,
 // Unavailable when retries ran out.
 func (c *Client) Send(ctx context.Context, queue, message string, delay time.Duration) (string, error) {
-	req := &publisherv1.SendRequest{Queue: queue, Message: message, DelaySeconds: seconds(delay)}
-	var resp *publisherv1.SendResponse
-	err := c.do(ctx, func(ctx context.Context) error {
-		var err error
-		resp, err = c.api.Send(ctx, req)
-		return err
-	})
-	if err != nil {
-		return "", err
-	}
-	return resp.GetId(), nil
+	return c.SendItem(ctx, Item{Queue: queue, Message: message, Delay: delay})
 }
 
 // SendItem is Send with every option of an Item, e.g. a TTL.

@@ -85,8 +85,8 @@ func New(o Options) *Server {
 	}
 	return &Server{
 		svc:      o.Service,
-		admin:    bearer.New([]bearer.Digest{bearer.Sum(o.AdminToken)}, false, nil),
-		watchers: bearer.New(watch, false, nil),
+		admin:    bearer.New([]bearer.Digest{bearer.Sum(o.AdminToken)}, false),
+		watchers: bearer.New(watch, false),
 		hub:      o.Revocations,
 		throttle: o.Throttle,
 		log:      o.Logger,

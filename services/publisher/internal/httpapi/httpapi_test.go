@@ -36,7 +36,7 @@ func TestEveryGRPCCodeGetsItsHTTPStatusAndStatusJSONBody(t *testing.T) {
 	if len(want) != 16 {
 		t.Fatalf("table covers %d codes, want every non-OK code (16)", len(want))
 	}
-	acc := &access.Access{Send: bearer.New(nil, true, nil)}
+	acc := &access.Access{Send: bearer.New(nil, true)}
 	for code, httpStatus := range want {
 		t.Run(code.String(), func(t *testing.T) {
 			h := New(Options{Send: failing{err: status.Error(code, "queue: text of "+code.String())}, Access: acc})
@@ -60,7 +60,7 @@ func TestEveryGRPCCodeGetsItsHTTPStatusAndStatusJSONBody(t *testing.T) {
 }
 
 func TestUnknownRouteIsNotFoundStatusJSON(t *testing.T) {
-	h := New(Options{Send: failing{}, Access: &access.Access{Send: bearer.New(nil, true, nil)}})
+	h := New(Options{Send: failing{}, Access: &access.Access{Send: bearer.New(nil, true)}})
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/nope", nil))
 	if rec.Code != 404 || !strings.Contains(rec.Body.String(), `"code":5`) {
@@ -69,7 +69,7 @@ func TestUnknownRouteIsNotFoundStatusJSON(t *testing.T) {
 }
 
 func TestWrongFieldTypeAndTrailingDataAreInvalidArgumentNamingTheField(t *testing.T) {
-	h := New(Options{Send: failing{}, Access: &access.Access{Send: bearer.New(nil, true, nil)}})
+	h := New(Options{Send: failing{}, Access: &access.Access{Send: bearer.New(nil, true)}})
 	for body, msg := range map[string]string{
 		`{"message":"m","delaySeconds":"5"}`: "delaySeconds: must be a JSON integer",
 		`{"message":"m"} {}`:                 "body: must be a single JSON object",
