@@ -121,7 +121,13 @@ func (s *Server) Revoke(r authclient.Revocation) {
 	// the set, so a socket upgrading meanwhile is caught by one or the
 	// other.
 	s.revoked.add(r, time.Time{})
-	u := userRevoked{validAfter: r.ValidAfter.UnixMilli() / 1000 * 1000, deleted: r.UserDeleted}
+	// A live socket's JWT carries its issue time in whole seconds: one
+	// issued in the revocation's own second may predate it, so it is closed
+	// too (iat <= the revocation); a session opened just after, in the same
+	// second, is closed as well and must log in again, which is better than
+	// keeping a revoked session's socket open. The reconnect check above stays strict and
+	// leaves that second to auth's session generation.
+	u := userRevoked{validAfter: r.ValidAfter.UnixMilli()/1000*1000 + 1000, deleted: r.UserDeleted}
 	var victims []*wsconn.Conn
 	var until int64
 	s.mu.Lock()
