@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -491,7 +492,10 @@ func TestWrittenAndAckAfterStopAreDroppedNotPanicking(t *testing.T) {
 }
 
 // TestStopEndsEveryGoroutineTheEngineStarted proves the engine owns its
-// goroutines: none is started by New, and Stop waits for all of them.
+// goroutines: none is started by New, and Stop waits for all of them. It
+// counts only goroutines running the engine's code or its Redis pub/sub
+// connection, so goroutines that earlier tests' cleanups leave ending (a
+// stopped redis-server's wait, a closed pool's dialer) cannot disturb it.
 func TestStopEndsEveryGoroutineTheEngineStarted(t *testing.T) {
 	h := newHarness(t, Config{})
 	sink := newSink(10, true)
@@ -499,19 +503,48 @@ func TestStopEndsEveryGoroutineTheEngineStarted(t *testing.T) {
 	h.send("q", "x")
 	testenv.Eventually(t, waitTimeout, "a delivery", func() bool { return sink.count() == 1 })
 	s.Close(context.Background())
+	h.e.Stop() // the harness's engine; its cleanup's Stop is then a no-op
+	testenv.Eventually(t, waitTimeout, "the harness engine's goroutines to end", func() bool { return engineGoroutines() == 0 })
 
-	before := goroutines()
 	e := New(Config{Workers: 3}, h.rdb, h.q, h.m, h.e.log)
-	if n := goroutines(); n != before {
-		t.Fatalf("New started %d goroutines", n-before)
+	if n := engineGoroutines(); n != 0 {
+		t.Fatalf("New started %d goroutines", n)
 	}
 	e.Start()
-	if n := goroutines(); n < before+3 {
-		t.Fatalf("Start left %d goroutines, want at least the 3 workers", n-before)
+	if n := engineGoroutines(); n < 3 {
+		t.Fatalf("Start left %d goroutines, want at least the 3 workers", n)
 	}
 	e.Stop()
-	testenv.Eventually(t, waitTimeout, "the engine's goroutines to end", func() bool { return goroutines() == before })
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("goroutines of the engine still running:\n%s", engineStacks())
+		}
+	})
+	testenv.Eventually(t, waitTimeout, "the engine's goroutines to end", func() bool { return engineGoroutines() == 0 })
 }
 
-// goroutines is the number of goroutines now.
-func goroutines() int { return runtime.NumGoroutine() }
+// engineGoroutines is the number of goroutines now running the engine's code
+// or go-redis's pub/sub loops.
+func engineGoroutines() int { return strings.Count(engineStacks(), "\n\n") }
+
+// engineStacks is the stacks of the goroutines engineGoroutines counts, each
+// followed by a blank line.
+func engineStacks() string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	var out strings.Builder
+	for g := range strings.SplitSeq(string(buf), "\n\n") {
+		if strings.Contains(g, "internal/delivery.(*Engine)") || strings.Contains(g, "go-redis/v9.(*PubSub)") {
+			out.WriteString(g)
+			out.WriteString("\n\n")
+		}
+	}
+	return out.String()
+}
