@@ -109,6 +109,27 @@ if ! docker run --rm --ulimit nofile=65536:65536 --entrypoint true redis:7 >/dev
   echo "compose-e2e: the engine cannot give nofile 65536; the lb gets WSMQ_LB_NOFILE=$LB_NOFILE"
 fi
 
+# The network's /24 (WSMQ_NETWORK_PREFIX, fixed addresses of the Redis nodes
+# and Sentinels): the default 10.213.0 unless a Docker network or a host
+# route overlaps it (another run on this engine), else the next free one.
+NET_PREFIX=$(python3 - "$(docker network inspect -f '{{range .IPAM.Config}}{{.Subnet}} {{end}}' $(docker network ls -q))" "$(ip -4 route show 2>/dev/null | awk '{print $1}')" <<'PY'
+import ipaddress, sys
+used = []
+for w in " ".join(sys.argv[1:]).split():
+    try:
+        used.append(ipaddress.ip_network(w, strict=False))
+    except ValueError:  # "default" and the like
+        pass
+for n in range(256):
+    net = ipaddress.ip_network(f"10.213.{n}.0/24")
+    if not any(u.version == 4 and net.overlaps(u) for u in used):
+        print(f"10.213.{n}")
+        break
+PY
+)
+[ -n "$NET_PREFIX" ] || die "no free 10.213.N.0/24 for the compose network"
+echo "compose-e2e: network ${NET_PREFIX}.0/24"
+
 # 2. A .env with real random secrets, loopback ports that are free.
 secret() { head -c 48 /dev/urandom | base64 -w0 | tr -d '/+='; }
 freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -135,6 +156,7 @@ envfile() {
       echo "WSMQ_PUBLISHER_HTTP_PORT=$pubhttp"
       echo "WSMQ_IMAGE_TAG=$TAG"
       echo "WSMQ_LB_NOFILE=$LB_NOFILE"
+      echo "WSMQ_NETWORK_PREFIX=$NET_PREFIX"
       [ -z "$GOPROXY_BUILD" ] || echo "WSMQ_GOPROXY=$GOPROXY_BUILD"
       for l in "$@"; do echo "$l"; done
     } >"$f"

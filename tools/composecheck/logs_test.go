@@ -98,7 +98,7 @@ func TestAFullRunThroughTheLoadBalancerLogsNoSecret(t *testing.T) {
 		"WSMQ_PUBLISHER_KEYS":   secret(t),
 		"WSMQ_LOG_LEVEL":        "debug",
 		// nginx runs on loopback here, not on the compose network.
-		"WSMQ_NETWORK_SUBNET": "127.0.0.1/32",
+		"WSMQ_NETWORK_PREFIX": "127.0.0",
 	}
 	cs := startComposeStack(t, dotenv)
 	lb := startNginx(t, cs.addr["gateway:3000"])

@@ -12,6 +12,37 @@ import (
 // haServices are the ha profile's services (checked healthy like the rest).
 var haServices = []string{"redis-replica", "redis-replica-2", "sentinel-1", "sentinel-2", "sentinel-3"}
 
+// redisNodes are the services whose containers hold Redis data nodes.
+var redisNodes = []string{"redis", "redis-replica", "redis-replica-2"}
+
+// addresses maps each Redis node's address on the network to its service
+// (the compose file gives them fixed ones; Sentinel names nodes by address).
+func (s *stack) addresses(ctx context.Context, network string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, svc := range redisNodes {
+		ids, err := s.containers(ctx, svc)
+		if err != nil || len(ids) != 1 {
+			return nil, fmt.Errorf("%s container: %v %v", svc, ids, err)
+		}
+		ip, err := docker(ctx, "inspect", "-f", fmt.Sprintf("{{(index .NetworkSettings.Networks %q).IPAddress}}", network), ids[0])
+		if err != nil || ip == "" {
+			return nil, fmt.Errorf("%s address: %q %v", svc, ip, err)
+		}
+		m[ip] = svc
+	}
+	return m, nil
+}
+
+// addressOf is the address of service svc in the map from addresses.
+func addressOf(addrs map[string]string, svc string) string {
+	for ip, s := range addrs {
+		if s == svc {
+			return ip
+		}
+	}
+	return ""
+}
+
 // sentinelMaster returns SENTINEL MASTER wsmq of one Sentinel as a map.
 func (s *stack) sentinelMaster(ctx context.Context, svc string) (map[string]string, error) {
 	out, err := s.c(ctx, 30*time.Second, "", "exec", "-T", svc, "redis-cli", "-p", "26379", "sentinel", "master", "wsmq")
@@ -26,11 +57,16 @@ func (s *stack) sentinelMaster(ctx context.Context, svc string) (map[string]stri
 	return m, nil
 }
 
-// waitSentinels waits until every Sentinel names a master that knows two
-// replicas and two other Sentinels, and the master's replicas are online.
-func (s *stack) waitSentinels(ctx context.Context) error {
+// waitSentinels waits until every Sentinel names the master (service
+// master) that knows two replicas and two other Sentinels, and the master's
+// replicas are online.
+func (s *stack) waitSentinels(ctx context.Context, master string) error {
 	t := time.Now()
 	deadline := t.Add(90 * time.Second)
+	want := addressOf(s.nodes, master)
+	if want == "" {
+		return fmt.Errorf("no address of %s in %v", master, s.nodes)
+	}
 	for {
 		var waiting []string
 		for _, svc := range []string{"sentinel-1", "sentinel-2", "sentinel-3"} {
@@ -38,16 +74,16 @@ func (s *stack) waitSentinels(ctx context.Context) error {
 			switch {
 			case err != nil:
 				waiting = append(waiting, svc+": "+err.Error())
-			case m["num-slaves"] != "2" || m["num-other-sentinels"] != "2" || m["ip"] != "redis":
+			case m["num-slaves"] != "2" || m["num-other-sentinels"] != "2" || m["ip"] != want:
 				waiting = append(waiting, fmt.Sprintf("%s: master %s, %s replicas, %s other sentinels", svc, m["ip"], m["num-slaves"], m["num-other-sentinels"]))
 			}
 		}
-		info, err := s.c(ctx, 30*time.Second, "", "exec", "-T", "redis", "redis-cli", "info", "replication")
+		info, err := s.c(ctx, 30*time.Second, "", "exec", "-T", master, "redis-cli", "info", "replication")
 		if err != nil || strings.Count(info, "state=online") != 2 {
-			waiting = append(waiting, "redis: replicas not both online")
+			waiting = append(waiting, master+": replicas not both online")
 		}
 		if len(waiting) == 0 {
-			fmt.Printf("composetest:   3 sentinels agree on master redis with 2 online replicas after %.1fs\n", time.Since(t).Seconds())
+			fmt.Printf("composetest:   3 sentinels agree on master %s (%s) with 2 online replicas after %.1fs\n", master, want, time.Since(t).Seconds())
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -78,6 +114,18 @@ func reader(c *gwConn, out chan<- delivery, deadline time.Time) {
 		_ = c.Command("/ack/" + f.ID)
 		out <- delivery{f: f, at: time.Now()}
 	}
+}
+
+// sentinelsReady is the phase before the kill: the Sentinels agree on the
+// master redis (its fixed address) and its two replicas.
+func (s *stack) sentinelsReady(ctx context.Context, network string) error {
+	nodes, err := s.addresses(ctx, network)
+	if err != nil {
+		return err
+	}
+	s.nodes = nodes
+	fmt.Printf("composetest:   redis nodes: %v\n", nodes)
+	return s.waitSentinels(ctx, "redis")
 }
 
 // killMaster: a queued message and a live one sent before `docker kill` of
@@ -122,6 +170,7 @@ func (s *stack) killMaster(ctx context.Context) error {
 		return fmt.Errorf("redis master container: %v %v", ids, err)
 	}
 	master := ids[0]
+	s.killed = master
 	kill := time.Now()
 	if _, err := docker(ctx, "kill", master); err != nil {
 		return err
@@ -157,9 +206,10 @@ func (s *stack) killMaster(ctx context.Context) error {
 	// The Sentinels' switch, seen from sentinel-1.
 	var switched time.Duration
 	var newMaster string
+	old := addressOf(s.nodes, "redis")
 	for time.Now().Before(deadline) {
 		m, err := s.sentinelMaster(ctx, "sentinel-1")
-		if err == nil && m["ip"] != "redis" && m["ip"] != "" {
+		if err == nil && m["ip"] != old && m["ip"] != "" {
 			switched, newMaster = time.Since(kill), m["ip"]
 			break
 		}
@@ -168,7 +218,11 @@ func (s *stack) killMaster(ctx context.Context) error {
 	if newMaster == "" {
 		return fmt.Errorf("no failover within the deadline")
 	}
-	fmt.Printf("composetest:   sentinels promoted %s %.1fs after the kill (down-after-milliseconds 5000)\n", newMaster, switched.Seconds())
+	s.master = s.nodes[newMaster]
+	if s.master == "" {
+		return fmt.Errorf("sentinels promoted %s, not the address of a redis node (%v)", newMaster, s.nodes)
+	}
+	fmt.Printf("composetest:   sentinels promoted %s (%s) %.1fs after the kill (down-after-milliseconds 5000)\n", s.master, newMaster, switched.Seconds())
 
 	got := map[string]time.Time{}
 	var firstAfter time.Time
@@ -238,6 +292,31 @@ done:
 	restarted, _ := docker(ctx, "inspect", "-f", "{{.State.Running}} {{.RestartCount}}", master)
 	fmt.Printf("composetest:   killed master after the phase: running/restarts %s\n", restarted)
 	return nil
+}
+
+// oldMasterReturns starts the killed master again: it comes back with its
+// fixed address and its AOF as a master, and the Sentinels must turn it
+// into a replica of the new master (then they agree on two replicas again).
+func (s *stack) oldMasterReturns(ctx context.Context) error {
+	t := time.Now()
+	if _, err := docker(ctx, "start", s.killed); err != nil {
+		return err
+	}
+	want := "master_host:" + addressOf(s.nodes, s.master)
+	deadline := t.Add(90 * time.Second)
+	for {
+		info, err := s.c(ctx, 30*time.Second, "", "exec", "-T", "redis", "redis-cli", "info", "replication")
+		if err == nil && strings.Contains(info, "role:slave") && strings.Contains(info, want) &&
+			strings.Contains(info, "master_link_status:up") {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the old master is not a replica of %s in sync after 90s: %s", s.master, strings.TrimSpace(info))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	fmt.Printf("composetest:   docker start of the old master: a replica of %s in sync after %.1fs\n", s.master, time.Since(t).Seconds())
+	return s.waitSentinels(ctx, s.master)
 }
 
 // healthprobe runs the gateway's readiness probe inside its container.

@@ -49,6 +49,9 @@ type stack struct {
 	pub       *client.Client
 	passwords map[string]string
 	users     map[string]gwclient.Session
+	nodes     map[string]string // ha: a Redis node's address -> its service
+	master    string            // ha: the service the Sentinels promoted
+	killed    string            // ha: the container id of the killed master
 }
 
 func run() error {
@@ -105,8 +108,9 @@ func run() error {
 		}
 		services = append(services, haServices...)
 		phases = []phase{up,
-			{"sentinels know the master, both replicas and each other", s.waitSentinels},
+			{"sentinels know the master, both replicas and each other", func(ctx context.Context) error { return s.sentinelsReady(ctx, *network) }},
 			{"docker kill of the redis master, sends before and after delivered", s.killMaster},
+			{"the old master started again becomes a replica", s.oldMasterReturns},
 			{"gateway cut off from redis: not ready, then ready again", func(ctx context.Context) error { return s.cutGateway(ctx, *network) }},
 		}
 	default:
