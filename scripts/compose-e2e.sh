@@ -73,9 +73,31 @@ teardown() {
   return $rc
 }
 
+# child CMD...: runs CMD in a process group of its own and waits for it.
+# Bash runs a signal's trap only once a foreground command has ended (a
+# SIGTERM would wait out a whole scenario); a background child and `wait`
+# let the trap run at once, and cleanup stops the child's whole group (the
+# driver and the compose commands it started, such as a running `up`)
+# before `down -v`, so nothing is created after the teardown.
+CHILD=
+child() {
+  local rc=0
+  setsid -w "$@" &
+  CHILD=$!
+  wait "$CHILD" || rc=$?
+  CHILD=
+  return "$rc"
+}
+
 cleanup() {
   rc=$?
   trap - EXIT INT TERM
+  if [ -n "$CHILD" ]; then
+    echo "compose-e2e: stopping the running driver (process group $CHILD)" >&2
+    kill -TERM -- "-$CHILD" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 -- "-$CHILD" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL -- "-$CHILD" 2>/dev/null || true
+  fi
   teardown "$PROJECT" "$ENVFILE" "${C[@]}" || rc=1
   teardown "$PROJECT_HA" "$ENVFILE_HA" "${C_HA[@]}" || rc=1
   # Anonymous volumes (an image's VOLUME without a mount) carry no label:
@@ -171,7 +193,7 @@ phase "driver built"
 # 4. The scenarios.
 case " $SCENARIOS " in *" main "*)
   read -r HTTP_PORT PUB_PORT < <(envfile "$ENVFILE")
-  WSMQ_PUBLISHER_KEY=$KEY1 "$WORK/composetest" \
+  WSMQ_PUBLISHER_KEY=$KEY1 child "$WORK/composetest" \
     -compose "${C[*]}" \
     -http "http://127.0.0.1:$HTTP_PORT" -publisher "127.0.0.1:$PUB_PORT"
   phase "main scenario passed"
@@ -187,7 +209,7 @@ case " $SCENARIOS " in *" ha "*)
   read -r HTTP_PORT PUB_PORT < <(envfile "$ENVFILE_HA" \
     "WSMQ_REDIS_URL=redis+sentinel://sentinel-1:26379,sentinel-2:26379,sentinel-3:26379/0?master_name=wsmq" \
     "WSMQ_PUBLISHER_MIN_REPLICAS=1")
-  WSMQ_PUBLISHER_KEY=$KEY1 "$WORK/composetest" -scenario ha \
+  WSMQ_PUBLISHER_KEY=$KEY1 child "$WORK/composetest" -scenario ha \
     -compose "${C_HA[*]}" -network "${PROJECT_HA}_default" \
     -http "http://127.0.0.1:$HTTP_PORT" -publisher "127.0.0.1:$PUB_PORT"
   phase "ha scenario passed"

@@ -8,6 +8,7 @@ package composecheck
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -120,7 +121,111 @@ func Check(ctx context.Context, file string) ([]string, error) {
 	if m, ok := project.Services["mongo"]; ok && !hasNamedVolume(m, "/data/db") {
 		add("service mongo: /data/db is not on a named volume")
 	}
+	checkRedisAddresses(project, add)
 	return problems, nil
+}
+
+// sentinelMonitor finds the master address of "sentinel monitor NAME HOST".
+var sentinelMonitor = regexp.MustCompile(`sentinel monitor \S+ (\S+)`)
+
+// checkRedisAddresses: where Redis replicates or runs under Sentinel (any
+// profile), every node and Sentinel has a fixed address on the default
+// network, outside its dynamic range, and they name each other only by
+// address. Redis resolves host names synchronously: a Sentinel or replica
+// looking up a killed container's name blocks, the Sentinels fall into TILT
+// and no failover happens (the compose test saw it). Sentinels: the master
+// is the master's fixed address (given literally or as REDIS_MASTER_IP), no
+// resolve-hostnames/announce-hostnames, SENTINEL_IP (when set) their own.
+func checkRedisAddresses(p *types.Project, add func(string, ...any)) {
+	all := p.AllServices()
+	var replicas, sentinels []string
+	for _, name := range sortedNames(all) {
+		cmd := strings.Join(all[name].Command, " ")
+		switch {
+		case strings.Contains(cmd, "--sentinel"):
+			sentinels = append(sentinels, name)
+		case slices.Contains(all[name].Command, "--replicaof"):
+			replicas = append(replicas, name)
+		}
+	}
+	if len(replicas)+len(sentinels) == 0 {
+		return
+	}
+	var subnet, dynamic netip.Prefix
+	if n, ok := p.Networks["default"]; ok && len(n.Ipam.Config) > 0 {
+		subnet, _ = netip.ParsePrefix(n.Ipam.Config[0].Subnet)
+		dynamic, _ = netip.ParsePrefix(n.Ipam.Config[0].IPRange)
+	}
+	if !subnet.IsValid() || !dynamic.IsValid() {
+		add("network default has no ipam subnet and ip_range: the Redis nodes and Sentinels need fixed addresses outside the dynamic range")
+	}
+	fixed := func(name string) netip.Addr {
+		var a netip.Addr
+		if n := all[name].Networks["default"]; n != nil {
+			a, _ = netip.ParseAddr(n.Ipv4Address)
+		}
+		switch {
+		case !a.IsValid():
+			add("service %s has no fixed address (networks.default.ipv4_address): Redis nodes and Sentinels name each other by address", name)
+		case subnet.IsValid() && !subnet.Contains(a):
+			add("service %s: address %s is outside the subnet %s", name, a, subnet)
+		case dynamic.IsValid() && dynamic.Contains(a):
+			add("service %s: address %s is inside ip_range %s: a container with a dynamic address may take it while %s is stopped", name, a, dynamic, name)
+		}
+		return a
+	}
+	master := fixed("redis")
+	// is reports whether v is the address a (and a is valid).
+	is := func(v string, a netip.Addr) bool {
+		b, err := netip.ParseAddr(v)
+		return err == nil && a.IsValid() && b == a
+	}
+	for _, name := range replicas {
+		own := fixed(name)
+		cmd := all[name].Command
+		for i, arg := range cmd[:len(cmd)-1] {
+			switch arg {
+			case "--replicaof":
+				if !is(cmd[i+1], master) {
+					add("service %s: --replicaof %q is not the fixed address of redis (%s)", name, cmd[i+1], master)
+				}
+			case "--replica-announce-ip":
+				if !is(cmd[i+1], own) {
+					add("service %s: --replica-announce-ip %q is not its fixed address (%s)", name, cmd[i+1], own)
+				}
+			}
+		}
+	}
+	env := func(svc types.ServiceConfig, k string) string {
+		if v := svc.Environment[k]; v != nil {
+			return *v
+		}
+		return ""
+	}
+	for _, name := range sentinels {
+		own := fixed(name)
+		svc := all[name]
+		cmd := strings.Join(svc.Command, " ")
+		for _, bad := range []string{"resolve-hostnames yes", "announce-hostnames yes"} {
+			if strings.Contains(cmd, bad) {
+				add("service %s: %q: Sentinels must name nodes by address (a dead node's name blocks them)", name, bad)
+			}
+		}
+		m := sentinelMonitor.FindStringSubmatch(cmd)
+		switch {
+		case m == nil:
+			add("service %s: no \"sentinel monitor\" in its command", name)
+		case m[1] == "%s":
+			if v := env(svc, "REDIS_MASTER_IP"); !is(v, master) {
+				add("service %s: REDIS_MASTER_IP %q is not the fixed address of redis (%s)", name, v, master)
+			}
+		case !is(m[1], master):
+			add("service %s: monitors %q, not the fixed address of redis (%s)", name, m[1], master)
+		}
+		if v := env(svc, "SENTINEL_IP"); v != "" && !is(v, own) {
+			add("service %s: SENTINEL_IP %q is not its fixed address (%s)", name, v, own)
+		}
+	}
 }
 
 // Load loads the compose file with env as the variables that ${VAR} refers

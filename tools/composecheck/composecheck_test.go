@@ -37,7 +37,24 @@ services:
     image: redis:7
     command: ["redis-server", "--appendonly", "yes", "--appendfsync", "everysec", "--maxmemory-policy", "noeviction"]
     volumes: ["redis-data:/data"]
+    networks: {default: {ipv4_address: 10.9.0.201}}
     healthcheck: {test: ["CMD", "redis-cli", "ping"]}
+  redis-replica:
+    image: redis:7
+    profiles: ["ha"]
+    command: ["redis-server", "--replicaof", "10.9.0.201", "6379", "--replica-announce-ip", "10.9.0.202"]
+    networks: {default: {ipv4_address: 10.9.0.202}}
+    healthcheck: {test: ["CMD", "redis-cli", "ping"]}
+    depends_on: {redis: {condition: service_healthy}}
+  sentinel-1:
+    image: redis:7
+    profiles: ["ha"]
+    environment: {REDIS_MASTER_IP: 10.9.0.201, SENTINEL_IP: 10.9.0.211}
+    networks: {default: {ipv4_address: 10.9.0.211}}
+    entrypoint: ["sh", "-c"]
+    command: ["printf 'port 26379\\nsentinel monitor wsmq %s 6379 2\\n' \"$$REDIS_MASTER_IP\" > /tmp/s.conf && exec redis-server /tmp/s.conf --sentinel"]
+    healthcheck: {test: ["CMD", "redis-cli", "-p", "26379", "ping"]}
+    depends_on: {redis: {condition: service_healthy}}
   mongo:
     image: mongo:7
     volumes: ["mongo-data:/data/db"]
@@ -71,6 +88,9 @@ services:
 volumes:
   redis-data:
   mongo-data:
+networks:
+  default:
+    ipam: {config: [{subnet: 10.9.0.0/24, ip_range: 10.9.0.0/25}]}
 `
 
 func TestCheckReportsEachBrokenRule(t *testing.T) {
@@ -122,6 +142,30 @@ func TestCheckReportsEachBrokenRule(t *testing.T) {
 		{"lb logs without rotation",
 			`logging: {driver: json-file, options: {max-size: 10m, max-file: "3"}}`, ``,
 			`service lb has no log rotation`},
+		{"replica of the master's host name",
+			`"--replicaof", "10.9.0.201"`, `"--replicaof", "redis"`,
+			`service redis-replica: --replicaof "redis" is not the fixed address of redis`},
+		{"replica announcing another address",
+			`"--replica-announce-ip", "10.9.0.202"`, `"--replica-announce-ip", "redis-replica"`,
+			`service redis-replica: --replica-announce-ip "redis-replica" is not its fixed address`},
+		{"replica without a fixed address",
+			"    networks: {default: {ipv4_address: 10.9.0.202}}\n", ``,
+			`service redis-replica has no fixed address`},
+		{"fixed address in the dynamic range",
+			`ip_range: 10.9.0.0/25`, `ip_range: 10.9.0.0/24`,
+			`service redis: address 10.9.0.201 is inside ip_range`},
+		{"no dynamic range",
+			`, ip_range: 10.9.0.0/25`, ``,
+			`network default has no ipam subnet and ip_range`},
+		{"sentinel resolving host names",
+			`port 26379`, `sentinel resolve-hostnames yes`,
+			`service sentinel-1: "resolve-hostnames yes"`},
+		{"sentinel monitoring another address",
+			`REDIS_MASTER_IP: 10.9.0.201`, `REDIS_MASTER_IP: redis`,
+			`service sentinel-1: REDIS_MASTER_IP "redis" is not the fixed address of redis`},
+		{"sentinel monitoring a name literally",
+			`sentinel monitor wsmq %s 6379 2`, `sentinel monitor wsmq redis 6379 2`,
+			`service sentinel-1: monitors "redis"`},
 		{"lb config only included in conf.d",
 			`/etc/nginx/nginx.conf:ro`, `/etc/nginx/conf.d/default.conf:ro`,
 			`service lb does not run deploy/nginx.conf as its main config`},
