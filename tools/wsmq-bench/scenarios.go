@@ -154,15 +154,30 @@ func (r *runner) deliveryDeadline(msgs int) time.Duration {
 	return 60*time.Second + time.Duration(msgs)*time.Millisecond
 }
 
+// pubMode is how a fanout or ack run publishes: name "unary" (callers
+// concurrent callers, one Send per message) or "batch" (SendBatch of batch).
+type pubMode struct {
+	name           string
+	callers, batch int
+}
+
+// pubModeOf is the configured publish mode called name.
+func (r *runner) pubModeOf(name string) pubMode {
+	if name == "unary" {
+		return pubMode{name, r.cfg.unaryCallers, 1}
+	}
+	return pubMode{name, r.cfg.publishers, r.cfg.pubBatch}
+}
+
 // fanout: clients subscribed to their own queues, publishers sending while
 // they listen. manual selects ?ack=manual with an /ack per message.
-func (r *runner) fanout(ctx context.Context, clients, msgs int, manual bool, rate float64) Result {
+func (r *runner) fanout(ctx context.Context, clients, msgs int, manual bool, pm pubMode, rate float64) Result {
 	kind := "fanout"
 	if manual {
 		kind = "ack"
 	}
-	res := Result{Scenario: kind, Name: fmt.Sprintf("%s-%d", kind, clients), Clients: clients, Messages: msgs,
-		Publishers: r.cfg.publishers, PublishBatch: r.cfg.pubBatch, RatePerSec: rate}
+	res := Result{Scenario: kind, Name: fmt.Sprintf("%s-%s-%d", kind, pm.name, clients), Clients: clients, Messages: msgs,
+		PublishMode: pm.name, Publishers: pm.callers, PublishBatch: pm.batch, RatePerSec: rate}
 	if rate > 0 {
 		res.Name += fmt.Sprintf("@%gk/s", rate/1000)
 	}
@@ -184,7 +199,7 @@ func (r *runner) fanout(ctx context.Context, clients, msgs int, manual bool, rat
 	}
 	profDone := r.startProfile(ctx, res.Name)
 	start := time.Now()
-	pubDur, err := r.publish(ctx, msgs, queueNames(r.sess.UserID, prefix, clients), r.cfg.publishers, r.cfg.pubBatch, rate)
+	pubDur, err := r.publish(ctx, msgs, queueNames(r.sess.UserID, prefix, clients), pm.callers, pm.batch, rate)
 	if err != nil {
 		return res.fail(err)
 	}
