@@ -147,6 +147,68 @@ end
 return {1, t[1], t[2]}
 `)
 
+// sendManyScript is sendScript for many messages of one or more queues in
+// one call: what SendBatch runs (in chunks of sendChunk messages).
+// KEYS hash_1, zset_1, ..., hash_n, zset_n (n queues); ARGV realtime
+// ("1"/"0"), durable ("1"/"0"), status ttl (as sendScript), then the n
+// realtime channels, then per message six values: queue index (1..n), id,
+// body, delay (-1 = queue's), UTF-16 length, ttl.
+//
+// Per queue, the attributes are read once, totalsent is increased once by
+// the messages stored and the realtime PUBLISH (the final ZCARD) is sent
+// once; TIME is read once. Each message is stored exactly as sendScript
+// stores it, and is idempotent the same way (an id already stored answers 2
+// and changes nothing; durable makes that answer write a replicated no-op).
+// Returns {TIME s, TIME us, status of message 1, ...} with sendScript's
+// statuses.
+var sendManyScript = redis.NewScript(luaNow + `
+local nq = #KEYS / 2
+local rt, durable, status = ARGV[1] == '1', ARGV[2] == '1', ARGV[3]
+local out = {t[1], t[2]}
+local attrs, stored = {}, {}
+local first = 4 + nq
+for k = first, #ARGV, 6 do
+	local j = tonumber(ARGV[k])
+	local hk, zk, id = KEYS[2 * j - 1], KEYS[2 * j], ARGV[k + 1]
+	if redis.call('HEXISTS', hk, id) == 1 then
+		if durable then redis.call('HINCRBY', hk, 'totalsent', 0) end
+		out[#out + 1] = 2
+	else
+		local q = attrs[j]
+		if q == nil then
+			q = redis.call('HMGET', hk, 'vt', 'delay', 'maxsize')
+			if not q[1] or not q[2] or not q[3] then q = false end
+			attrs[j] = q
+		end
+		local maxsize = q and tonumber(q[3])
+		if not q then
+			out[#out + 1] = -1
+		elseif maxsize ~= -1 and tonumber(ARGV[k + 4]) > maxsize then
+			out[#out + 1] = -2
+		else
+			local delay = tonumber(ARGV[k + 3])
+			if delay < 0 then delay = tonumber(q[2]) end
+			redis.call('ZADD', zk, ts + delay * 1000, id)
+			redis.call('HSET', hk, id, ARGV[k + 2])
+			local ttl = tonumber(ARGV[k + 5])
+			if ttl and ttl > 0 then redis.call('HSET', hk, id .. ':exp', ts + ttl * 1000) end
+			stored[j] = (stored[j] or 0) + 1
+			out[#out + 1] = 1
+		end
+	end
+end
+for j = 1, nq do
+	local n = stored[j]
+	if n then
+		local hk = KEYS[2 * j - 1]
+		if status ~= '0' then redis.call('HSET', hk, 'wsmq:status', status) end
+		redis.call('HINCRBY', hk, 'totalsent', n)
+		if rt then redis.call('PUBLISH', ARGV[3 + j], redis.call('ZCARD', KEYS[2 * j])) end
+	end
+end
+return out
+`)
+
 // luaChecks defines helpers of the scripts that must not fail on foreign or
 // corrupt data: a runtime error would abort a multi-queue script half-way,
 // after earlier queues were already changed.
