@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // QueueConfig holds a new queue's attributes.
@@ -177,4 +180,17 @@ func toInt64(v any) int64 {
 		}
 	}
 	return 0
+}
+
+// KeyspaceNotifications reports whether Redis publishes the keyspace events
+// of sorted sets (notify-keyspace-events holds K, and z or A), with the
+// setting's value. A Redis that refuses CONFIG (a managed service) is an
+// error; the caller then treats notifications as off.
+func KeyspaceNotifications(ctx context.Context, rdb redis.UniversalClient) (bool, string, error) {
+	res, err := rdb.ConfigGet(ctx, "notify-keyspace-events").Result()
+	if err != nil {
+		return false, "", fmt.Errorf("rsmq: CONFIG GET notify-keyspace-events: %w", err)
+	}
+	v := res["notify-keyspace-events"]
+	return strings.Contains(v, "K") && strings.ContainsAny(v, "zA"), v, nil
 }

@@ -34,6 +34,14 @@ func (c *Client) hashKey(qname string) string { return c.prefix + qname + ":Q" }
 // zsetKey is the queue's sorted set: member id, score = visible-at ms.
 func (c *Client) zsetKey(qname string) string { return c.prefix + qname }
 
+// KeyspaceChannel returns the keyspace-notification channel of the queue's
+// sorted set in database db: "__keyspace@<db>__:<ns>:<qname>". With Redis's
+// notify-keyspace-events holding K and z (see KeyspaceNotifications), every
+// send publishes "zadd" on it, Node rsmq's without realtime too.
+func (c *Client) KeyspaceChannel(db int, qname string) string {
+	return "__keyspace@" + strconv.Itoa(db) + "__:" + c.zsetKey(qname)
+}
+
 // RealtimeChannel returns the channel on which sends publish the queue's
 // size when Options.Realtime is set: "<ns>:rt:<qname>".
 func (c *Client) RealtimeChannel(qname string) string { return c.prefix + "rt:" + qname }
@@ -293,8 +301,13 @@ local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName, 
 	if vt < 0 then vt = tonumber(q[1]) end
 	if not vt then return {-2, 'queue attribute vt is not a number'} end
 	local mrc = tonumber(mrcArg)
-	local ids = redis.pcall('ZRANGEBYSCORE', kz, '-inf', ts, 'LIMIT', 0, tonumber(maxArg))
-	if errOf(ids) then return {-2, 'queue zset: ' .. errOf(ids)} end
+	local raw = redis.pcall('ZRANGEBYSCORE', kz, '-inf', ts, 'WITHSCORES', 'LIMIT', 0, tonumber(maxArg))
+	if errOf(raw) then return {-2, 'queue zset: ' .. errOf(raw)} end
+	local ids, scores = {}, {}
+	for i = 1, #raw, 2 do
+		ids[#ids + 1] = raw[i]
+		scores[raw[i]] = tonumber(raw[i + 1])
+	end
 	local msgs, dead, rejected, expired = {}, {}, {}, {}
 	local stTTL = tonumber(q[5] or '')
 	-- status records id's final state when the queue has status on.
@@ -377,7 +390,10 @@ local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName, 
 				rejected[#rejected + 1] = 0
 			end
 		else
-			redis.call('ZADD', kz, ts + vt * 1000, id)
+			-- ZINCRBY to the same score Node's ZADD sets: its keyspace
+			-- event is "zincr", which gateways ignore, so a receive does
+			-- not wake the queue's consumers as a send's "zadd" does.
+			redis.call('ZINCRBY', kz, ts + vt * 1000 - scores[id], id)
 			redis.pcall('HINCRBY', kh, 'totalrecv', 1)
 			local n = redis.call('HINCRBY', kh, rckey, 1)
 			local first = ts

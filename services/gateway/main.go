@@ -100,7 +100,10 @@ func run(ctx context.Context, args []string, env pkgconfig.Env) error {
 	recv.AddHook(m.RedisHook())
 	recv.AddHook(redisconn.NoscriptHook(m.ScriptReloads.Inc))
 	queues := rsmq.New(rdb, rsmq.Options{Namespace: cfg.NS, Realtime: true, ReceiveClient: recv})
+	keyspace := cfg.KeyspaceWake && keyspaceOn(ctx, rdb, log)
 	engine := delivery.New(delivery.Config{
+		Keyspace:          keyspace,
+		KeyspaceDB:        rdb.Options().DB,
 		VisibilityTimeout: cfg.VisibilityTimeout,
 		Prefetch:          cfg.Prefetch,
 		MaxReceiveCount:   cfg.MaxReceiveCount,
@@ -258,6 +261,24 @@ func watchRedisMemory(ctx context.Context, rdb *redis.Client, m *metrics.Metrics
 
 // checkEviction refuses (outside dev mode) a Redis that may evict keys:
 // an evicted queue loses its messages silently.
+// keyspaceOn reports, and logs once, whether Redis publishes the keyspace
+// notifications that wake queues. Redis does not replicate the setting: a
+// master after a failover without it leaves the sweep to find messages.
+func keyspaceOn(ctx context.Context, rdb *redis.Client, log *slog.Logger) bool {
+	cctx, cancel := context.WithTimeout(ctx, evictionTimeout)
+	defer cancel()
+	on, flags, err := rsmq.KeyspaceNotifications(cctx, rdb)
+	switch {
+	case err != nil:
+		log.Warn("could not read notify-keyspace-events; queues are woken by realtime notifications and the sweep", "err", err)
+	case on:
+		log.Info("keyspace notifications on: every send wakes its queue, senders without realtime included", "notify_keyspace_events", flags)
+	default:
+		log.Info("keyspace notifications off: senders without realtime (plain Node rsmq) are found by the sweep; set notify-keyspace-events Kz for push", "notify_keyspace_events", flags)
+	}
+	return on
+}
+
 func checkEviction(ctx context.Context, rdb *redis.Client, cfg config.Config, log *slog.Logger) error {
 	cctx, cancel := context.WithTimeout(ctx, evictionTimeout)
 	defer cancel()

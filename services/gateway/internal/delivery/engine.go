@@ -67,6 +67,13 @@ type Config struct {
 	HotSweepInterval  time.Duration // check interval for queues fed without notifications [1s]
 	CallTimeout       time.Duration // deadline of one Redis call [5s]
 	QueueConfig       rsmq.QueueConfig
+	// Keyspace wakes served queues by Redis keyspace notifications of
+	// their sorted sets ("zadd", from every sender, Node rsmq without
+	// realtime included) instead of the realtime channel. Set it only when
+	// rsmq.KeyspaceNotifications reports them on; KeyspaceDB is the
+	// database the queues are in.
+	Keyspace   bool
+	KeyspaceDB int
 	// Now is the gateway's clock [time.Now]. The engine times nothing by
 	// it alone: every Redis reply carries Redis TIME, and deadlines and
 	// timers are Redis times mapped onto this clock, so a gateway clock

@@ -40,7 +40,7 @@ func (e *Engine) syncRealtime(ctx context.Context, queue string) {
 	e.mu.Lock()
 	served := e.queues[queue] != nil
 	e.mu.Unlock()
-	ch := e.q.RealtimeChannel(queue)
+	ch := e.wakeChannel(queue)
 	if served {
 		if err := e.ps.Subscribe(ctx, ch); err != nil {
 			e.log.Warn("realtime subscribe failed; sweep covers the queue", "queue", queue, "err", err)
@@ -50,6 +50,24 @@ func (e *Engine) syncRealtime(ctx context.Context, queue string) {
 	if err := e.ps.Unsubscribe(ctx, ch); err != nil {
 		e.log.Debug("realtime unsubscribe failed", "queue", queue, "err", err)
 	}
+}
+
+// wakeChannel is the channel whose messages wake queue: its keyspace
+// channel with Config.Keyspace, else its realtime channel.
+func (e *Engine) wakeChannel(queue string) string {
+	if e.cfg.Keyspace {
+		return e.q.KeyspaceChannel(e.cfg.KeyspaceDB, queue)
+	}
+	return e.q.RealtimeChannel(queue)
+}
+
+// wakes reports whether a message on a wake channel announces visible
+// messages. A realtime message always does. Of the keyspace events only
+// "zadd" does: sends, returns and visibility changes; a receive's "zincr"
+// (see rsmq's receive script) and a delete's "zrem" do not, so the
+// gateway's own work does not wake it again.
+func (e *Engine) wakes(m *redis.Message) bool {
+	return !e.cfg.Keyspace || m.Payload == "zadd"
 }
 
 // wakeQueue signals every local subscription of queue.
@@ -73,13 +91,13 @@ func (e *Engine) wakeQueue(queue string, notified bool) {
 	}
 }
 
-// listen turns realtime notifications into pulls. go-redis reconnects the
+// listen turns realtime (or keyspace) notifications into pulls. go-redis reconnects the
 // pub/sub connection and re-subscribes by itself; each re-subscription
 // arrives as a subscribe confirmation, which also triggers a pull because
 // notifications may have been missed while disconnected.
 func (e *Engine) listen() {
 	defer e.wg.Done()
-	prefix := e.q.RealtimeChannel("")
+	prefix := e.wakeChannel("")
 	ch := e.ps.ChannelWithSubscriptions(
 		redis.WithChannelSize(realtimeBuffer),
 		redis.WithChannelHealthCheckInterval(realtimeHealthCheck),
@@ -94,7 +112,9 @@ func (e *Engine) listen() {
 			}
 			switch m := msg.(type) {
 			case *redis.Message:
-				e.wakeQueue(strings.TrimPrefix(m.Channel, prefix), true)
+				if e.wakes(m) {
+					e.wakeQueue(strings.TrimPrefix(m.Channel, prefix), true)
+				}
 			case *redis.Subscription:
 				if m.Kind == "subscribe" {
 					e.wakeQueue(strings.TrimPrefix(m.Channel, prefix), true)
