@@ -182,7 +182,7 @@ func TestReportRendersJSONAndMarkdown(t *testing.T) {
 		Machine: Machine{CPUs: 2, CPUModel: "Test CPU", MemoryMB: 1024, Go: "go1.26", Redis: "7.0.15"},
 		Results: []Result{
 			{Scenario: "fanout", Name: "fanout-unary-1000", PublishMode: "unary", Publishers: 32, PublishBatch: 1, Clients: 1000, Messages: 30000, MsgsPerSec: 16000, Delivered: 30000,
-				Latency: &Latency{Count: 30000, P50: 2, P90: 5, P99: 12.5, Max: 40},
+				Latency:   &Latency{Count: 30000, P50: 2, P90: 5, P99: 12.5, Max: 40},
 				CPUPerMsg: map[string]float64{"redis": 25, "publisher": 30, "gateway": 20.5, "bench": 40}},
 			{Scenario: "fanout", Name: "fanout-unary-1000@5k/s", PublishMode: "unary", Publishers: 32, PublishBatch: 1, Clients: 1000, Messages: 30000, MsgsPerSec: 4990, RatePerSec: 5000, Delivered: 30000,
 				Latency: &Latency{Count: 30000, P50: 0.4, P90: 1, P99: 6, Max: 9}},
