@@ -217,7 +217,9 @@ type edge struct {
 	ws   *server.Server
 }
 
-func (e edge) Serve(ln net.Listener) error { return e.http.Serve(ln) }
+// Serve serves the public edge on corkable connections (wsconn.CorkListener):
+// a batch of frames and its confirm ping leave a socket in one write.
+func (e edge) Serve(ln net.Listener) error { return e.http.Serve(wsconn.CorkListener(ln)) }
 
 func (e edge) Shutdown(ctx context.Context) error {
 	return errors.Join(e.http.Shutdown(ctx), e.ws.Shutdown(ctx))
