@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsmq/wsmq/pkg/rsmq"
 	gwclient "github.com/wsmq/wsmq/services/gateway/client"
 	"github.com/wsmq/wsmq/services/publisher/client"
 	"github.com/wsmq/wsmq/tools/internal/supervisor/supervisortest"
@@ -288,12 +289,12 @@ func TestQuickFanoutThroughTheSupervisorLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = pub.Close() })
-	r := &runner{cfg: cfg, t: tg, sess: sess, pub: pub, runID: newRunID()}
+	r := &runner{cfg: cfg, t: tg, sess: sess, pub: pub, runID: newRunID(), plain: rsmq.New(tg.rdb, rsmq.Options{})}
 
 	for _, run := range []struct {
 		manual bool
 		mode   string
-	}{{false, "unary"}, {false, "batch"}, {true, "unary"}} {
+	}{{false, "unary"}, {false, "batch"}, {true, "unary"}, {false, "plain"}} {
 		res := r.fanout(ctx, 20, 200, run.manual, r.pubModeOf(run.mode), 0)
 		if res.Error != "" {
 			t.Fatalf("%s: %s", res.Name, res.Error)
@@ -304,7 +305,11 @@ func TestQuickFanoutThroughTheSupervisorLosesNothing(t *testing.T) {
 		if res.Latency == nil || res.Latency.Count != 200 || res.MsgsPerSec <= 0 {
 			t.Fatalf("%s: latency %+v msgs/s %v", res.Name, res.Latency, res.MsgsPerSec)
 		}
-		if res.RedisCommands <= 0 || res.RedisByCommand["publish"] < 20 {
+		if run.mode == "plain" {
+			if res.RedisByCommand["publish"] != 0 {
+				t.Fatalf("%s: %d PUBLISH: the plain sender sends no realtime notification", res.Name, res.RedisByCommand["publish"])
+			}
+		} else if res.RedisCommands <= 0 || res.RedisByCommand["publish"] < 20 {
 			t.Fatalf("%s: Redis commands %d %v: want a PUBLISH per queue at least", res.Name, res.RedisCommands, res.RedisByCommand)
 		}
 		if _, ok := res.CPU["gateway"]; !ok {

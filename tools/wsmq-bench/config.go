@@ -86,7 +86,7 @@ var presets = map[string]sizes{
 	"full":  {[]int{1000, 5000, 10000}, []float64{0, 20000}, 200000, 1000, 100000, 1000, 100000, []int{10000}, 20 * time.Second, 500000, 200000},
 }
 
-var allScenarios = []string{"idle", "fanout", "ack", "burst", "batch"}
+var allScenarios = []string{"idle", "fanout", "ack", "plain", "burst", "batch"}
 
 type listFlag []string
 

@@ -176,6 +176,7 @@ var goals = []goal{
 	{"fanout", "unary", 5000, 1000, "latency p99", latP99, 5, false, "ms"},
 	{"fanout", "unary", 0, 1000, "CPU per msg, Redis + publisher + gateway", cpuOf("redis", "publisher", "gateway"), 70, false, "µs"},
 	{"fanout", "unary", 0, 1000, "CPU per msg, Redis", cpuOf("redis"), 20, false, "µs"},
+	{"fanout", "plain", -1, 100, "latency p99, sender without realtime (plain Node rsmq)", latP99, 50, false, "ms"},
 	{"fanout", "", -1, 1000, "lost", func(r Result) (float64, bool) { return float64(r.Lost), r.Error == "" }, 0, false, "msgs"},
 	{"fanout", "batch", 0, 1000, "delivered msgs/s", msgsPerSec, 20000, true, "msgs/s"},
 	{"fanout", "batch", 0, 1000, "latency p99", latP99, 10, false, "ms"},
@@ -444,6 +445,8 @@ func usecLine(usec map[string]int64, div float64) string {
 // publishOf describes how a result's messages were published.
 func publishOf(r Result) string {
 	switch {
+	case r.PublishMode == "plain":
+		return fmt.Sprintf("rsmq, no realtime ×%d", r.Publishers)
 	case r.PublishMode == "unary":
 		return fmt.Sprintf("unary ×%d", r.Publishers)
 	case r.PublishBatch > 0:

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wsmq/wsmq/pkg/rsmq"
 	gwclient "github.com/wsmq/wsmq/services/gateway/client"
 	"github.com/wsmq/wsmq/services/publisher/client"
 )
@@ -94,7 +95,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("dial the publisher: %w", err)
 	}
 	defer func() { _ = pub.Close() }()
-	r := &runner{cfg: cfg, t: t, sess: sess, pub: pub, runID: newRunID(), logf: logf}
+	r := &runner{cfg: cfg, t: t, sess: sess, pub: pub, runID: newRunID(), logf: logf,
+		plain: rsmq.New(t.rdb, rsmq.Options{})}
 
 	for _, s := range cfg.scenarios {
 		var results []Result
@@ -123,6 +125,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 				logf("ack: %d clients, %d messages, manual acks, %s publish (%d callers, %d per call)", cfg.ackClients, cfg.ackMsgs, m, pm.callers, pm.batch)
 				results = append(results, r.fanout(ctx, cfg.ackClients, cfg.ackMsgs, true, pm, cfg.rate))
 			}
+		case "plain":
+			pm := r.pubModeOf("plain")
+			logf("plain: %d clients, %d messages sent straight to Redis without realtime (as plain Node rsmq), paced to %d msgs/s", plainClients, plainMsgs, plainRate)
+			results = append(results, r.fanout(ctx, plainClients, plainMsgs, false, pm, plainRate))
 		case "burst":
 			logf("burst: %d messages queued, then %d clients", cfg.burstMsgs, cfg.burstClients)
 			results = append(results, r.burst(ctx, cfg.burstClients, cfg.burstMsgs))
@@ -277,3 +283,12 @@ func machine(ctx context.Context, t *target, nofile uint64) Machine {
 	}
 	return m
 }
+
+// The plain scenario: senders without realtime notifications (plain Node
+// rsmq) at a modest pace; its latency is the gateway's wake-up path for
+// them (keyspace notifications when Redis has them on, else the sweep).
+const (
+	plainClients = 100
+	plainMsgs    = 5000
+	plainRate    = 1000
+)
