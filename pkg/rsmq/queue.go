@@ -182,15 +182,27 @@ func toInt64(v any) int64 {
 	return 0
 }
 
-// KeyspaceNotifications reports whether Redis publishes the keyspace events
-// of sorted sets (notify-keyspace-events holds K, and z or A), with the
-// setting's value. A Redis that refuses CONFIG (a managed service) is an
-// error; the caller then treats notifications as off.
-func KeyspaceNotifications(ctx context.Context, rdb redis.UniversalClient) (bool, string, error) {
+// Notifications is what Redis's notify-keyspace-events publishes of sorted
+// sets, the events that can wake consumers for every sender.
+type Notifications struct {
+	Flags string // the setting's value
+	// KeyEvent: E and (z or A): every ZADD is announced on one channel,
+	// "__keyevent@<db>__:zadd", with the key as the message (KeyeventChannel).
+	KeyEvent bool
+	// KeySpace: K and (z or A): every ZADD is announced on the key's own
+	// channel (KeyspaceChannel), with "zadd" as the message.
+	KeySpace bool
+}
+
+// KeyspaceNotifications reads Redis's notify-keyspace-events. A Redis that
+// refuses CONFIG (a managed service) is an error; the caller then treats
+// notifications as off.
+func KeyspaceNotifications(ctx context.Context, rdb redis.UniversalClient) (Notifications, error) {
 	res, err := rdb.ConfigGet(ctx, "notify-keyspace-events").Result()
 	if err != nil {
-		return false, "", fmt.Errorf("rsmq: CONFIG GET notify-keyspace-events: %w", err)
+		return Notifications{}, fmt.Errorf("rsmq: CONFIG GET notify-keyspace-events: %w", err)
 	}
 	v := res["notify-keyspace-events"]
-	return strings.Contains(v, "K") && strings.ContainsAny(v, "zA"), v, nil
+	zsets := strings.ContainsAny(v, "zA")
+	return Notifications{Flags: v, KeyEvent: zsets && strings.Contains(v, "E"), KeySpace: zsets && strings.Contains(v, "K")}, nil
 }

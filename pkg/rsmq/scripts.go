@@ -2,6 +2,7 @@ package rsmq
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -40,6 +41,22 @@ func (c *Client) zsetKey(qname string) string { return c.prefix + qname }
 // send publishes "zadd" on it, Node rsmq's without realtime too.
 func (c *Client) KeyspaceChannel(db int, qname string) string {
 	return "__keyspace@" + strconv.Itoa(db) + "__:" + c.zsetKey(qname)
+}
+
+// KeyeventChannel returns the channel on which Redis announces every ZADD
+// in database db when notify-keyspace-events holds E and z:
+// "__keyevent@<db>__:zadd", the key as the message. QueueOfKey maps such a
+// key back to its queue.
+func KeyeventChannel(db int) string { return "__keyevent@" + strconv.Itoa(db) + "__:zadd" }
+
+// QueueOfKey returns the queue whose sorted set is key ("<ns>:<qname>"),
+// or false for a key that is not one of this namespace's queues.
+func (c *Client) QueueOfKey(key string) (string, bool) {
+	q, ok := strings.CutPrefix(key, c.prefix)
+	if !ok || ValidateQueueName(q) != nil {
+		return "", false
+	}
+	return q, true
 }
 
 // RealtimeChannel returns the channel on which sends publish the queue's

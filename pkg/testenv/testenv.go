@@ -85,8 +85,9 @@ func WaitDial(ctx context.Context, addr string) error {
 }
 
 // KeyspaceEvents is the notify-keyspace-events value of test servers:
-// keyspace events (K) of sorted sets (z).
-const KeyspaceEvents = "Kz"
+// keyevent (E) and keyspace (K) events of sorted sets (z), so tests can
+// run the gateway in either keyspace wake mode.
+const KeyspaceEvents = "KEz"
 
 // Redis is a redis-server process owned by a test.
 type Redis struct {
@@ -102,8 +103,8 @@ type Redis struct {
 }
 
 // StartRedis starts a redis-server on a free loopback port without
-// persistence, with keyspace notifications of sorted sets on (as `make
-// run` and compose run it: they wake gateways for every sender), stopped
+// persistence, with keyspace notifications of sorted sets on (`make run`
+// and compose run it with "Ez": they wake gateways for every sender), stopped
 // when the test ends.
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()

@@ -100,10 +100,9 @@ func run(ctx context.Context, args []string, env pkgconfig.Env) error {
 	recv.AddHook(m.RedisHook())
 	recv.AddHook(redisconn.NoscriptHook(m.ScriptReloads.Inc))
 	queues := rsmq.New(rdb, rsmq.Options{Namespace: cfg.NS, Realtime: true, ReceiveClient: recv})
-	keyspace := cfg.KeyspaceWake && keyspaceOn(ctx, rdb, log)
 	engine := delivery.New(delivery.Config{
-		Keyspace:          keyspace,
-		KeyspaceDB:        rdb.Options().DB,
+		Wake:              wakeMode(ctx, rdb, cfg.Wake, log),
+		DB:                rdb.Options().DB,
 		VisibilityTimeout: cfg.VisibilityTimeout,
 		Prefetch:          cfg.Prefetch,
 		MaxReceiveCount:   cfg.MaxReceiveCount,
@@ -263,22 +262,40 @@ func watchRedisMemory(ctx context.Context, rdb *redis.Client, m *metrics.Metrics
 
 // checkEviction refuses (outside dev mode) a Redis that may evict keys:
 // an evicted queue loses its messages silently.
-// keyspaceOn reports, and logs once, whether Redis publishes the keyspace
-// notifications that wake queues. Redis does not replicate the setting: a
-// master after a failover without it leaves the sweep to find messages.
-func keyspaceOn(ctx context.Context, rdb *redis.Client, log *slog.Logger) bool {
+// wakeMode picks what wakes served queues from the setting and what Redis
+// publishes (notify-keyspace-events), and logs the choice once. A mode
+// that Redis does not support falls back to realtime with a warning. Redis
+// does not replicate the setting: a master after a failover without it
+// leaves senders without realtime to the sweep.
+func wakeMode(ctx context.Context, rdb *redis.Client, want string, log *slog.Logger) delivery.Wake {
+	if want == config.WakeRealtime {
+		log.Info("queues are woken by realtime notifications; senders without them (plain Node rsmq) are found by the sweep")
+		return delivery.WakeRealtime
+	}
 	cctx, cancel := context.WithTimeout(ctx, evictionTimeout)
 	defer cancel()
-	on, flags, err := rsmq.KeyspaceNotifications(cctx, rdb)
-	switch {
-	case err != nil:
+	n, err := rsmq.KeyspaceNotifications(cctx, rdb)
+	if err != nil {
 		log.Warn("could not read notify-keyspace-events; queues are woken by realtime notifications and the sweep", "err", err)
-	case on:
-		log.Info("keyspace notifications on: every send wakes its queue, senders without realtime included", "notify_keyspace_events", flags)
-	default:
-		log.Info("keyspace notifications off: senders without realtime (plain Node rsmq) are found by the sweep; set notify-keyspace-events Kz for push", "notify_keyspace_events", flags)
+		return delivery.WakeRealtime
 	}
-	return on
+	w := delivery.WakeRealtime
+	switch {
+	case (want == config.WakeAuto || want == config.WakeKeyevent) && n.KeyEvent:
+		w = delivery.WakeKeyevent
+	case (want == config.WakeAuto || want == config.WakeKeyspace) && n.KeySpace:
+		w = delivery.WakeKeyspace
+	case want != config.WakeAuto:
+		log.Warn("WSMQ_GATEWAY_WAKE="+want+" needs Redis notify-keyspace-events with "+map[string]string{config.WakeKeyevent: "E", config.WakeKeyspace: "K"}[want]+" and z; using realtime notifications and the sweep",
+			"notify_keyspace_events", n.Flags)
+		return w
+	default:
+		log.Info("keyspace notifications off: senders without realtime (plain Node rsmq) are found by the sweep; set notify-keyspace-events Ez for push",
+			"notify_keyspace_events", n.Flags)
+		return w
+	}
+	log.Info("keyspace notifications on: every send wakes its queue, senders without realtime included", "wake", w.String(), "notify_keyspace_events", n.Flags)
+	return w
 }
 
 func checkEviction(ctx context.Context, rdb *redis.Client, cfg config.Config, log *slog.Logger) error {
