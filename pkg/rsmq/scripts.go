@@ -411,7 +411,6 @@ local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName, 
 			-- event is "zincr", which gateways ignore, so a receive does
 			-- not wake the queue's consumers as a send's "zadd" does.
 			redis.call('ZINCRBY', kz, ts + vt * 1000 - scores[id], id)
-			redis.pcall('HINCRBY', kh, 'totalrecv', 1)
 			local n = redis.call('HINCRBY', kh, rckey, 1)
 			local first = ts
 			if n == 1 then
@@ -425,6 +424,8 @@ local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName, 
 			msgs[#msgs + 1] = first
 		end
 	end
+	-- totalrecv once per queue per call, as Node's per-receive HINCRBYs add up.
+	if #msgs > 0 then redis.pcall('HINCRBY', kh, 'totalrecv', #msgs / 4) end
 	local head = redis.call('ZRANGE', kz, 0, 0, 'WITHSCORES')
 	-- An empty queue holds no message, so an "<id>:exp" left in its hash
 	-- (by Node's deleteMessage) is an orphan: one bounded HSCAN step removes
@@ -498,15 +499,18 @@ return 1
 // is then touched).
 const luaDeleteReceipts = luaChecks + `
 local function deleteReceipts(kh, kz, first, last, word, stPrefix)
-	if not typeIs(kh, 'hash') or not typeIs(kz, 'zset') then
-		return nil, 'queue keys have the wrong type'
-	end
-	local stTTL = tonumber(redis.call('HGET', kh, 'wsmq:status') or '')
+	-- The first read of each key is a pcall: a key of the wrong type fails
+	-- it before anything is written (cheaper than a TYPE per key).
+	local st = redis.pcall('HGET', kh, 'wsmq:status')
+	if errOf(st) then return nil, 'queue keys have the wrong type' end
+	local stTTL = tonumber(st or '')
 	if stTTL and stTTL <= 0 then stTTL = nil end
 	local n = 0
 	for i = first, last, 2 do
 		local id = ARGV[i]
-		if redis.call('ZSCORE', kz, id) and (redis.call('HGET', kh, id .. ':rc') or '0') == ARGV[i + 1] then
+		local score = redis.pcall('ZSCORE', kz, id)
+		if errOf(score) then return nil, 'queue keys have the wrong type' end -- only ever the first: n is 0
+		if score and (redis.call('HGET', kh, id .. ':rc') or '0') == ARGV[i + 1] then
 			redis.call('ZREM', kz, id)
 			redis.call('HDEL', kh, id, id .. ':rc', id .. ':fr', id .. ':exp')
 			if stTTL then redis.call('SET', stPrefix .. id, word, 'EX', math.floor(stTTL)) end
