@@ -65,6 +65,10 @@ var redisTuning = redisconn.Tuning{
 	CtxDeadlines: true,
 }
 
+// grpcStreamWorkers is how many goroutines the gRPC server keeps for
+// serving streams: about the concurrent callers of a busy publisher.
+const grpcStreamWorkers = 64
+
 // addrs are the addresses the publisher listens on.
 type addrs struct {
 	GRPC  net.Addr
@@ -160,6 +164,10 @@ func run(ctx context.Context, args []string, env pkgconfig.Env, h hooks) error {
 		grpc.ForceServerCodecV2(server.Codec()),
 		grpc.MaxRecvMsgSize(cfg.GRPCMaxMsgBytes),
 		grpc.MaxSendMsgSize(cfg.GRPCMaxMsgBytes),
+		// A pool of goroutines serves streams (more are started only while
+		// all are busy): concurrent unary Sends reuse grown stacks instead
+		// of a fresh goroutine each.
+		grpc.NumStreamWorkers(grpcStreamWorkers),
 		grpc.ChainUnaryInterceptor(serve.RecoverUnary(log), keys.Unary),
 		grpc.ChainStreamInterceptor(keys.Stream),
 	)...)
