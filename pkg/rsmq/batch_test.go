@@ -3,6 +3,7 @@ package rsmq_test
 import (
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -17,7 +18,7 @@ func TestSendBatchIsOneRoundTripWithPerItemErrors(t *testing.T) {
 	}
 	c, rt := e.countedClient(t, rsmq.Options{})
 	// Warm up: the id clock's first TIME call and the script cache.
-	if _, err := c.SendMessage(e.ctx, "q", "warm", 0); err != nil {
+	if _, err := c.SendBatch(e.ctx, []rsmq.SendItem{{Queue: "q", Message: "warm"}}); err != nil {
 		t.Fatal(err)
 	}
 	items := []rsmq.SendItem{
@@ -78,6 +79,75 @@ func TestSendBatchLoadsScriptOnFreshRedis(t *testing.T) {
 	}
 	if n := e.raw.ZCard(e.ctx, "rsmq:q").Val(); n != 2 {
 		t.Fatalf("zset has %d members", n)
+	}
+}
+
+// TestSendBatchDoesPerQueueWorkOncePerCall: 300 items over three queues are
+// one round trip of three script calls (chunks of at most 128 items); each
+// queue's realtime notification goes out once per call that stored in it,
+// carrying its size, and totalsent counts every message.
+func TestSendBatchDoesPerQueueWorkOncePerCall(t *testing.T) {
+	e := newEnv(t, rsmq.Options{})
+	for _, q := range []string{"a", "b", "c"} {
+		e.createQueue(t, q, 30)
+	}
+	c, rt := e.countedClient(t, rsmq.Options{Realtime: true})
+	if _, err := c.SendBatch(e.ctx, []rsmq.SendItem{{Queue: "a", Message: "warm"}}); err != nil {
+		t.Fatal(err)
+	}
+	sub := e.raw.Subscribe(e.ctx, c.RealtimeChannel("a"), c.RealtimeChannel("b"), c.RealtimeChannel("c"))
+	t.Cleanup(func() { _ = sub.Close() })
+	if _, err := sub.Receive(e.ctx); err != nil { // the subscription is in place
+		t.Fatal(err)
+	}
+	items := make([]rsmq.SendItem, 300)
+	for i := range items {
+		items[i] = rsmq.SendItem{Queue: []string{"a", "b", "c"}[i%3], Message: "m" + strconv.Itoa(i)}
+	}
+	before := evalshaCalls(t, e)
+	rt.n.Store(0)
+	res, err := c.SendBatch(e.ctx, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := rt.n.Load(); n != 1 {
+		t.Fatalf("SendBatch of 300 took %d round trips, want 1", n)
+	}
+	if n := evalshaCalls(t, e) - before; n != 3 {
+		t.Fatalf("Redis ran %d send scripts for 300 items, want 3 (128 + 128 + 44)", n)
+	}
+	for i, r := range res {
+		if r.Err != nil || e.raw.HGet(e.ctx, "rsmq:"+items[i].Queue+":Q", r.ID).Val() != items[i].Message {
+			t.Fatalf("item %d: %+v not stored as sent", i, r)
+		}
+	}
+	for q, want := range map[string]string{"a": "101", "b": "100", "c": "100"} {
+		if got := e.raw.HGet(e.ctx, "rsmq:"+q+":Q", "totalsent").Val(); got != want {
+			t.Errorf("queue %s: totalsent %s, want %s", q, got, want)
+		}
+	}
+	// Every call stored in all three queues: 3 calls × 3 queues
+	// notifications, the last of each queue carrying its final size.
+	last := map[string]string{}
+	for range 9 {
+		m, err := sub.ReceiveMessage(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last[m.Channel] = m.Payload
+	}
+	for q, want := range map[string]string{"a": "101", "b": "100", "c": "100"} {
+		if got := last[c.RealtimeChannel(q)]; got != want {
+			t.Errorf("queue %s: last notification %q, want its size %s", q, got, want)
+		}
+	}
+	// A marker published after the batch must be the next message: there
+	// was no tenth notification before it.
+	if err := e.raw.Publish(e.ctx, c.RealtimeChannel("a"), "marker").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := sub.ReceiveMessage(e.ctx); err != nil || m.Payload != "marker" {
+		t.Fatalf("after 9 notifications got %v, %v; want the marker (one notification per queue per call)", m, err)
 	}
 }
 

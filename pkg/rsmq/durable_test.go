@@ -83,7 +83,7 @@ func TestDurableSendRetriedAfterLostReplyMakesAReplicatedWriteBeforeWait(t *test
 	e := newEnv(t, rsmq.Options{})
 	testenv.StartReplica(t, e.redis)
 	e.createQueue(t, "q", 30)
-	p := startReplyDropper(t, e.redis.Addr(), "RETRY-ME")
+	p := testenv.StartReplyDropper(t, e.redis.Addr(), "RETRY-ME")
 	rdb := redis.NewClient(&redis.Options{Addr: p.Addr(), MaxRetries: 3, MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 5 * time.Millisecond})
 	t.Cleanup(func() { _ = rdb.Close() })
 	q := rsmq.New(rdb, rsmq.Options{MinReplicas: 1})
@@ -101,10 +101,10 @@ func TestDurableSendRetriedAfterLostReplyMakesAReplicatedWriteBeforeWait(t *test
 		}
 		return 0
 	}
-	p.armed.Store(true)
+	p.Armed.Store(true)
 	id, err := q.SendMessage(e.ctx, "q", "RETRY-ME", 0)
-	if err != nil || p.dropped.Load() != 1 {
-		t.Fatalf("durable send through a dropped reply = %q, %v (dropped %d)", id, err, p.dropped.Load())
+	if err != nil || p.Dropped.Load() != 1 {
+		t.Fatalf("durable send through a dropped reply = %q, %v (dropped %d)", id, err, p.Dropped.Load())
 	}
 	// First attempt: totalsent +1; retry: the replicated no-op HINCRBY 0.
 	if n := cmdCalls(t, e, "hincrby") - before; n != 2 {

@@ -141,6 +141,10 @@ func (c *Client) sendStatus(qname string, res []any, sent, got time.Time) error 
 // unreachable, more than MaxBatch items); then some items may have been
 // stored. A pipeline that go-redis retries stores each item once, as with
 // SendMessage.
+//
+// The items run as one sendManyScript call per sendChunk items: each
+// queue's attributes are read, its totalsent increased and its realtime
+// notification published once per call, not per item.
 func (c *Client) SendBatch(ctx context.Context, items []SendItem) ([]SendResult, error) {
 	if len(items) > MaxBatch {
 		return nil, outOfRange("items", 0, MaxBatch)
@@ -169,14 +173,18 @@ func (c *Client) SendBatch(ctx context.Context, items []SendItem) ([]SendResult,
 			todo = append(todo, i)
 		}
 	}
-	for attempt := 0; len(todo) > 0; attempt++ {
+	var chunks [][]int
+	for len(todo) > 0 {
+		n := min(len(todo), sendChunk)
+		chunks, todo = append(chunks, todo[:n]), todo[n:]
+	}
+	for attempt := 0; len(chunks) > 0; attempt++ {
 		sent := time.Now()
 		var wait *redis.Cmd
 		cmds, err := c.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-			for _, i := range todo {
-				it := items[i]
-				sendScript.EvalSha(ctx, pipe, []string{c.hashKey(it.Queue), c.zsetKey(it.Queue)},
-					c.sendArgs(it.Queue, results[i].ID, it.Message, it.Delay, lengths[i], it.TTL)...)
+			for _, chunk := range chunks {
+				keys, args := c.sendManyArgs(items, results, lengths, chunk)
+				sendManyScript.EvalSha(ctx, pipe, keys, args...)
 			}
 			if c.minReplicas > 0 {
 				// Same pipeline, so same connection: WAIT counts the
@@ -190,17 +198,25 @@ func (c *Client) SendBatch(ctx context.Context, items []SendItem) ([]SendResult,
 			return nil, fmt.Errorf("rsmq: send batch: %w", err)
 		}
 		replicated := c.replicated(wait)
-		var again []int
-		for k, cmd := range cmds[:len(todo)] {
-			i := todo[k]
+		var again [][]int
+		for k, cmd := range cmds[:len(chunks)] {
+			chunk := chunks[k]
 			res, err := cmd.(*redis.Cmd).Slice()
 			switch {
 			case err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") && attempt == 0:
-				again = append(again, i)
-			case err != nil:
-				results[i] = SendResult{Err: fmt.Errorf("rsmq: send to %q: %w", items[i].Queue, err)}
-			default:
-				if err := c.sendStatus(items[i].Queue, res, sent, got); err != nil {
+				again = append(again, chunk)
+				continue
+			case err == nil && len(res) != 2+len(chunk):
+				err = fmt.Errorf("unexpected reply of %d values for %d items", len(res), len(chunk))
+			}
+			if err != nil {
+				for _, i := range chunk {
+					results[i] = SendResult{Err: fmt.Errorf("rsmq: send to %q: %w", items[i].Queue, err)}
+				}
+				continue
+			}
+			for n, i := range chunk {
+				if err := c.sendStatus(items[i].Queue, []any{res[2+n], res[0], res[1]}, sent, got); err != nil {
 					results[i] = SendResult{Err: err}
 				} else if replicated != nil {
 					results[i].Err = fmt.Errorf("rsmq: send to %q: %w", items[i].Queue, replicated)
@@ -208,13 +224,48 @@ func (c *Client) SendBatch(ctx context.Context, items []SendItem) ([]SendResult,
 			}
 		}
 		if len(again) > 0 {
-			if err := sendScript.Load(ctx, c.rdb).Err(); err != nil {
+			if err := sendManyScript.Load(ctx, c.rdb).Err(); err != nil {
 				return nil, fmt.Errorf("rsmq: send batch: load script: %w", err)
 			}
 		}
-		todo = again
+		chunks = again
 	}
 	return results, nil
+}
+
+// sendChunk is the most items of one sendManyScript call: it bounds how
+// long one call holds Redis (about a millisecond on a small machine).
+const sendChunk = 128
+
+// sendManyArgs builds the KEYS and ARGV of one sendManyScript call for the
+// items chunk (indexes into items; results hold their ids).
+func (c *Client) sendManyArgs(items []SendItem, results []SendResult, lengths []int, chunk []int) ([]string, []any) {
+	rt, durable := "0", "0"
+	if c.realtime {
+		rt = "1"
+	}
+	if c.minReplicas > 0 {
+		durable = "1"
+	}
+	index := make(map[string]int, len(chunk))
+	var keys []string
+	var channels []any
+	for _, i := range chunk {
+		q := items[i].Queue
+		if _, ok := index[q]; !ok {
+			index[q] = len(index) + 1
+			keys = append(keys, c.hashKey(q), c.zsetKey(q))
+			channels = append(channels, c.RealtimeChannel(q))
+		}
+	}
+	args := make([]any, 0, 3+len(channels)+6*len(chunk))
+	args = append(args, rt, durable, c.statusTTL)
+	args = append(args, channels...)
+	for _, i := range chunk {
+		it := items[i]
+		args = append(args, index[it.Queue], results[i].ID, it.Message, it.Delay, lengths[i], it.TTL)
+	}
+	return keys, args
 }
 
 // replicated checks a durable send's WAIT: nil when it confirmed

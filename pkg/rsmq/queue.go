@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // QueueConfig holds a new queue's attributes.
@@ -177,4 +180,29 @@ func toInt64(v any) int64 {
 		}
 	}
 	return 0
+}
+
+// Notifications is what Redis's notify-keyspace-events publishes of sorted
+// sets, the events that can wake consumers for every sender.
+type Notifications struct {
+	Flags string // the setting's value
+	// KeyEvent: E and (z or A): every ZADD is announced on one channel,
+	// "__keyevent@<db>__:zadd", with the key as the message (KeyeventChannel).
+	KeyEvent bool
+	// KeySpace: K and (z or A): every ZADD is announced on the key's own
+	// channel (KeyspaceChannel), with "zadd" as the message.
+	KeySpace bool
+}
+
+// KeyspaceNotifications reads Redis's notify-keyspace-events. A Redis that
+// refuses CONFIG (a managed service) is an error; the caller then treats
+// notifications as off.
+func KeyspaceNotifications(ctx context.Context, rdb redis.UniversalClient) (Notifications, error) {
+	res, err := rdb.ConfigGet(ctx, "notify-keyspace-events").Result()
+	if err != nil {
+		return Notifications{}, fmt.Errorf("rsmq: CONFIG GET notify-keyspace-events: %w", err)
+	}
+	v := res["notify-keyspace-events"]
+	zsets := strings.ContainsAny(v, "zA")
+	return Notifications{Flags: v, KeyEvent: zsets && strings.Contains(v, "E"), KeySpace: zsets && strings.Contains(v, "K")}, nil
 }

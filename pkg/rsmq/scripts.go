@@ -2,6 +2,7 @@ package rsmq
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -33,6 +34,30 @@ func (c *Client) hashKey(qname string) string { return c.prefix + qname + ":Q" }
 
 // zsetKey is the queue's sorted set: member id, score = visible-at ms.
 func (c *Client) zsetKey(qname string) string { return c.prefix + qname }
+
+// KeyspaceChannel returns the keyspace-notification channel of the queue's
+// sorted set in database db: "__keyspace@<db>__:<ns>:<qname>". With Redis's
+// notify-keyspace-events holding K and z (see KeyspaceNotifications), every
+// send publishes "zadd" on it, Node rsmq's without realtime too.
+func (c *Client) KeyspaceChannel(db int, qname string) string {
+	return "__keyspace@" + strconv.Itoa(db) + "__:" + c.zsetKey(qname)
+}
+
+// KeyeventChannel returns the channel on which Redis announces every ZADD
+// in database db when notify-keyspace-events holds E and z:
+// "__keyevent@<db>__:zadd", the key as the message. QueueOfKey maps such a
+// key back to its queue.
+func KeyeventChannel(db int) string { return "__keyevent@" + strconv.Itoa(db) + "__:zadd" }
+
+// QueueOfKey returns the queue whose sorted set is key ("<ns>:<qname>"),
+// or false for a key that is not one of this namespace's queues.
+func (c *Client) QueueOfKey(key string) (string, bool) {
+	q, ok := strings.CutPrefix(key, c.prefix)
+	if !ok || ValidateQueueName(q) != nil {
+		return "", false
+	}
+	return q, true
+}
 
 // RealtimeChannel returns the channel on which sends publish the queue's
 // size when Options.Realtime is set: "<ns>:rt:<qname>".
@@ -147,6 +172,68 @@ end
 return {1, t[1], t[2]}
 `)
 
+// sendManyScript is sendScript for many messages of one or more queues in
+// one call: what SendBatch runs (in chunks of sendChunk messages).
+// KEYS hash_1, zset_1, ..., hash_n, zset_n (n queues); ARGV realtime
+// ("1"/"0"), durable ("1"/"0"), status ttl (as sendScript), then the n
+// realtime channels, then per message six values: queue index (1..n), id,
+// body, delay (-1 = queue's), UTF-16 length, ttl.
+//
+// Per queue, the attributes are read once, totalsent is increased once by
+// the messages stored and the realtime PUBLISH (the final ZCARD) is sent
+// once; TIME is read once. Each message is stored exactly as sendScript
+// stores it, and is idempotent the same way (an id already stored answers 2
+// and changes nothing; durable makes that answer write a replicated no-op).
+// Returns {TIME s, TIME us, status of message 1, ...} with sendScript's
+// statuses.
+var sendManyScript = redis.NewScript(luaNow + `
+local nq = #KEYS / 2
+local rt, durable, status = ARGV[1] == '1', ARGV[2] == '1', ARGV[3]
+local out = {t[1], t[2]}
+local attrs, stored = {}, {}
+local first = 4 + nq
+for k = first, #ARGV, 6 do
+	local j = tonumber(ARGV[k])
+	local hk, zk, id = KEYS[2 * j - 1], KEYS[2 * j], ARGV[k + 1]
+	if redis.call('HEXISTS', hk, id) == 1 then
+		if durable then redis.call('HINCRBY', hk, 'totalsent', 0) end
+		out[#out + 1] = 2
+	else
+		local q = attrs[j]
+		if q == nil then
+			q = redis.call('HMGET', hk, 'vt', 'delay', 'maxsize')
+			if not q[1] or not q[2] or not q[3] then q = false end
+			attrs[j] = q
+		end
+		local maxsize = q and tonumber(q[3])
+		if not q then
+			out[#out + 1] = -1
+		elseif maxsize ~= -1 and tonumber(ARGV[k + 4]) > maxsize then
+			out[#out + 1] = -2
+		else
+			local delay = tonumber(ARGV[k + 3])
+			if delay < 0 then delay = tonumber(q[2]) end
+			redis.call('ZADD', zk, ts + delay * 1000, id)
+			redis.call('HSET', hk, id, ARGV[k + 2])
+			local ttl = tonumber(ARGV[k + 5])
+			if ttl and ttl > 0 then redis.call('HSET', hk, id .. ':exp', ts + ttl * 1000) end
+			stored[j] = (stored[j] or 0) + 1
+			out[#out + 1] = 1
+		end
+	end
+end
+for j = 1, nq do
+	local n = stored[j]
+	if n then
+		local hk = KEYS[2 * j - 1]
+		if status ~= '0' then redis.call('HSET', hk, 'wsmq:status', status) end
+		redis.call('HINCRBY', hk, 'totalsent', n)
+		if rt then redis.call('PUBLISH', ARGV[3 + j], redis.call('ZCARD', KEYS[2 * j])) end
+	end
+end
+return out
+`)
+
 // luaChecks defines helpers of the scripts that must not fail on foreign or
 // corrupt data: a runtime error would abort a multi-queue script half-way,
 // after earlier queues were already changed.
@@ -231,8 +318,13 @@ local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName, 
 	if vt < 0 then vt = tonumber(q[1]) end
 	if not vt then return {-2, 'queue attribute vt is not a number'} end
 	local mrc = tonumber(mrcArg)
-	local ids = redis.pcall('ZRANGEBYSCORE', kz, '-inf', ts, 'LIMIT', 0, tonumber(maxArg))
-	if errOf(ids) then return {-2, 'queue zset: ' .. errOf(ids)} end
+	local raw = redis.pcall('ZRANGEBYSCORE', kz, '-inf', ts, 'WITHSCORES', 'LIMIT', 0, tonumber(maxArg))
+	if errOf(raw) then return {-2, 'queue zset: ' .. errOf(raw)} end
+	local ids, scores = {}, {}
+	for i = 1, #raw, 2 do
+		ids[#ids + 1] = raw[i]
+		scores[raw[i]] = tonumber(raw[i + 1])
+	end
 	local msgs, dead, rejected, expired = {}, {}, {}, {}
 	local stTTL = tonumber(q[5] or '')
 	-- status records id's final state when the queue has status on.
@@ -315,8 +407,10 @@ local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName, 
 				rejected[#rejected + 1] = 0
 			end
 		else
-			redis.call('ZADD', kz, ts + vt * 1000, id)
-			redis.pcall('HINCRBY', kh, 'totalrecv', 1)
+			-- ZINCRBY to the same score Node's ZADD sets: its keyspace
+			-- event is "zincr", which gateways ignore, so a receive does
+			-- not wake the queue's consumers as a send's "zadd" does.
+			redis.call('ZINCRBY', kz, ts + vt * 1000 - scores[id], id)
 			local n = redis.call('HINCRBY', kh, rckey, 1)
 			local first = ts
 			if n == 1 then
@@ -330,6 +424,8 @@ local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName, 
 			msgs[#msgs + 1] = first
 		end
 	end
+	-- totalrecv once per queue per call, as Node's per-receive HINCRBYs add up.
+	if #msgs > 0 then redis.pcall('HINCRBY', kh, 'totalrecv', #msgs / 4) end
 	local head = redis.call('ZRANGE', kz, 0, 0, 'WITHSCORES')
 	-- An empty queue holds no message, so an "<id>:exp" left in its hash
 	-- (by Node's deleteMessage) is an orphan: one bounded HSCAN step removes
@@ -403,15 +499,18 @@ return 1
 // is then touched).
 const luaDeleteReceipts = luaChecks + `
 local function deleteReceipts(kh, kz, first, last, word, stPrefix)
-	if not typeIs(kh, 'hash') or not typeIs(kz, 'zset') then
-		return nil, 'queue keys have the wrong type'
-	end
-	local stTTL = tonumber(redis.call('HGET', kh, 'wsmq:status') or '')
+	-- The first read of each key is a pcall: a key of the wrong type fails
+	-- it before anything is written (cheaper than a TYPE per key).
+	local st = redis.pcall('HGET', kh, 'wsmq:status')
+	if errOf(st) then return nil, 'queue keys have the wrong type' end
+	local stTTL = tonumber(st or '')
 	if stTTL and stTTL <= 0 then stTTL = nil end
 	local n = 0
 	for i = first, last, 2 do
 		local id = ARGV[i]
-		if redis.call('ZSCORE', kz, id) and (redis.call('HGET', kh, id .. ':rc') or '0') == ARGV[i + 1] then
+		local score = redis.pcall('ZSCORE', kz, id)
+		if errOf(score) then return nil, 'queue keys have the wrong type' end -- only ever the first: n is 0
+		if score and (redis.call('HGET', kh, id .. ':rc') or '0') == ARGV[i + 1] then
 			redis.call('ZREM', kz, id)
 			redis.call('HDEL', kh, id, id .. ':rc', id .. ':fr', id .. ':exp')
 			if stTTL then redis.call('SET', stPrefix .. id, word, 'EX', math.floor(stTTL)) end

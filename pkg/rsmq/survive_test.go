@@ -12,6 +12,7 @@ import (
 
 	"github.com/wsmq/wsmq/pkg/redisconn"
 	"github.com/wsmq/wsmq/pkg/rsmq"
+	"github.com/wsmq/wsmq/pkg/testenv"
 )
 
 // fillToMaxmemory sets Redis's maxmemory just below what it uses now, with
@@ -303,8 +304,8 @@ func TestReturnByReceiptsUndoesTheReceiveSoReturnsNeverDeadLetter(t *testing.T) 
 
 func TestReceiveWithoutRetriesRunsOnceWhenTheReplyTimesOut(t *testing.T) {
 	e := newEnv(t, rsmq.Options{})
-	p := startReplyDropper(t, e.redis.Addr(), "SLOW-RECV")
-	p.delay = 500 * time.Millisecond
+	p := testenv.StartReplyDropper(t, e.redis.Addr(), "SLOW-RECV")
+	p.Delay = 500 * time.Millisecond
 	noRetry := redis.NewClient(&redis.Options{Addr: p.Addr(), MaxRetries: -1, ReadTimeout: 100 * time.Millisecond})
 	t.Cleanup(func() { _ = noRetry.Close() })
 	c := rsmq.New(e.raw, rsmq.Options{ReceiveClient: noRetry})
@@ -315,9 +316,9 @@ func TestReceiveWithoutRetriesRunsOnceWhenTheReplyTimesOut(t *testing.T) {
 	first := e.send(t, "SLOW-RECV", "first")
 	second := e.send(t, "SLOW-RECV", "second")
 	before := evalshaCalls(t, e)
-	p.armed.Store(true)
-	if m, err := c.ReceiveMessage(e.ctx, "SLOW-RECV", rsmq.QueueDefault); err == nil || p.dropped.Load() != 1 {
-		t.Fatalf("receive through a late reply = %+v, %v (delayed %d)", m, err, p.dropped.Load())
+	p.Armed.Store(true)
+	if m, err := c.ReceiveMessage(e.ctx, "SLOW-RECV", rsmq.QueueDefault); err == nil || p.Dropped.Load() != 1 {
+		t.Fatalf("receive through a late reply = %+v, %v (delayed %d)", m, err, p.Dropped.Load())
 	}
 	if n := evalshaCalls(t, e) - before; n != 1 {
 		t.Fatalf("Redis ran the receive script %d times, want 1", n)

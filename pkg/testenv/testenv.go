@@ -84,6 +84,11 @@ func WaitDial(ctx context.Context, addr string) error {
 	}
 }
 
+// KeyspaceEvents is the notify-keyspace-events value of test servers:
+// keyevent (E) and keyspace (K) events of sorted sets (z), so tests can
+// run the gateway in either keyspace wake mode.
+const KeyspaceEvents = "KEz"
+
 // Redis is a redis-server process owned by a test.
 type Redis struct {
 	t    testing.TB
@@ -98,14 +103,23 @@ type Redis struct {
 }
 
 // StartRedis starts a redis-server on a free loopback port without
-// persistence, stopped when the test ends.
+// persistence, with keyspace notifications of sorted sets on (`make run`
+// and compose run it with "Ez": they wake gateways for every sender), stopped
+// when the test ends.
 func StartRedis(t testing.TB) *Redis {
+	t.Helper()
+	return StartRedisWith(t)
+}
+
+// StartRedisWith is StartRedis with extra redis-server arguments, which
+// override the defaults (e.g. "--notify-keyspace-events", "" for none).
+func StartRedisWith(t testing.TB, args ...string) *Redis {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		unavailable(t, "redis-server not found: install it with `apt-get install -y --no-install-recommends redis-server` (or run `make deps`)")
 	}
-	r := &Redis{t: t, bin: bin, dir: t.TempDir(), port: FreePort(t)}
+	r := &Redis{t: t, bin: bin, dir: t.TempDir(), port: FreePort(t), args: args}
 	r.Start()
 	t.Cleanup(r.Stop)
 	return r
@@ -130,7 +144,7 @@ func (r *Redis) Start() {
 		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", r.dir,
 		"--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning",
-		"--repl-diskless-sync-delay", "0")
+		"--repl-diskless-sync-delay", "0", "--notify-keyspace-events", KeyspaceEvents)
 	cmd.Args = append(cmd.Args, r.args...)
 	out := &strings.Builder{}
 	cmd.Stdout, cmd.Stderr = out, out

@@ -439,7 +439,8 @@ func TestStuckClientIsClosedAndItsMessagesReturned(t *testing.T) {
 }
 
 func TestMessageFromPublisherWithoutRealtimeIsDeliveredBySweep(t *testing.T) {
-	s := newStack(t, "WSMQ_SWEEP_INTERVAL=300ms", "WSMQ_HOT_SWEEP_INTERVAL=100ms")
+	// Keyspace wake-ups off: the sweep is what finds the message.
+	s := newStack(t, "WSMQ_SWEEP_INTERVAL=300ms", "WSMQ_HOT_SWEEP_INTERVAL=100ms", "WSMQ_GATEWAY_WAKE=realtime")
 	gw := s.startGateway()
 	sess := s.user(gw, "olga")
 	c := dial(t, gw, sess, "")
@@ -454,6 +455,39 @@ func TestMessageFromPublisherWithoutRealtimeIsDeliveredBySweep(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("delivered after %s, want within the sweep bound", d)
+	}
+}
+
+// TestMessageFromPublisherWithoutRealtimeIsPushedByKeyspaceNotifications:
+// the test Redis publishes keyevent and keyspace events of sorted sets (make
+// run and compose: keyevent), so in either mode a plain Node-rsmq-style send
+// wakes the gateway at once although the sweep runs once a minute; the
+// gateway says at start which way it wakes.
+func TestMessageFromPublisherWithoutRealtimeIsPushedByKeyspaceNotifications(t *testing.T) {
+	for _, tc := range []struct{ setting, logged string }{
+		{"auto", `"wake":"keyevent"`},
+		{"keyspace", `"wake":"keyspace"`},
+	} {
+		t.Run(tc.setting, func(t *testing.T) {
+			s := newStack(t, "WSMQ_SWEEP_INTERVAL=1m", "WSMQ_HOT_SWEEP_INTERVAL=1m", "WSMQ_GATEWAY_WAKE="+tc.setting)
+			gw := s.startGateway()
+			if out := gw.P.Output(); !strings.Contains(out, "keyspace notifications on") || !strings.Contains(out, tc.logged) {
+				t.Fatalf("the gateway did not log that keyspace notifications wake queues (%s):\n%s", tc.logged, out)
+			}
+			sess := s.user(gw, "oleg")
+			c := dial(t, gw, sess, "")
+			c.subscribe(sess.UserID)
+			plain := rsmq.New(s.RDB, rsmq.Options{}) // like Node rsmq without realtime
+			for i := range 5 {
+				body := "pushed " + itoa(i)
+				if _, err := plain.SendMessage(context.Background(), sess.UserID, body, rsmq.QueueDefault); err != nil {
+					t.Fatal(err)
+				}
+				if f := c.messages(1)[0]; f.Message != body {
+					t.Fatalf("got %+v, want %q", f, body)
+				}
+			}
+		})
 	}
 }
 

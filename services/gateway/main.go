@@ -101,6 +101,8 @@ func run(ctx context.Context, args []string, env pkgconfig.Env) error {
 	recv.AddHook(redisconn.NoscriptHook(m.ScriptReloads.Inc))
 	queues := rsmq.New(rdb, rsmq.Options{Namespace: cfg.NS, Realtime: true, ReceiveClient: recv})
 	engine := delivery.New(delivery.Config{
+		Wake:              wakeMode(ctx, rdb, cfg.Wake, log),
+		DB:                rdb.Options().DB,
 		VisibilityTimeout: cfg.VisibilityTimeout,
 		Prefetch:          cfg.Prefetch,
 		MaxReceiveCount:   cfg.MaxReceiveCount,
@@ -214,7 +216,9 @@ type edge struct {
 	ws   *server.Server
 }
 
-func (e edge) Serve(ln net.Listener) error { return e.http.Serve(ln) }
+// Serve serves the public edge on corkable connections (wsconn.CorkListener):
+// a batch of frames and its confirm ping leave a socket in one write.
+func (e edge) Serve(ln net.Listener) error { return e.http.Serve(wsconn.CorkListener(ln)) }
 
 func (e edge) Shutdown(ctx context.Context) error {
 	return errors.Join(e.http.Shutdown(ctx), e.ws.Shutdown(ctx))
@@ -258,6 +262,42 @@ func watchRedisMemory(ctx context.Context, rdb *redis.Client, m *metrics.Metrics
 
 // checkEviction refuses (outside dev mode) a Redis that may evict keys:
 // an evicted queue loses its messages silently.
+// wakeMode picks what wakes served queues from the setting and what Redis
+// publishes (notify-keyspace-events), and logs the choice once. A mode
+// that Redis does not support falls back to realtime with a warning. Redis
+// does not replicate the setting: a master after a failover without it
+// leaves senders without realtime to the sweep.
+func wakeMode(ctx context.Context, rdb *redis.Client, want string, log *slog.Logger) delivery.Wake {
+	if want == config.WakeRealtime {
+		log.Info("queues are woken by realtime notifications; senders without them (plain Node rsmq) are found by the sweep")
+		return delivery.WakeRealtime
+	}
+	cctx, cancel := context.WithTimeout(ctx, evictionTimeout)
+	defer cancel()
+	n, err := rsmq.KeyspaceNotifications(cctx, rdb)
+	if err != nil {
+		log.Warn("could not read notify-keyspace-events; queues are woken by realtime notifications and the sweep", "err", err)
+		return delivery.WakeRealtime
+	}
+	w := delivery.WakeRealtime
+	switch {
+	case (want == config.WakeAuto || want == config.WakeKeyevent) && n.KeyEvent:
+		w = delivery.WakeKeyevent
+	case (want == config.WakeAuto || want == config.WakeKeyspace) && n.KeySpace:
+		w = delivery.WakeKeyspace
+	case want != config.WakeAuto:
+		log.Warn("WSMQ_GATEWAY_WAKE="+want+" needs Redis notify-keyspace-events with "+map[string]string{config.WakeKeyevent: "E", config.WakeKeyspace: "K"}[want]+" and z; using realtime notifications and the sweep",
+			"notify_keyspace_events", n.Flags)
+		return w
+	default:
+		log.Info("keyspace notifications off: senders without realtime (plain Node rsmq) are found by the sweep; set notify-keyspace-events Ez for push",
+			"notify_keyspace_events", n.Flags)
+		return w
+	}
+	log.Info("keyspace notifications on: every send wakes its queue, senders without realtime included", "wake", w.String(), "notify_keyspace_events", n.Flags)
+	return w
+}
+
 func checkEviction(ctx context.Context, rdb *redis.Client, cfg config.Config, log *slog.Logger) error {
 	cctx, cancel := context.WithTimeout(ctx, evictionTimeout)
 	defer cancel()

@@ -35,6 +35,7 @@ import (
 	"github.com/wsmq/wsmq/pkg/serve"
 	"github.com/wsmq/wsmq/pkg/tlsconf"
 	"github.com/wsmq/wsmq/services/publisher/internal/access"
+	"github.com/wsmq/wsmq/services/publisher/internal/coalesce"
 	"github.com/wsmq/wsmq/services/publisher/internal/config"
 	"github.com/wsmq/wsmq/services/publisher/internal/httpapi"
 	"github.com/wsmq/wsmq/services/publisher/internal/memwatch"
@@ -63,6 +64,10 @@ var redisTuning = redisconn.Tuning{
 	FailFast:     true,
 	CtxDeadlines: true,
 }
+
+// grpcStreamWorkers is how many goroutines the gRPC server keeps for
+// serving streams: about the concurrent callers of a busy publisher.
+const grpcStreamWorkers = 64
 
 // addrs are the addresses the publisher listens on.
 type addrs struct {
@@ -126,8 +131,15 @@ func run(ctx context.Context, args []string, env pkgconfig.Env, h hooks) error {
 		HighWater: cfg.MemoryHighWater, Interval: cfg.MemoryInterval, Log: log,
 		Usage: func(ctx context.Context) (int64, int64, error) { return redisconn.MemoryUsage(ctx, rdb) },
 	}
+	var sender server.ItemSender
+	var gather *coalesce.Coalescer
+	if cfg.CoalesceMax > 1 {
+		gather = coalesce.New(queues, coalesce.Options{MaxBatch: cfg.CoalesceMax, MaxInFlight: cfg.CoalesceInFlight,
+			Linger: cfg.CoalesceLinger, FlushTimeout: cfg.CallTimeout, OnFlush: m.ObserveFlush})
+		sender = gather
+	}
 	handler := server.New(queues, server.Options{MaxBatch: cfg.MaxBatch, Queue: cfg.Queue, DefaultTTL: cfg.QueueTTL, CallTimeout: cfg.CallTimeout,
-		Admit: memory.Check}, m, log)
+		Sender: sender, Admit: memory.Check}, m, log)
 
 	var admin *server.Admin
 	if cfg.AdminEnabled() {
@@ -152,6 +164,10 @@ func run(ctx context.Context, args []string, env pkgconfig.Env, h hooks) error {
 		grpc.ForceServerCodecV2(server.Codec()),
 		grpc.MaxRecvMsgSize(cfg.GRPCMaxMsgBytes),
 		grpc.MaxSendMsgSize(cfg.GRPCMaxMsgBytes),
+		// A pool of goroutines serves streams (more are started only while
+		// all are busy): concurrent unary Sends reuse grown stacks instead
+		// of a fresh goroutine each.
+		grpc.NumStreamWorkers(grpcStreamWorkers),
 		grpc.ChainUnaryInterceptor(serve.RecoverUnary(log), keys.Unary),
 		grpc.ChainStreamInterceptor(keys.Stream),
 	)...)
@@ -174,6 +190,9 @@ func run(ctx context.Context, args []string, env pkgconfig.Env, h hooks) error {
 	g := serve.NewGroup(log)
 	g.Go(redisProbe.Run)
 	g.Go(memory.Run)
+	if gather != nil {
+		g.Go(gather.Run) // stops after the servers: every Send they took is flushed
+	}
 	var a addrs
 	if a.GRPC, err = g.Listen("grpc", "WSMQ_PUBLISHER_LISTEN", cfg.Listen, serve.GRPC{Server: gs, Health: hs}); err != nil {
 		return err
@@ -212,7 +231,8 @@ func run(ctx context.Context, args []string, env pkgconfig.Env, h hooks) error {
 	}
 	log.Info("publisher starting", "tls", cfg.TLSEnabled(), "mtls", cfg.TLSClientCA != "", "dev", cfg.Dev,
 		"keys", len(cfg.KeyDigests), "admin_keys", len(cfg.AdminKeyDigests), "admin_service", admin != nil,
-		"http", cfg.HTTPListen, "namespace", cfg.Namespace, "min_replicas", cfg.MinReplicas)
+		"http", cfg.HTTPListen, "namespace", cfg.Namespace, "min_replicas", cfg.MinReplicas,
+		"coalesce_max", cfg.CoalesceMax, "coalesce_inflight", cfg.CoalesceInFlight)
 	if h.ready != nil {
 		h.ready(a)
 	}

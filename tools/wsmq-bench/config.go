@@ -36,6 +36,9 @@ type config struct {
 
 	publishers    int
 	pubBatch      int
+	unaryCallers  int
+	unaryRates    []float64
+	pubModes      []string // "unary", "batch": how fanout and ack publish, in this order
 	rate          float64
 	pad           int
 	dialParallel  int
@@ -83,12 +86,25 @@ var presets = map[string]sizes{
 	"full":  {[]int{1000, 5000, 10000}, []float64{0, 20000}, 200000, 1000, 100000, 1000, 100000, []int{10000}, 20 * time.Second, 500000, 200000},
 }
 
-var allScenarios = []string{"idle", "fanout", "ack", "burst", "batch"}
+var allScenarios = []string{"idle", "fanout", "ack", "plain", "burst", "batch"}
 
 type listFlag []string
 
 func (l *listFlag) String() string     { return strings.Join(*l, " ") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// parseRates parses comma-separated rates >= 0.
+func parseRates(s string) ([]float64, error) {
+	var out []float64
+	for f := range strings.SplitSeq(s, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || v < 0 {
+			return nil, fmt.Errorf("%q is not a rate >= 0", f)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
 
 func parseInts(s string) ([]int, error) {
 	var out []int
@@ -135,6 +151,13 @@ func parseConfig(args []string) (*config, error) {
 	s.Var(&senv, "stack-env", "extra KEY=VALUE for every service (repeatable)")
 	s.Int(&c.publishers, "publishers", "", 4, math.MinInt, math.MaxInt, "concurrent gRPC publishers")
 	s.Int(&c.pubBatch, "publish-batch", "", 50, math.MinInt, math.MaxInt, "messages per SendBatch in fanout/ack (1: unary Send)")
+	s.Int(&c.unaryCallers, "unary-callers", "", 32, math.MinInt, math.MaxInt, "concurrent callers of unary Send in the unary publish mode")
+	var unaryRVal string
+	unaryR := &unaryRVal
+	s.String(unaryR, "unary-rates", "", "0,5000", "fanout rates of the unary mode in msgs/s, comma-separated, 0 = closed loop")
+	var modesVal string
+	modes := &modesVal
+	s.String(modes, "publish-modes", "", "unary,batch", "publish modes of fanout and ack, in order: unary (one Send per message) and batch (SendBatch)")
 	s.Float(&c.rate, "rate", "", 0, -math.MaxFloat64, math.MaxFloat64, "ack publish rate limit in msgs/s (0: as fast as possible)")
 	var fanRVal string
 	fanR := &fanRVal
@@ -198,14 +221,20 @@ func parseConfig(args []string) (*config, error) {
 		}
 	}
 	if *fanR != "" {
-		p.fanoutRates = nil
-		for f := range strings.SplitSeq(*fanR, ",") {
-			v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
-			if err != nil || v < 0 {
-				errs = append(errs, fmt.Errorf("-fanout-rates: %q is not a rate >= 0", f))
-			}
-			p.fanoutRates = append(p.fanoutRates, v)
+		if p.fanoutRates, err = parseRates(*fanR); err != nil {
+			errs = append(errs, fmt.Errorf("-fanout-rates: %w", err))
 		}
+	}
+	if c.unaryRates, err = parseRates(*unaryR); err != nil {
+		errs = append(errs, fmt.Errorf("-unary-rates: %w", err))
+	}
+	for m := range strings.SplitSeq(*modes, ",") {
+		m = strings.TrimSpace(m)
+		if m != "unary" && m != "batch" {
+			errs = append(errs, fmt.Errorf("-publish-modes: %q is neither unary nor batch", m))
+			continue
+		}
+		c.pubModes = append(c.pubModes, m)
 	}
 	c.fanoutClients, c.idleConns, c.fanoutRates = p.fanoutClients, p.idleConns, p.fanoutRates
 	def := func(v *int, d int) {
@@ -253,7 +282,7 @@ func parseConfig(args []string) (*config, error) {
 		}
 	}
 	c.gatewayEnv, c.stackEnv = genv, senv
-	for name, v := range map[string]int{"-publishers": c.publishers, "-publish-batch": c.pubBatch, "-dial-parallel": c.dialParallel, "-batch-size": c.batchSize, "-batch-queues": c.batchQueues} {
+	for name, v := range map[string]int{"-publishers": c.publishers, "-unary-callers": c.unaryCallers, "-publish-batch": c.pubBatch, "-dial-parallel": c.dialParallel, "-batch-size": c.batchSize, "-batch-queues": c.batchQueues} {
 		if v < 1 {
 			errs = append(errs, fmt.Errorf("%s: %d must be at least 1", name, v))
 		}

@@ -14,6 +14,7 @@ type Result struct {
 	Name         string  `json:"name"`     // e.g. fanout-1000
 	Clients      int     `json:"clients,omitempty"`
 	Messages     int     `json:"messages,omitempty"`
+	PublishMode  string  `json:"publish_mode,omitempty"` // fanout, ack: unary or batch
 	Publishers   int     `json:"publishers,omitempty"`
 	PublishBatch int     `json:"publish_batch,omitempty"`
 	RatePerSec   float64 `json:"rate_limit_per_sec,omitempty"`
@@ -46,6 +47,8 @@ type Result struct {
 	// Microseconds Redis spent per command (a script's time includes the commands it runs).
 	RedisUsecByCommand map[string]int64   `json:"redis_usec_by_command,omitempty"`
 	CPU                map[string]float64 `json:"cpu_sec,omitempty"` // process → CPU seconds in the window
+	// CPU microseconds per delivered message, per process (CPU / Delivered).
+	CPUPerMsg map[string]float64 `json:"cpu_usec_per_msg,omitempty"`
 	// Commands the gateway itself sent (its wsmq_gateway_redis_commands_total):
 	// no script-internal commands; a pipeline's commands count one each.
 	GatewayCalls       int64            `json:"gateway_redis_calls,omitempty"`
@@ -82,6 +85,10 @@ func (r *Result) fill(tr *tracker, u usage, start, last time.Time) {
 	if r.Delivered > 0 {
 		r.RedisPerMsg = round(float64(u.total)/float64(r.Delivered), 3)
 		r.GatewayCallsPerMsg = round(float64(u.gwTotal)/float64(r.Delivered), 3)
+		r.CPUPerMsg = map[string]float64{}
+		for p, sec := range u.cpu {
+			r.CPUPerMsg[p] = round(sec*1e6/float64(r.Delivered), 1)
+		}
 	}
 }
 
@@ -146,10 +153,12 @@ func (r *Report) JSON() ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// target is one of the issue's goals, checked against a result.
+// goal is one of the issues' targets, checked against the results it names.
 type goal struct {
 	scenario string
-	size     int // clients (fanout, idle) or messages (burst)
+	mode     string  // publish mode ("": any)
+	paced    float64 // -1: any pace; 0: closed loop only; else that rate only
+	size     int     // clients (fanout, idle) or messages (burst)
 	what     string
 	value    func(Result) (float64, bool)
 	limit    float64
@@ -157,13 +166,59 @@ type goal struct {
 	unit     string
 }
 
+// The unary goals are the fast-path issue's (beside a pub/sub server on
+// the same box); the batch ones the earlier delivery targets.
 var goals = []goal{
-	{"fanout", 1000, "delivered msgs/s", func(r Result) (float64, bool) { return r.MsgsPerSec, r.MsgsPerSec > 0 }, 20000, true, "msgs/s"},
-	{"fanout", 1000, "latency p99", func(r Result) (float64, bool) { return latP99(r) }, 10, false, "ms"},
-	{"fanout", 1000, "lost", func(r Result) (float64, bool) { return float64(r.Lost), r.Error == "" }, 0, false, "msgs"},
-	{"idle", 10000, "gateway RSS per connection", func(r Result) (float64, bool) { return r.RSSPerConnKB, r.RSSPerConnKB != 0 }, 24, false, "KB"},
-	{"idle", 10000, "Redis commands/s per subscription", func(r Result) (float64, bool) { return r.RedisPerSecPerSub, r.Error == "" }, 0.2, false, "/s"},
-	{"burst", 100000, "drain time", func(r Result) (float64, bool) { return r.DrainSec, r.DrainSec > 0 }, 8, false, "s"},
+	{"fanout", "unary", 0, 1000, "delivered msgs/s", msgsPerSec, 15000, true, "msgs/s"},
+	{"fanout", "unary", 0, 1000, "latency p50", latP50, 2.5, false, "ms"},
+	{"fanout", "unary", 0, 1000, "latency p99", latP99, 8, false, "ms"},
+	{"fanout", "unary", 5000, 1000, "latency p50", latP50, 0.5, false, "ms"},
+	{"fanout", "unary", 5000, 1000, "latency p99", latP99, 5, false, "ms"},
+	{"fanout", "unary", 0, 1000, "CPU per msg, Redis + publisher + gateway", cpuOf("redis", "publisher", "gateway"), 70, false, "µs"},
+	{"fanout", "unary", 0, 1000, "CPU per msg, Redis", cpuOf("redis"), 20, false, "µs"},
+	{"fanout", "plain", -1, 100, "latency p99, sender without realtime (plain Node rsmq)", latP99, 50, false, "ms"},
+	{"fanout", "", -1, 1000, "lost", func(r Result) (float64, bool) { return float64(r.Lost), r.Error == "" }, 0, false, "msgs"},
+	{"fanout", "batch", 0, 1000, "delivered msgs/s", msgsPerSec, 20000, true, "msgs/s"},
+	{"fanout", "batch", 0, 1000, "latency p99", latP99, 10, false, "ms"},
+	{"idle", "", -1, 10000, "gateway RSS per connection", func(r Result) (float64, bool) { return r.RSSPerConnKB, r.RSSPerConnKB != 0 }, 24, false, "KB"},
+	{"idle", "", -1, 10000, "Redis commands/s per subscription", func(r Result) (float64, bool) { return r.RedisPerSecPerSub, r.Error == "" }, 0.2, false, "/s"},
+	{"burst", "", -1, 100000, "drain time", func(r Result) (float64, bool) { return r.DrainSec, r.DrainSec > 0 }, 8, false, "s"},
+}
+
+// applies reports whether res is a run the goal is about (any size).
+func (g goal) applies(res Result) bool {
+	if res.Scenario != g.scenario || (g.mode != "" && res.PublishMode != g.mode) {
+		return false
+	}
+	if g.paced >= 0 && res.RatePerSec != g.paced {
+		return false
+	}
+	_, ok := g.value(res)
+	return ok
+}
+
+func msgsPerSec(r Result) (float64, bool) { return r.MsgsPerSec, r.MsgsPerSec > 0 }
+
+func latP50(r Result) (float64, bool) {
+	if r.Latency == nil {
+		return 0, false
+	}
+	return r.Latency.P50, true
+}
+
+// cpuOf sums the CPU µs per message of the named processes.
+func cpuOf(procs ...string) func(Result) (float64, bool) {
+	return func(r Result) (float64, bool) {
+		var sum float64
+		for _, p := range procs {
+			v, ok := r.CPUPerMsg[p]
+			if !ok {
+				return 0, false
+			}
+			sum += v
+		}
+		return round(sum, 1), true
+	}
 }
 
 func latP99(r Result) (float64, bool) {
@@ -204,10 +259,7 @@ func (r *Report) Markdown() string {
 		var cands []Result
 		exact := false
 		for _, res := range r.Results {
-			if res.Scenario != g.scenario || (g.what == "delivered msgs/s" && res.RatePerSec > 0) {
-				continue // a paced run's msgs/s is its pace
-			}
-			if _, ok := g.value(res); !ok {
+			if !g.applies(res) {
 				continue
 			}
 			cands = append(cands, res)
@@ -230,7 +282,7 @@ func (r *Report) Markdown() string {
 			w("| %s | %s | %s %s | %s %s %s | %s |\n", g.what, res.Name, num(v), g.unit, cmp, num(g.limit), g.unit, verdict)
 		}
 	}
-	w("\n## Delivery\n\n| scenario | clients | messages | msgs/s | publish msgs/s | p50 ms | p90 ms | p99 ms | max ms | lost | dup | Redis cmds/msg | gateway calls/msg | CPU s (gateway / publisher / redis / bench) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	w("\n## Delivery\n\n| scenario | publish | clients | messages | msgs/s | publish msgs/s | p50 ms | p90 ms | p99 ms | max ms | lost | dup | Redis cmds/msg | gateway calls/msg | CPU µs/msg (gateway / publisher / redis / bench) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, res := range r.Results {
 		if res.Scenario == "idle" {
 			continue
@@ -251,8 +303,8 @@ func (r *Report) Markdown() string {
 		if res.GatewayByCommand != nil && res.Scenario != "batch" {
 			gw = num(res.GatewayCallsPerMsg)
 		}
-		w("| %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", name, res.Clients, res.Messages,
-			num(res.MsgsPerSec), num(res.PublishPerSec), p50, p90, p99, mx, lost, dup, num(res.RedisPerMsg), gw, cpus(res.CPU))
+		w("| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", name, publishOf(res), res.Clients, res.Messages,
+			num(res.MsgsPerSec), num(res.PublishPerSec), p50, p90, p99, mx, lost, dup, num(res.RedisPerMsg), gw, cpus(res.CPUPerMsg))
 	}
 
 	idle := false
@@ -390,7 +442,20 @@ func usecLine(usec map[string]int64, div float64) string {
 	return strings.Join(parts, ", ") + " (a script's time includes the commands it runs)"
 }
 
-// cpus renders the CPU seconds of the main processes.
+// publishOf describes how a result's messages were published.
+func publishOf(r Result) string {
+	switch {
+	case r.PublishMode == "plain":
+		return fmt.Sprintf("rsmq, no realtime ×%d", r.Publishers)
+	case r.PublishMode == "unary":
+		return fmt.Sprintf("unary ×%d", r.Publishers)
+	case r.PublishBatch > 0:
+		return fmt.Sprintf("batch %d ×%d", r.PublishBatch, r.Publishers)
+	}
+	return "–"
+}
+
+// cpus renders a per-process figure of the main processes.
 func cpus(c map[string]float64) string {
 	if len(c) == 0 {
 		return "–"

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wsmq/wsmq/pkg/rsmq"
 	gwclient "github.com/wsmq/wsmq/services/gateway/client"
 	"github.com/wsmq/wsmq/services/publisher/client"
 )
@@ -75,7 +76,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		GatewayEnv: t.gatewayEnv,
 		Notes: []string{
 			"One bench user; each websocket client subscribes to its own queue <userId>-<suffix> (per-user delivery without creating thousands of users through bcrypt).",
-			fmt.Sprintf("Publishers: %d concurrent gRPC clients, SendBatch of %d messages in fanout/ack (each message stamped with its send time just before its batch is sent), 1,000 in burst and batch; bodies %d+ bytes.", cfg.publishers, cfg.pubBatch, cfg.pad+20),
+			fmt.Sprintf("Publish modes of fanout and ack: `unary` = %d concurrent gRPC callers over one connection, one unary Send per message (what a backend does per event); `batch` = %d callers, SendBatch of %d. Each message is stamped with its send time just before its call; burst and batch use SendBatch of 1,000. Bodies %d+ bytes. Compare unary with unary and batch with batch only.", cfg.unaryCallers, cfg.publishers, cfg.pubBatch, cfg.pad+20),
+			"CPU µs/msg: CPU time of each process over the scenario's window (from /proc/<pid>/stat) divided by the messages delivered.",
 			"All processes (Redis, MongoDB-wire server, auth, publisher, gateway and this bench with its websocket clients) share the machine; the bench's own CPU is shown as `bench`.",
 		},
 	}
@@ -93,25 +95,40 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("dial the publisher: %w", err)
 	}
 	defer func() { _ = pub.Close() }()
-	r := &runner{cfg: cfg, t: t, sess: sess, pub: pub, runID: newRunID(), logf: logf}
+	r := &runner{cfg: cfg, t: t, sess: sess, pub: pub, runID: newRunID(), logf: logf,
+		plain: rsmq.New(t.rdb, rsmq.Options{})}
 
 	for _, s := range cfg.scenarios {
 		var results []Result
 		switch s {
 		case "fanout":
 			for _, c := range cfg.fanoutClients {
-				for _, rate := range cfg.fanoutRates {
-					pace := "as fast as the publishers go"
-					if rate > 0 {
-						pace = fmt.Sprintf("paced to %.0f msgs/s", rate)
+				for _, m := range cfg.pubModes {
+					pm := r.pubModeOf(m)
+					rates := cfg.fanoutRates
+					if m == "unary" {
+						rates = cfg.unaryRates
 					}
-					logf("fanout: %d clients, %d messages, %s", c, cfg.fanoutMsgs, pace)
-					results = append(results, r.fanout(ctx, c, cfg.fanoutMsgs, false, rate))
+					for _, rate := range rates {
+						pace := "closed loop"
+						if rate > 0 {
+							pace = fmt.Sprintf("paced to %.0f msgs/s", rate)
+						}
+						logf("fanout: %d clients, %d messages, %s publish (%d callers, %d per call), %s", c, cfg.fanoutMsgs, m, pm.callers, pm.batch, pace)
+						results = append(results, r.fanout(ctx, c, cfg.fanoutMsgs, false, pm, rate))
+					}
 				}
 			}
 		case "ack":
-			logf("ack: %d clients, %d messages, manual acks", cfg.ackClients, cfg.ackMsgs)
-			results = append(results, r.fanout(ctx, cfg.ackClients, cfg.ackMsgs, true, cfg.rate))
+			for _, m := range cfg.pubModes {
+				pm := r.pubModeOf(m)
+				logf("ack: %d clients, %d messages, manual acks, %s publish (%d callers, %d per call)", cfg.ackClients, cfg.ackMsgs, m, pm.callers, pm.batch)
+				results = append(results, r.fanout(ctx, cfg.ackClients, cfg.ackMsgs, true, pm, cfg.rate))
+			}
+		case "plain":
+			pm := r.pubModeOf("plain")
+			logf("plain: %d clients, %d messages sent straight to Redis without realtime (as plain Node rsmq), paced to %d msgs/s", plainClients, plainMsgs, plainRate)
+			results = append(results, r.fanout(ctx, plainClients, plainMsgs, false, pm, plainRate))
 		case "burst":
 			logf("burst: %d messages queued, then %d clients", cfg.burstMsgs, cfg.burstClients)
 			results = append(results, r.burst(ctx, cfg.burstClients, cfg.burstMsgs))
@@ -266,3 +283,12 @@ func machine(ctx context.Context, t *target, nofile uint64) Machine {
 	}
 	return m
 }
+
+// The plain scenario: senders without realtime notifications (plain Node
+// rsmq) at a modest pace; its latency is the gateway's wake-up path for
+// them (keyspace notifications when Redis has them on, else the sweep).
+const (
+	plainClients = 100
+	plainMsgs    = 5000
+	plainRate    = 1000
+)

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wsmq/wsmq/pkg/rsmq"
 	"github.com/wsmq/wsmq/services/publisher/client"
 )
 
@@ -25,8 +26,9 @@ type runner struct {
 	t       *target
 	sess    session
 	pub     *client.Client
-	runID   string // queue-name prefix unique to this run
-	n       int    // scenarios run so far (queue prefixes)
+	plain   *rsmq.Client // sends straight to Redis without realtime, as plain Node rsmq
+	runID   string       // queue-name prefix unique to this run
+	n       int          // scenarios run so far (queue prefixes)
 	profile *Profile
 	logf    func(format string, args ...any)
 }
@@ -49,7 +51,8 @@ func (r *runner) prefix(kind string) string {
 // publish sends n messages, message k to queues[k%len(queues)], from
 // workers goroutines in batches of batch items (1: unary Send), paced to
 // rate msgs/s when rate > 0. It returns how long the sending took.
-func (r *runner) publish(ctx context.Context, n int, queues []string, workers, batch int, rate float64) (time.Duration, error) {
+func (r *runner) publish(ctx context.Context, n int, queues []string, pm pubMode, rate float64) (time.Duration, error) {
+	workers, batch := pm.callers, pm.batch
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	start := time.Now()
@@ -57,7 +60,7 @@ func (r *runner) publish(ctx context.Context, n int, queues []string, workers, b
 	errc := make(chan error, workers)
 	for range workers {
 		go func() {
-			errc <- r.publishWorker(ctx, &next, start, n, queues, batch, rate)
+			errc <- r.publishWorker(ctx, &next, start, n, queues, batch, pm.name == "plain", rate)
 		}()
 	}
 	var first error
@@ -70,7 +73,7 @@ func (r *runner) publish(ctx context.Context, n int, queues []string, workers, b
 	return time.Since(start), first
 }
 
-func (r *runner) publishWorker(ctx context.Context, next *atomic.Int64, start time.Time, n int, queues []string, batch int, rate float64) error {
+func (r *runner) publishWorker(ctx context.Context, next *atomic.Int64, start time.Time, n int, queues []string, batch int, plain bool, rate float64) error {
 	items := make([]client.Item, 0, batch)
 	var body []byte
 	for {
@@ -92,6 +95,12 @@ func (r *runner) publishWorker(ctx context.Context, next *atomic.Int64, start ti
 		for k := from; k < to; k++ {
 			body = appendBody(body[:0], time.Now().UnixNano(), k, r.cfg.pad)
 			items = append(items, client.Item{Queue: queues[k%len(queues)], Message: string(body)})
+		}
+		if plain {
+			if _, err := r.plain.SendMessage(ctx, items[0].Queue, items[0].Message, 0); err != nil {
+				return fmt.Errorf("publish: rsmq SendMessage: %w", err)
+			}
+			continue
 		}
 		if len(items) == 1 {
 			if _, err := r.pub.Send(ctx, items[0].Queue, items[0].Message, 0); err != nil {
@@ -154,15 +163,34 @@ func (r *runner) deliveryDeadline(msgs int) time.Duration {
 	return 60*time.Second + time.Duration(msgs)*time.Millisecond
 }
 
+// pubMode is how a fanout or ack run publishes: name "unary" (callers
+// concurrent callers, one Send per message), "batch" (SendBatch of batch)
+// or "plain" (straight to Redis without realtime, as plain Node rsmq).
+type pubMode struct {
+	name           string
+	callers, batch int
+}
+
+// pubModeOf is the configured publish mode called name.
+func (r *runner) pubModeOf(name string) pubMode {
+	switch name {
+	case "unary":
+		return pubMode{name, r.cfg.unaryCallers, 1}
+	case "plain":
+		return pubMode{name, 8, 1}
+	}
+	return pubMode{name, r.cfg.publishers, r.cfg.pubBatch}
+}
+
 // fanout: clients subscribed to their own queues, publishers sending while
 // they listen. manual selects ?ack=manual with an /ack per message.
-func (r *runner) fanout(ctx context.Context, clients, msgs int, manual bool, rate float64) Result {
+func (r *runner) fanout(ctx context.Context, clients, msgs int, manual bool, pm pubMode, rate float64) Result {
 	kind := "fanout"
 	if manual {
 		kind = "ack"
 	}
-	res := Result{Scenario: kind, Name: fmt.Sprintf("%s-%d", kind, clients), Clients: clients, Messages: msgs,
-		Publishers: r.cfg.publishers, PublishBatch: r.cfg.pubBatch, RatePerSec: rate}
+	res := Result{Scenario: kind, Name: fmt.Sprintf("%s-%s-%d", kind, pm.name, clients), Clients: clients, Messages: msgs,
+		PublishMode: pm.name, Publishers: pm.callers, PublishBatch: pm.batch, RatePerSec: rate}
 	if rate > 0 {
 		res.Name += fmt.Sprintf("@%gk/s", rate/1000)
 	}
@@ -184,7 +212,7 @@ func (r *runner) fanout(ctx context.Context, clients, msgs int, manual bool, rat
 	}
 	profDone := r.startProfile(ctx, res.Name)
 	start := time.Now()
-	pubDur, err := r.publish(ctx, msgs, queueNames(r.sess.UserID, prefix, clients), r.cfg.publishers, r.cfg.pubBatch, rate)
+	pubDur, err := r.publish(ctx, msgs, queueNames(r.sess.UserID, prefix, clients), pm, rate)
 	if err != nil {
 		return res.fail(err)
 	}
@@ -214,7 +242,7 @@ func (r *runner) burst(ctx context.Context, clients, msgs int) Result {
 	res := Result{Scenario: "burst", Name: fmt.Sprintf("burst-%d", msgs), Clients: clients, Messages: msgs,
 		Publishers: r.cfg.publishers, PublishBatch: 1000}
 	prefix := r.prefix("b")
-	pubDur, err := r.publish(ctx, msgs, queueNames(r.sess.UserID, prefix, clients), r.cfg.publishers, 1000, 0)
+	pubDur, err := r.publish(ctx, msgs, queueNames(r.sess.UserID, prefix, clients), pubMode{"batch", r.cfg.publishers, 1000}, 0)
 	if err != nil {
 		return res.fail(err)
 	}
@@ -317,7 +345,7 @@ func (r *runner) batch(ctx context.Context, msgs, size, queues int) Result {
 	if err != nil {
 		return res.fail(err)
 	}
-	d, err := r.publish(ctx, msgs, queueNames(r.sess.UserID, prefix, queues), r.cfg.publishers, size, 0)
+	d, err := r.publish(ctx, msgs, queueNames(r.sess.UserID, prefix, queues), pubMode{"batch", r.cfg.publishers, size}, 0)
 	if err != nil {
 		return res.fail(err)
 	}

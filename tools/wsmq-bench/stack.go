@@ -41,6 +41,7 @@ var benchGatewayEnv = []string{
 	"WSMQ_CONN_RATE=100000",
 	"WSMQ_LOGIN_RATE=100000",
 	"WSMQ_MAX_CONNS_PER_USER=100000",
+	"WSMQ_MAX_QUEUES_PER_USER=1000000", // every bench client has a queue of its own
 }
 
 // raiseNoFile lifts the soft open-files limit to the hard one; the stack's

@@ -390,6 +390,10 @@ func (s *Stack) redisArgs(port int, dir string) []string {
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--dir", dir,
 		"--daemonize", "no", "--protected-mode", "yes", "--loglevel", "notice",
+		// Keyevent notifications of sorted sets ("__keyevent@0__:zadd")
+		// wake gateways for every send, senders without realtime (plain
+		// Node rsmq) included.
+		"--notify-keyspace-events", "Ez",
 	}
 	if s.cfg.RedisReplicas > 0 {
 		// Redis waits 5 s by default for more replicas before a diskless

@@ -5,6 +5,8 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/wsmq/wsmq/pkg/config"
@@ -16,6 +18,17 @@ import (
 	"github.com/wsmq/wsmq/services/gateway/internal/ticket"
 	"github.com/wsmq/wsmq/services/gateway/internal/wsconn"
 )
+
+// Wake modes of WSMQ_GATEWAY_WAKE.
+const (
+	WakeAuto     = "auto"
+	WakeKeyevent = "keyevent"
+	WakeKeyspace = "keyspace"
+	WakeRealtime = "realtime"
+)
+
+// WakeModes are the values WSMQ_GATEWAY_WAKE accepts.
+var WakeModes = []string{WakeAuto, WakeKeyevent, WakeKeyspace, WakeRealtime}
 
 // Defaults of the gateway's own settings; those of the delivery engine and
 // of a connection are exported by those packages.
@@ -59,7 +72,9 @@ type Config struct {
 	ConnBuffer        int           // most frames queued for one connection's writer
 	SweepInterval     time.Duration // how often each served queue is checked without a notification
 	HotSweepInterval  time.Duration // the same for queues fed by non-realtime publishers
-	Workers           int           // goroutines pulling from Redis
+	// Wake is WSMQ_GATEWAY_WAKE: what wakes served queues (WakeModes).
+	Wake    string
+	Workers int // goroutines pulling from Redis
 
 	ReverifyInterval time.Duration
 	PingInterval     time.Duration
@@ -123,6 +138,14 @@ func Parse(args []string, env config.Env) (Config, error) {
 	s.Int(&c.MaxReceiveCount, "max-receive-count", "WSMQ_MAX_RECEIVE_COUNT", delivery.DefaultMaxReceiveCount, 1, maxCount, "receives before a message moves to <queue>-dlq")
 	s.Int(&c.ConnBuffer, "conn-buffer", "WSMQ_CONN_BUFFER", wsconn.DefaultConnBuffer, 1, maxCount, "most frames queued for one connection")
 	s.Duration(&c.SweepInterval, "sweep-interval", "WSMQ_SWEEP_INTERVAL", delivery.DefaultSweepInterval, 10*time.Millisecond, time.Hour, "check interval per served queue without notifications")
+	s.String(&c.Wake, "wake", "WSMQ_GATEWAY_WAKE", WakeAuto,
+		"what wakes served queues: auto (keyevent when Redis's notify-keyspace-events has E and z, else keyspace with K and z, else realtime), keyevent, keyspace, realtime (the realtime channel; senders without it wait for the sweep)",
+		func(v string) error {
+			if !slices.Contains(WakeModes, v) {
+				return fmt.Errorf("must be one of %s", strings.Join(WakeModes, ", "))
+			}
+			return nil
+		})
 	s.Duration(&c.HotSweepInterval, "hot-sweep-interval", "WSMQ_HOT_SWEEP_INTERVAL", delivery.DefaultHotSweepInterval, 10*time.Millisecond, time.Hour, "check interval for queues fed without realtime notifications")
 	s.Int(&c.Workers, "workers", "WSMQ_GATEWAY_WORKERS", delivery.DefaultWorkers, 1, 4096, "goroutines pulling messages from Redis")
 	s.Duration(&c.ReverifyInterval, "reverify-interval", "WSMQ_REVERIFY_INTERVAL", DefaultReverifyInterval, time.Millisecond, day, "re-check live connections' credentials")

@@ -17,7 +17,7 @@ func TestDefaultsMatchTheDesign(t *testing.T) {
 	}
 	if c.Listen != "127.0.0.1:3000" || c.AuthAddr != "127.0.0.1:9091" || c.RedisURL != "redis://127.0.0.1:6379/0" ||
 		c.NS != "rsmq" || c.VisibilityTimeout != 30 || c.Prefetch != 64 || c.MaxReceiveCount != 10 ||
-		c.ReverifyInterval != time.Minute || c.Dev || c.Demo {
+		c.ReverifyInterval != time.Minute || c.Dev || c.Demo || c.Wake != WakeAuto {
 		t.Fatalf("defaults %+v", c)
 	}
 }
@@ -53,6 +53,7 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		{map[string]string{"WSMQ_TRUSTED_PROXIES": "10.0.0.0/8,lb"}, "WSMQ_TRUSTED_PROXIES"},
 		{map[string]string{"WSMQ_TICKET_TTL": "1h"}, "WSMQ_TICKET_TTL"},
 		{map[string]string{"WSMQ_ALLOW_QUERY_CREDENTIALS": "perhaps"}, "WSMQ_ALLOW_QUERY_CREDENTIALS"},
+		{map[string]string{"WSMQ_GATEWAY_WAKE": "keyspaces"}, "WSMQ_GATEWAY_WAKE"},
 	} {
 		_, err := Parse(nil, env(tc.env))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -67,6 +67,12 @@ type Config struct {
 	HotSweepInterval  time.Duration // check interval for queues fed without notifications [1s]
 	CallTimeout       time.Duration // deadline of one Redis call [5s]
 	QueueConfig       rsmq.QueueConfig
+	// Wake is what wakes a served queue besides the sweep [WakeRealtime];
+	// the keyspace modes push every send, Node rsmq without realtime
+	// included. Choose one that rsmq.KeyspaceNotifications reports on.
+	// DB is the database the queues are in (the keyspace modes' channels).
+	Wake Wake
+	DB   int
 	// Now is the gateway's clock [time.Now]. The engine times nothing by
 	// it alone: every Redis reply carries Redis TIME, and deadlines and
 	// timers are Redis times mapped onto this clock, so a gateway clock
@@ -102,6 +108,35 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+}
+
+// Wake is how served queues are woken for new messages (besides the sweep).
+type Wake int
+
+const (
+	// WakeRealtime: the queue's realtime channel, published by senders
+	// with realtime on (wsmq's publisher, Node rsmq with realtime).
+	WakeRealtime Wake = iota
+	// WakeKeyevent: the one channel on which Redis announces every ZADD
+	// of the database (notify-keyspace-events E and z). One subscription
+	// per gateway; each gateway sees the sends to every queue and ignores
+	// those it does not serve.
+	WakeKeyevent
+	// WakeKeyspace: each served queue's keyspace channel (K and z): a
+	// gateway hears only its own queues, but also their receives and
+	// deletes, which it ignores.
+	WakeKeyspace
+)
+
+// String names the mode as the gateway's setting does.
+func (w Wake) String() string {
+	switch w {
+	case WakeKeyevent:
+		return "keyevent"
+	case WakeKeyspace:
+		return "keyspace"
+	}
+	return "realtime"
 }
 
 // Sizes of the engine's fixed resources.

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/wsmq/wsmq/pkg/rsmq"
 )
 
 // Timings and sizes of the wake-up paths.
@@ -29,18 +31,22 @@ const (
 	realtimeHealthCheck = 5 * time.Second
 )
 
-// syncRealtime subscribes to queue's realtime channel when the queue is
-// served and unsubscribes when it is not, deciding under psMu so a last
+// syncRealtime subscribes to queue's wake channel when the queue is served
+// and unsubscribes when it is not, deciding under psMu so a last
 // unsubscribe racing a new first subscribe cannot leave a served queue
 // without notifications. A failed SUBSCRIBE is remembered by go-redis and
-// replayed on reconnect; the sweep covers the gap.
+// replayed on reconnect; the sweep covers the gap. With WakeKeyevent there
+// is one channel for all queues, subscribed at Start.
 func (e *Engine) syncRealtime(ctx context.Context, queue string) {
+	if e.cfg.Wake == WakeKeyevent {
+		return
+	}
 	e.psMu.Lock()
 	defer e.psMu.Unlock()
 	e.mu.Lock()
 	served := e.queues[queue] != nil
 	e.mu.Unlock()
-	ch := e.q.RealtimeChannel(queue)
+	ch := e.wakeChannel(queue)
 	if served {
 		if err := e.ps.Subscribe(ctx, ch); err != nil {
 			e.log.Warn("realtime subscribe failed; sweep covers the queue", "queue", queue, "err", err)
@@ -49,6 +55,47 @@ func (e *Engine) syncRealtime(ctx context.Context, queue string) {
 	}
 	if err := e.ps.Unsubscribe(ctx, ch); err != nil {
 		e.log.Debug("realtime unsubscribe failed", "queue", queue, "err", err)
+	}
+}
+
+// wakeChannel is the channel whose messages wake queue in the per-queue
+// modes: its keyspace channel with WakeKeyspace, else its realtime channel.
+func (e *Engine) wakeChannel(queue string) string {
+	if e.cfg.Wake == WakeKeyspace {
+		return e.q.KeyspaceChannel(e.cfg.DB, queue)
+	}
+	return e.q.RealtimeChannel(queue)
+}
+
+// woken returns the queue a wake channel's message announces messages in,
+// or false. A realtime message always does; a keyevent message names the
+// sorted set a ZADD went to. Of the keyspace events only "zadd" does:
+// sends, returns and visibility changes; a receive's "zincr" (see rsmq's
+// receive script) and a delete's "zrem" do not, so the gateway's own work
+// does not wake it again.
+func (e *Engine) woken(m *redis.Message, prefix string) (string, bool) {
+	switch e.cfg.Wake {
+	case WakeKeyevent:
+		return e.q.QueueOfKey(m.Payload)
+	case WakeKeyspace:
+		if m.Payload != "zadd" {
+			return "", false
+		}
+	}
+	return strings.TrimPrefix(m.Channel, prefix), true
+}
+
+// wakeAll signals every served queue: after the keyevent channel was
+// (re)subscribed, as ZADDs may have gone unheard.
+func (e *Engine) wakeAll() {
+	e.mu.Lock()
+	queues := make([]string, 0, len(e.queues))
+	for q := range e.queues {
+		queues = append(queues, q)
+	}
+	e.mu.Unlock()
+	for _, q := range queues {
+		e.wakeQueue(q, true)
 	}
 }
 
@@ -73,13 +120,19 @@ func (e *Engine) wakeQueue(queue string, notified bool) {
 	}
 }
 
-// listen turns realtime notifications into pulls. go-redis reconnects the
+// listen turns realtime (or keyspace) notifications into pulls. go-redis reconnects the
 // pub/sub connection and re-subscribes by itself; each re-subscription
 // arrives as a subscribe confirmation, which also triggers a pull because
 // notifications may have been missed while disconnected.
 func (e *Engine) listen() {
 	defer e.wg.Done()
-	prefix := e.q.RealtimeChannel("")
+	prefix := e.wakeChannel("")
+	if e.cfg.Wake == WakeKeyevent {
+		if err := e.ps.Subscribe(e.ctx, rsmq.KeyeventChannel(e.cfg.DB)); err != nil {
+			// go-redis replays it on reconnect; the sweep covers the gap.
+			e.log.Warn("keyevent subscribe failed; sweep covers the queues", "err", err)
+		}
+	}
 	ch := e.ps.ChannelWithSubscriptions(
 		redis.WithChannelSize(realtimeBuffer),
 		redis.WithChannelHealthCheckInterval(realtimeHealthCheck),
@@ -94,9 +147,15 @@ func (e *Engine) listen() {
 			}
 			switch m := msg.(type) {
 			case *redis.Message:
-				e.wakeQueue(strings.TrimPrefix(m.Channel, prefix), true)
+				if q, ok := e.woken(m, prefix); ok {
+					e.wakeQueue(q, true)
+				}
 			case *redis.Subscription:
-				if m.Kind == "subscribe" {
+				switch {
+				case m.Kind != "subscribe":
+				case e.cfg.Wake == WakeKeyevent:
+					e.wakeAll()
+				default:
 					e.wakeQueue(strings.TrimPrefix(m.Channel, prefix), true)
 				}
 			}

@@ -626,12 +626,15 @@ func (c *Conn) writeLoop() {
 		batch, c.out = c.out, batch[:0]
 		c.events = 0
 		c.mu.Unlock()
+		// The batch's frames and its confirm ping leave in one write.
+		c.cork()
 		if len(batch) > 0 {
 			_ = c.ws.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
 			msgs := 0
 			for i := range batch {
 				select {
 				case <-c.done:
+					_ = c.uncork()
 					return // closing: what was not confirmed goes back
 				default:
 				}
@@ -649,6 +652,7 @@ func (c *Conn) writeLoop() {
 					// before the error: they are in flight until the
 					// connection's subscriptions close and return them.
 					c.log.Info("write failed; closing", "user", c.user, "err", err)
+					_ = c.uncork()
 					c.Close(protocol.CloseSlowConsumer, "write failed")
 					return
 				}
@@ -663,10 +667,17 @@ func (c *Conn) writeLoop() {
 			clear(batch)
 			c.flushWritten(written, msgs)
 		}
-		if c.opts.Manual {
-			continue
+		sent := false
+		var err error
+		if !c.opts.Manual {
+			sent, err = c.sendConfirmPing()
 		}
-		sent, err := c.sendConfirmPing()
+		// Frames written into the cork count as written (Written above):
+		// if this write fails they are neither acked nor confirmed, and
+		// go back when the connection's subscriptions close.
+		if uerr := c.uncork(); err == nil {
+			err = uerr
+		}
 		if err != nil {
 			c.log.Info("write failed; closing", "user", c.user, "err", err)
 			c.Close(protocol.CloseSlowConsumer, "write failed")
@@ -680,6 +691,22 @@ func (c *Conn) writeLoop() {
 			}
 		}
 	}
+}
+
+// cork holds the socket's writes back until uncork, when the websocket sits
+// on a corkable connection (CorkListener); else both do nothing.
+func (c *Conn) cork() {
+	if k, ok := c.ws.NetConn().(corker); ok {
+		k.Cork()
+	}
+}
+
+// uncork writes what cork held back, in one write.
+func (c *Conn) uncork() error {
+	if k, ok := c.ws.NetConn().(corker); ok {
+		return k.Uncork()
+	}
+	return nil
 }
 
 // flushWritten reports a batch's n written message frames to their

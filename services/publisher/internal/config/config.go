@@ -13,6 +13,7 @@ import (
 	"github.com/wsmq/wsmq/pkg/bearer"
 	"github.com/wsmq/wsmq/pkg/config"
 	"github.com/wsmq/wsmq/pkg/rsmq"
+	"github.com/wsmq/wsmq/services/publisher/internal/coalesce"
 )
 
 // Limits of the publisher's own settings.
@@ -33,11 +34,17 @@ type Config struct {
 	QueueTTL        int              // seconds; ttl of a message sent without one (WSMQ_QUEUE_TTL), 0 = none
 	// Receipts turns delivery status on for the queues this publisher sends
 	// to (GetStatus reports how their messages ended, kept for StatusTTL).
-	Receipts        bool
-	StatusTTL       time.Duration
-	CallTimeout     time.Duration // deadline of the Redis work of one RPC
-	ShutdownTimeout time.Duration // how long in-flight calls may finish on SIGTERM
-	HealthInterval  time.Duration // how often Redis is pinged for the health service
+	Receipts    bool
+	StatusTTL   time.Duration
+	CallTimeout time.Duration // deadline of the Redis work of one RPC
+	// Coalescing of concurrent unary sends into one Redis round trip
+	// (coalesce.Options): most items per flush (1 turns coalescing off),
+	// flushes in flight at once, and the added wait for more items.
+	CoalesceMax      int
+	CoalesceInFlight int
+	CoalesceLinger   time.Duration
+	ShutdownTimeout  time.Duration // how long in-flight calls may finish on SIGTERM
+	HealthInterval   time.Duration // how often Redis is pinged for the health service
 	// MemoryHighWater is the used_memory/maxmemory fraction above which
 	// sends are refused with RESOURCE_EXHAUSTED; 0 or 1 disables.
 	MemoryHighWater float64
@@ -110,6 +117,12 @@ func settings(c *Config) *config.Set {
 	s.Duration(&c.StatusTTL, "status-ttl", "WSMQ_STATUS_TTL", DefaultStatusTTL, time.Second, 30*24*time.Hour,
 		"how long a message's final delivery status is kept (with WSMQ_PUBLISHER_RECEIPTS)")
 	s.Duration(&c.CallTimeout, "call-timeout", "WSMQ_PUBLISHER_CALL_TIMEOUT", DefaultCallTimeout, 10*time.Millisecond, time.Minute, "deadline of the Redis work of one RPC")
+	s.Int(&c.CoalesceMax, "coalesce-max", "WSMQ_PUBLISHER_COALESCE_MAX", coalesce.DefaultMaxBatch, 1, rsmq.MaxBatch,
+		"most concurrent Sends gathered into one Redis round trip; 1 sends each alone")
+	s.Int(&c.CoalesceInFlight, "coalesce-inflight", "WSMQ_PUBLISHER_COALESCE_INFLIGHT", coalesce.DefaultMaxInFlight, 1, 64,
+		"most coalesced flushes waiting for Redis at once (Sends arriving meanwhile join the next flush)")
+	s.Duration(&c.CoalesceLinger, "coalesce-linger", "WSMQ_PUBLISHER_COALESCE_LINGER", 0, 0, coalesce.MaxLinger,
+		"how long a flush waits for more Sends once it has one (0: never; a lone Send is not delayed)")
 	s.ShutdownTimeout(&c.ShutdownTimeout, "WSMQ_PUBLISHER_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout)
 	s.Duration(&c.HealthInterval, "health-interval", "WSMQ_PUBLISHER_HEALTH_INTERVAL", DefaultHealthInterval, 10*time.Millisecond, time.Minute, "Redis ping interval of the health service")
 	s.Float(&c.MemoryHighWater, "memory-high-water", "WSMQ_PUBLISHER_MEMORY_HIGH_WATER", DefaultMemoryHighWater, 0, 1,

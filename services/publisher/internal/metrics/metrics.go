@@ -34,6 +34,8 @@ type Metrics struct {
 	// ScriptReloads counts NOSCRIPT replies: a script sent again to a Redis
 	// without it in its cache (a new master after a failover, a restart).
 	ScriptReloads prometheus.Counter
+	// FlushItems is the number of Sends per coalesced Redis round trip.
+	FlushItems prometheus.Histogram
 }
 
 // New creates and registers the collectors.
@@ -73,9 +75,14 @@ func New() *Metrics {
 			Name: "wsmq_publisher_redis_noscript_total",
 			Help: "NOSCRIPT replies: Lua scripts sent again to a Redis without them cached (new master, restart).",
 		}),
+		FlushItems: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "wsmq_publisher_send_flush_items",
+			Help:    "Unary Sends gathered into one Redis round trip (WSMQ_PUBLISHER_COALESCE_MAX).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000},
+		}),
 	}
 	m.Registry.MustRegister(m.Messages, m.Latency, m.RedisUp, m.AuthFailures,
-		m.RedisMaster, m.Failovers, m.ReplicaTimeouts, m.ScriptReloads,
+		m.RedisMaster, m.Failovers, m.ReplicaTimeouts, m.ScriptReloads, m.FlushItems,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -103,3 +110,6 @@ func (m *Metrics) Count(method string, code codes.Code, n int) {
 		m.Messages.WithLabelValues(method, code.String()).Add(float64(n))
 	}
 }
+
+// ObserveFlush records the size of one coalesced flush.
+func (m *Metrics) ObserveFlush(items int) { m.FlushItems.Observe(float64(items)) }

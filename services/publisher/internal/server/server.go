@@ -41,10 +41,27 @@ type Options struct {
 	DefaultTTL int
 	// CallTimeout bounds the Redis work of one RPC; default 2s.
 	CallTimeout time.Duration
+	// Sender, when not nil, stores the item of each Send (and of the HTTP
+	// API's single sends): a coalesce.Coalescer, which gathers concurrent
+	// Sends into one round trip. nil sends each through the rsmq Client.
+	Sender ItemSender
 	// Admit, when not nil, is asked before every valid item is sent; its
 	// error refuses the item (memwatch.Watch.Check: RESOURCE_EXHAUSTED
 	// while Redis is above the memory high-water mark). It must not block.
 	Admit func() error
+}
+
+// ItemSender stores one item and returns its id, with rsmq.Client.SendItem's
+// errors.
+type ItemSender interface {
+	Send(ctx context.Context, item rsmq.SendItem) (string, error)
+}
+
+// itemSender is an rsmq Client as an ItemSender.
+type itemSender struct{ q *rsmq.Client }
+
+func (s itemSender) Send(ctx context.Context, item rsmq.SendItem) (string, error) {
+	return s.q.SendItem(ctx, item)
 }
 
 // Server serves PublisherService.
@@ -67,6 +84,9 @@ func New(q *rsmq.Client, opts Options, m *metrics.Metrics, log *slog.Logger) *Se
 	}
 	if opts.CallTimeout <= 0 {
 		opts.CallTimeout = 2 * time.Second
+	}
+	if opts.Sender == nil {
+		opts.Sender = itemSender{q}
 	}
 	return &Server{q: q, opts: opts, m: m, log: log}
 }
@@ -95,12 +115,12 @@ func (s *Server) send(ctx context.Context, req *publisherv1.SendRequest) (string
 	ctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
 	defer cancel()
 	// Try the send first: one round trip when the queue exists, the usual case.
-	id, err := s.q.SendItem(ctx, item)
+	id, err := s.opts.Sender.Send(ctx, item)
 	if errors.Is(err, rsmq.ErrQueueNotFound) {
 		if err := s.createQueue(ctx, item.Queue); err != nil {
 			return "", err
 		}
-		id, err = s.q.SendItem(ctx, item)
+		id, err = s.opts.Sender.Send(ctx, item)
 		if errors.Is(err, rsmq.ErrQueueNotFound) {
 			return "", fmt.Errorf("send to %s: %w", item.Queue, errQueueVanished)
 		}
