@@ -114,7 +114,7 @@ func (c *Client) sendArgs(qname, id, message string, delay, length, ttl int) []a
 	if c.minReplicas > 0 {
 		durable = "1"
 	}
-	return []any{id, message, delay, length, rt, c.RealtimeChannel(qname), durable, ttl, c.statusTTL}
+	return []any{id, message, delay, length, rt, c.RealtimeChannel(qname), durable, ttl, c.statusTTL, c.receiptsCap}
 }
 
 // sendStatus maps the send script's reply to an error and feeds the Redis

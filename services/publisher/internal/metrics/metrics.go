@@ -34,6 +34,10 @@ type Metrics struct {
 	// ScriptReloads counts NOSCRIPT replies: a script sent again to a Redis
 	// without it in its cache (a new master after a failover, a restart).
 	ScriptReloads prometheus.Counter
+	// Watchers is the number of WatchDeliveries streams (gRPC and SSE) open.
+	Watchers prometheus.Gauge
+	// DeliveryEvents counts the events sent to watchers.
+	DeliveryEvents prometheus.Counter
 }
 
 // New creates and registers the collectors.
@@ -73,9 +77,17 @@ func New() *Metrics {
 			Name: "wsmq_publisher_redis_noscript_total",
 			Help: "NOSCRIPT replies: Lua scripts sent again to a Redis without them cached (new master, restart).",
 		}),
+		Watchers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wsmq_publisher_watchers",
+			Help: "WatchDeliveries streams open (gRPC and server-sent events).",
+		}),
+		DeliveryEvents: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wsmq_publisher_delivery_events_total",
+			Help: "Delivery events sent to WatchDeliveries streams.",
+		}),
 	}
 	m.Registry.MustRegister(m.Messages, m.Latency, m.RedisUp, m.AuthFailures,
-		m.RedisMaster, m.Failovers, m.ReplicaTimeouts, m.ScriptReloads,
+		m.RedisMaster, m.Failovers, m.ReplicaTimeouts, m.ScriptReloads, m.Watchers, m.DeliveryEvents,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
