@@ -33,13 +33,13 @@ type Config struct {
 	QueueTTL        int              // seconds; ttl of a message sent without one (WSMQ_QUEUE_TTL), 0 = none
 	// Receipts turns delivery status on for the queues this publisher sends
 	// to (GetStatus reports how their messages ended, kept for StatusTTL).
-	Receipts        bool
-	StatusTTL       time.Duration
+	Receipts  bool
+	StatusTTL time.Duration
 	// ReceiptsStream turns the delivery receipts stream on for the queues
 	// this publisher sends to, and serves WatchDeliveries (gRPC and SSE).
-	ReceiptsStream bool
-	ReceiptsCap    int // the stream's length cap (XADD MAXLEN ~), entries
-	MaxWatchers    int // most WatchDeliveries streams served at once
+	ReceiptsStream  bool
+	ReceiptsCap     int           // the stream's length cap (XADD MAXLEN ~), entries
+	MaxWatchers     int           // most WatchDeliveries streams served at once
 	CallTimeout     time.Duration // deadline of the Redis work of one RPC
 	ShutdownTimeout time.Duration // how long in-flight calls may finish on SIGTERM
 	HealthInterval  time.Duration // how often Redis is pinged for the health service

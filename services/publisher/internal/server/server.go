@@ -56,7 +56,7 @@ type Server struct {
 	m    *metrics.Metrics
 	log  *slog.Logger
 
-	watch    *WatchOptions  // nil: WatchDeliveries is off
+	watch    *WatchOptions // nil: WatchDeliveries is off
 	watchers chan struct{} // one token per watcher served
 }
 
