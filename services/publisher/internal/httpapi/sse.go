@@ -57,6 +57,10 @@ func (h *handler) deliveries(w http.ResponseWriter, r *http.Request) {
 		req.After = id
 	}
 	rc := http.NewResponseController(w)
+	// The server's ReadTimeout would end the stream: its read deadline
+	// stays on the connection while the handler runs, and the background
+	// read hitting it cancels the request's context.
+	_ = rc.SetReadDeadline(time.Time{})
 	started := false
 	last := time.Now()
 	write := func(format string, a ...any) error {

@@ -78,9 +78,7 @@ func (s *Server) Watch(ctx context.Context, req *publisherv1.WatchDeliveriesRequ
 // ValidateWatch checks a WatchDeliveriesRequest.
 func ValidateWatch(req *publisherv1.WatchDeliveriesRequest) error {
 	p := req.GetQueuePrefix()
-	if len(p) > maxPrefixLen || strings.IndexFunc(p, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-')
-	}) >= 0 {
+	if len(p) > maxPrefixLen || strings.IndexFunc(p, func(r rune) bool { return !queueNameRune(r) }) >= 0 {
 		return &FieldError{Field: "queue_prefix", Rule: "must match ^[a-zA-Z0-9_-]{0,160}$"}
 	}
 	if a := req.GetAfter(); a != "" && a != "0" {
@@ -147,6 +145,11 @@ func (s *Server) runWatch(ctx context.Context, req *publisherv1.WatchDeliveriesR
 			s.m.DeliveryEvents.Inc()
 		}
 	}
+}
+
+// queueNameRune reports whether r may appear in a queue name.
+func queueNameRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-'
 }
 
 // positionError names the after field for the position errors of rsmq.
