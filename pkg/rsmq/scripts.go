@@ -193,8 +193,7 @@ const (
 // Orphan sweep of receive: a queue's hash holds at most queueOwnFields
 // fields of its own (vt, delay, maxsize, created, modified, totalsent,
 // totalrecv, wsmq:expired, wsmq:status, wsmq:receipts); an empty queue
-// with more is swept
-// orphanSweepCount fields (HSCAN COUNT) at a time.
+// with more is swept orphanSweepCount fields (HSCAN COUNT) at a time.
 const (
 	queueOwnFields   = 10
 	orphanSweepCount = 100
@@ -407,7 +406,9 @@ return 1
 // status prefix): for ARGV[first..last] as id, rc pairs, deletes each message
 // that still exists with stored rc equal to its receipt's rc, and, when the
 // queue has status on ("wsmq:status" = seconds), records word as its
-// delivery status for that long (one HGET per queue when off). Returns how many were deleted,
+// delivery status for that long, and when it has the receipts stream on
+// ("wsmq:receipts" = cap) appends the change to it (one HMGET per queue
+// when both are off). Returns how many were deleted,
 // or nil and a reason when the queue's keys have the wrong type (nothing
 // is then touched).
 const luaDeleteReceipts = luaChecks + luaReceipt + `
