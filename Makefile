@@ -6,6 +6,7 @@ export PATH := $(BIN):$(PATH)
 
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+PROTOC_GEN_OPENAPIV2_VERSION := v2.33.0
 GOLANGCI_LINT_VERSION      := v2.15.0
 FERRETDB_VERSION           := v1.24.2
 GRPCURL_VERSION            := v1.9.4
@@ -26,13 +27,16 @@ deps:
 	@bash scripts/deps.sh
 
 ## tools: Go-built tools cached in bin/ (protoc plugins, linter, MongoDB-wire dev server)
-tools: $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/wsmq-mongowire
+tools: $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-openapiv2 $(BIN)/wsmq-mongowire
 
 $(BIN)/protoc-gen-go:
 	GOBIN=$(BIN) go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 
 $(BIN)/protoc-gen-go-grpc:
 	GOBIN=$(BIN) go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+
+$(BIN)/protoc-gen-openapiv2:
+	GOBIN=$(BIN) go install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$(PROTOC_GEN_OPENAPIV2_VERSION)
 
 $(BIN)/golangci-lint:
 	GOBIN=$(BIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
@@ -46,16 +50,27 @@ $(BIN)/grpcurl:
 $(BIN)/wsmq-mongowire: tools/mongowire/main.go tools/mongowire/go.mod
 	cd tools/mongowire && GOWORK=off go build -o $(BIN)/wsmq-mongowire .
 
-## proto: regenerate gen/ from proto/
-proto: $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
+OPENAPI       := services/publisher/internal/httpapi/openapi.json
+HTTP_RULES    := proto/wsmq/publisher/v1/http.yaml
+PUBLISHER_PROTOS = $(filter proto/wsmq/publisher/%,$(PROTOS))
+
+## proto: regenerate gen/ from proto/, and the publisher's OpenAPI document
+## from its protos and HTTP rules (protoc-gen-openapiv2, then openapigen
+## for what the hand-written HTTP API does differently)
+proto: $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-openapiv2
 	protoc -I proto \
 	  --go_out=gen --go_opt=module=github.com/wsmq/wsmq/gen \
 	  --go-grpc_out=gen --go-grpc_opt=module=github.com/wsmq/wsmq/gen \
 	  $(PROTOS)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  protoc -I proto --openapiv2_out=$$tmp \
+	    --openapiv2_opt=grpc_api_configuration=$(HTTP_RULES),allow_merge=true,merge_file_name=publisher \
+	    $(PUBLISHER_PROTOS) && \
+	  go run ./services/publisher/internal/httpapi/openapigen -in $$tmp/publisher.swagger.json -out $(OPENAPI)
 
-## proto-check: fail when gen/ differs from what proto/ produces
+## proto-check: fail when gen/ or the OpenAPI document differs from what proto/ produces
 proto-check: proto
-	@git diff --exit-code --stat -- gen || { echo "gen/ is stale: run 'make proto' and commit gen/"; exit 1; }
+	@git diff --exit-code --stat -- gen $(OPENAPI) || { echo "gen/ or $(OPENAPI) is stale: run 'make proto' and commit them"; exit 1; }
 	@test -z "$$(git ls-files --others --exclude-standard gen)" || { echo "untracked files in gen/: run 'make proto' and commit gen/"; exit 1; }
 
 ## build: build every service and tool binary into bin/

@@ -59,6 +59,24 @@ req POST "/v1/messages:batch" "$key" "{\"items\":[{\"queue\":\"$q\",\"message\":
 check "batch gives per-item results" 200 '(.results | length) == 2 and .results[0].code == 0 and (.results[0].id | length) == 32 and .results[1].code == 3 and (.results[1].error | startswith("items[1].queue: "))'
 req GET "/v1/nothing" "$key"
 check "unknown route is 404 NOT_FOUND" 404 '.code == 5'
+req GET "/v1/openapi.json" ""
+check "the OpenAPI document is served without a key" 200 '.swagger == "2.0" and (.paths | has("/v1/queues/{queue}/messages")) and (.paths | has("/v1/deliveries"))'
+
+# The delivery event stream (server-sent events), when the publisher has it on.
+auth=()
+[ -n "$key" ] && auth=(-H "Authorization: Bearer $key")
+sse=$(curl -sS -N --max-time 2 -D - "${auth[@]}" "$base/v1/deliveries?queuePrefix=$q&after=0" 2>/dev/null)
+if grep -q '^HTTP/[0-9.]* 501' <<<"$sse"; then
+	echo "skip - delivery event stream off (WSMQ_PUBLISHER_RECEIPTS_STREAM)"
+else
+	if grep -qi '^content-type: text/event-stream' <<<"$sse" && grep -q '^: watching' <<<"$sse"; then
+		passed=$((passed + 1)); echo "ok   - the delivery event stream opens as text/event-stream"
+	else
+		failed=$((failed + 1)); echo "FAIL - the delivery event stream: got $sse"
+	fi
+	req GET "/v1/deliveries?after=nonsense" "$key"
+	check "a bad stream position is 400 naming after" 400 '.code == 3 and (.message | startswith("after: "))'
+fi
 
 if [ -n "$admin" ]; then
 	req GET "/v1/admin/queues/$q" "$key"

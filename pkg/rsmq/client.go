@@ -60,6 +60,13 @@ type Options struct {
 	// and from then on receive and delete keep each message's final state
 	// for that long (see GetStatus). 0 leaves queues as they are.
 	StatusTTL time.Duration
+	// ReceiptsCap > 0 turns the delivery receipts stream on for every
+	// queue sent to: the send marks the queue (its "wsmq:receipts" field =
+	// ReceiptsCap) and from then on receive and delete append each change
+	// of a message's state to the namespace's stream "<ns>:wsmq:receipts",
+	// trimmed to about ReceiptsCap entries (see ReadDeliveries). 0 leaves
+	// queues as they are.
+	ReceiptsCap int64
 }
 
 // DefaultReplicaTimeout is Options.ReplicaTimeout's default.
@@ -77,7 +84,8 @@ type Client struct {
 	minReplicas      int
 	replicaTimeout   time.Duration
 	onReplicaTimeout func(acked int)
-	statusTTL        int // seconds, 0 = off
+	statusTTL        int   // seconds, 0 = off
+	receiptsCap      int64 // receipts stream length cap, 0 = off
 }
 
 // New returns a Client on rdb. It does not contact Redis. The key layout
@@ -99,7 +107,7 @@ func New(rdb redis.UniversalClient, opts Options) *Client {
 	rt = max(rt, time.Millisecond) // WAIT's unit; WAIT n 0 would block forever
 	return &Client{rdb: rdb, recv: recv, ns: ns, prefix: ns + ":", realtime: opts.Realtime,
 		minReplicas: opts.MinReplicas, replicaTimeout: rt, onReplicaTimeout: opts.OnReplicaTimeout,
-		statusTTL: statusSeconds(opts.StatusTTL)}
+		statusTTL: statusSeconds(opts.StatusTTL), receiptsCap: max(opts.ReceiptsCap, 0)}
 }
 
 // Namespace returns the key namespace, "rsmq" unless Options said otherwise.

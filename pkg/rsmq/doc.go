@@ -85,6 +85,10 @@
 // message even after it expired. A queue whose hash has "wsmq:status"
 // (seconds) records each message's final state in
 // "<ns>:wsmq:status:<queue>:<id>" for that long (see status.go, GetStatus).
+// A queue whose hash has "wsmq:receipts" (a length cap) appends every
+// change of a message's state to the stream "<ns>:wsmq:receipts" (see
+// receipts.go, ReadDeliveries). Node rsmq ignores both fields; a message a
+// Node consumer receives or deletes leaves no status and no receipt.
 //
 // The layout puts two keys of one queue (with different hash slots) in one
 // script, so the Client does not work on Redis Cluster.

@@ -114,7 +114,7 @@ func (c *Client) sendArgs(qname, id, message string, delay, length, ttl int) []a
 	if c.minReplicas > 0 {
 		durable = "1"
 	}
-	return []any{id, message, delay, length, rt, c.RealtimeChannel(qname), durable, ttl, c.statusTTL}
+	return []any{id, message, delay, length, rt, c.RealtimeChannel(qname), durable, ttl, c.statusTTL, c.receiptsCap}
 }
 
 // sendStatus maps the send script's reply to an error and feeds the Redis
@@ -258,8 +258,8 @@ func (c *Client) sendManyArgs(items []SendItem, results []SendResult, lengths []
 			channels = append(channels, c.RealtimeChannel(q))
 		}
 	}
-	args := make([]any, 0, 3+len(channels)+6*len(chunk))
-	args = append(args, rt, durable, c.statusTTL)
+	args := make([]any, 0, 4+len(channels)+6*len(chunk))
+	args = append(args, rt, durable, c.statusTTL, c.receiptsCap)
 	args = append(args, channels...)
 	for _, i := range chunk {
 		it := items[i]

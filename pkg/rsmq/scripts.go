@@ -134,7 +134,9 @@ end
 // sendScript: KEYS hash, zset; ARGV id, body, delay (-1 = queue's),
 // UTF-16 length, realtime ("1"/"0"), realtime channel, durable ("1"/"0"),
 // ttl seconds (0 = none), status ttl seconds (0 = leave the queue's
-// "wsmq:status" as it is, else set it: delivery status on).
+// "wsmq:status" as it is, else set it: delivery status on), receipts
+// stream cap (0 = leave "wsmq:receipts" as it is, else set it: the
+// delivery receipts stream on, see receipts.go).
 //
 // A ttl stores the field "<id>:exp" = send time + ttl (ms, Redis time) in the
 // queue's hash, beside the body; Node rsmq never reads it (see expiryField).
@@ -165,6 +167,7 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 local ttl = tonumber(ARGV[8])
 if ttl and ttl > 0 then redis.call('HSET', KEYS[1], ARGV[1] .. ':exp', ts + ttl * 1000) end
 if ARGV[9] and ARGV[9] ~= '0' then redis.call('HSET', KEYS[1], 'wsmq:status', ARGV[9]) end
+if ARGV[10] and ARGV[10] ~= '0' then redis.call('HSET', KEYS[1], 'wsmq:receipts', ARGV[10]) end
 redis.call('HINCRBY', KEYS[1], 'totalsent', 1)
 if ARGV[5] == '1' then
 	redis.call('PUBLISH', ARGV[6], redis.call('ZCARD', KEYS[2]))
@@ -175,9 +178,9 @@ return {1, t[1], t[2]}
 // sendManyScript is sendScript for many messages of one or more queues in
 // one call: what SendBatch runs (in chunks of sendChunk messages).
 // KEYS hash_1, zset_1, ..., hash_n, zset_n (n queues); ARGV realtime
-// ("1"/"0"), durable ("1"/"0"), status ttl (as sendScript), then the n
-// realtime channels, then per message six values: queue index (1..n), id,
-// body, delay (-1 = queue's), UTF-16 length, ttl.
+// ("1"/"0"), durable ("1"/"0"), status ttl and receipts stream cap (as
+// sendScript), then the n realtime channels, then per message six values:
+// queue index (1..n), id, body, delay (-1 = queue's), UTF-16 length, ttl.
 //
 // Per queue, the attributes are read once, totalsent is increased once by
 // the messages stored and the realtime PUBLISH (the final ZCARD) is sent
@@ -188,10 +191,10 @@ return {1, t[1], t[2]}
 // statuses.
 var sendManyScript = redis.NewScript(luaNow + `
 local nq = #KEYS / 2
-local rt, durable, status = ARGV[1] == '1', ARGV[2] == '1', ARGV[3]
+local rt, durable, status, receipts = ARGV[1] == '1', ARGV[2] == '1', ARGV[3], ARGV[4]
 local out = {t[1], t[2]}
 local attrs, stored = {}, {}
-local first = 4 + nq
+local first = 5 + nq
 for k = first, #ARGV, 6 do
 	local j = tonumber(ARGV[k])
 	local hk, zk, id = KEYS[2 * j - 1], KEYS[2 * j], ARGV[k + 1]
@@ -227,8 +230,9 @@ for j = 1, nq do
 	if n then
 		local hk = KEYS[2 * j - 1]
 		if status ~= '0' then redis.call('HSET', hk, 'wsmq:status', status) end
+		if receipts ~= '0' then redis.call('HSET', hk, 'wsmq:receipts', receipts) end
 		redis.call('HINCRBY', hk, 'totalsent', n)
-		if rt then redis.call('PUBLISH', ARGV[3 + j], redis.call('ZCARD', KEYS[2 * j])) end
+		if rt then redis.call('PUBLISH', ARGV[4 + j], redis.call('ZCARD', KEYS[2 * j])) end
 	end
 end
 return out
@@ -276,10 +280,10 @@ const (
 
 // Orphan sweep of receive: a queue's hash holds at most queueOwnFields
 // fields of its own (vt, delay, maxsize, created, modified, totalsent,
-// totalrecv, wsmq:expired, wsmq:status); an empty queue with more is swept
-// orphanSweepCount fields (HSCAN COUNT) at a time.
+// totalrecv, wsmq:expired, wsmq:status, wsmq:receipts); an empty queue
+// with more is swept orphanSweepCount fields (HSCAN COUNT) at a time.
 const (
-	queueOwnFields   = 9
+	queueOwnFields   = 10
 	orphanSweepCount = 100
 )
 
@@ -309,9 +313,9 @@ const (
 // ...}}, {-1} when the queue does not
 // exist, or {-2, reason} when the queue's own keys are unusable (wrong type,
 // non-numeric vt). It never raises an error.
-var luaReceiveOne = luaChecks + `
+var luaReceiveOne = luaChecks + luaReceipt + `
 local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName, stPrefix)
-	local q = redis.pcall('HMGET', kh, 'vt', 'delay', 'maxsize', 'wsmq:expired', 'wsmq:status')
+	local q = redis.pcall('HMGET', kh, 'vt', 'delay', 'maxsize', 'wsmq:expired', 'wsmq:status', 'wsmq:receipts')
 	if errOf(q) then return {-2, 'queue hash: ' .. errOf(q)} end
 	if not q[1] or not q[2] or not q[3] then return {-1} end
 	local vt = tonumber(vtArg)
@@ -326,12 +330,16 @@ local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName, 
 		scores[raw[i]] = tonumber(raw[i + 1])
 	end
 	local msgs, dead, rejected, expired = {}, {}, {}, {}
-	local stTTL = tonumber(q[5] or '')
-	-- status records id's final state when the queue has status on.
-	local function status(id, word)
+	local stTTL, rcMax = tonumber(q[5] or ''), tonumber(q[6] or '')
+	-- status records id's final state when the queue has status on, and
+	-- appends a change of state to the receipts stream when it has that on.
+	local function status(id, word, rc, reason)
 		if stTTL and stTTL > 0 and stPrefix then
-			redis.call('SET', stPrefix .. id, word, 'EX', math.floor(stTTL))
+			local w = word
+			if reason then w = word .. ':' .. reason end
+			redis.call('SET', stPrefix .. id, w, 'EX', math.floor(stTTL))
 		end
+		if rcMax and rcMax > 0 and stPrefix then receipt(stPrefix, rcMax, id, word, rc, reason) end
 	end
 	local dlq = nil -- nil: not prepared yet, then true (usable) or false
 	local function dlqReady()
@@ -365,7 +373,7 @@ local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName, 
 	end
 	local function reject(id, body, reason)
 		local moved = moveOut(id, body)
-		if moved then status(id, 'dead_lettered:' .. reason) end
+		if moved then status(id, 'dead_lettered', nil, reason) end
 		rejected[#rejected + 1] = id
 		rejected[#rejected + 1] = reason
 		rejected[#rejected + 1] = moved and 1 or 0
@@ -399,7 +407,7 @@ local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName, 
 			reject(id, body, '` + reasonFR + `')
 		elseif mrc > 0 and tonumber(rc or '0') + 1 > mrc then
 			if moveOut(id, body) then
-				status(id, 'dead_lettered:max receive count')
+				status(id, 'dead_lettered', tonumber(rc or '0'), 'max receive count')
 				dead[#dead + 1] = id
 			else
 				rejected[#rejected + 1] = id
@@ -422,6 +430,7 @@ local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName, 
 			msgs[#msgs + 1] = body or ''
 			msgs[#msgs + 1] = n
 			msgs[#msgs + 1] = first
+			if rcMax and rcMax > 0 and stPrefix then receipt(stPrefix, rcMax, id, 'in_flight', n, nil) end
 		end
 	end
 	-- totalrecv once per queue per call, as Node's per-receive HINCRBYs add up.
@@ -494,17 +503,20 @@ return 1
 // status prefix): for ARGV[first..last] as id, rc pairs, deletes each message
 // that still exists with stored rc equal to its receipt's rc, and, when the
 // queue has status on ("wsmq:status" = seconds), records word as its
-// delivery status for that long (one HGET per queue when off). Returns how many were deleted,
+// delivery status for that long, and when it has the receipts stream on
+// ("wsmq:receipts" = cap) appends the change to it (one HMGET per queue
+// when both are off). Returns how many were deleted,
 // or nil and a reason when the queue's keys have the wrong type (nothing
 // is then touched).
-const luaDeleteReceipts = luaChecks + `
+const luaDeleteReceipts = luaChecks + luaReceipt + `
 local function deleteReceipts(kh, kz, first, last, word, stPrefix)
 	-- The first read of each key is a pcall: a key of the wrong type fails
 	-- it before anything is written (cheaper than a TYPE per key).
-	local st = redis.pcall('HGET', kh, 'wsmq:status')
-	if errOf(st) then return nil, 'queue keys have the wrong type' end
-	local stTTL = tonumber(st or '')
+	local on = redis.pcall('HMGET', kh, 'wsmq:status', 'wsmq:receipts')
+	if errOf(on) then return nil, 'queue keys have the wrong type' end
+	local stTTL, rcMax = tonumber(on[1] or ''), tonumber(on[2] or '')
 	if stTTL and stTTL <= 0 then stTTL = nil end
+	if rcMax and rcMax <= 0 then rcMax = nil end
 	local n = 0
 	for i = first, last, 2 do
 		local id = ARGV[i]
@@ -514,6 +526,7 @@ local function deleteReceipts(kh, kz, first, last, word, stPrefix)
 			redis.call('ZREM', kz, id)
 			redis.call('HDEL', kh, id, id .. ':rc', id .. ':fr', id .. ':exp')
 			if stTTL then redis.call('SET', stPrefix .. id, word, 'EX', math.floor(stTTL)) end
+			if rcMax then receipt(stPrefix, rcMax, id, word, tonumber(ARGV[i + 1]), nil) end
 			n = n + 1
 		end
 	end

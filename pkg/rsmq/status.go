@@ -19,7 +19,7 @@ import (
 // "dead_lettered:<reason>", "expired". Queued and in-flight are read from
 // the queue itself, so a message costs nothing until it ends. With status
 // off the receive pays one more field in an HMGET it makes anyway and each
-// receipt delete one HGET per queue.
+// receipt delete one HMGET (status and receipts stream) per queue.
 //
 // A queue name cannot hold ':', so "<ns>:wsmq:status:..." never collides
 // with a queue's keys. The scripts build the key from a prefix passed in

@@ -24,8 +24,9 @@ func TestHTTPAPIEndToEndScriptPassesAgainstTheBinary(t *testing.T) {
 	r := testenv.StartRedis(t)
 	httpAddr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
 	publishertest.Start(t, r.URL(), map[string]string{
-		"WSMQ_PUBLISHER_HTTP_LISTEN": httpAddr,
-		"WSMQ_PUBLISHER_ADMIN_KEYS":  adminKey,
+		"WSMQ_PUBLISHER_HTTP_LISTEN":     httpAddr,
+		"WSMQ_PUBLISHER_ADMIN_KEYS":      adminKey,
+		"WSMQ_PUBLISHER_RECEIPTS_STREAM": "1",
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

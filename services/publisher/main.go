@@ -121,7 +121,7 @@ func run(ctx context.Context, args []string, env pkgconfig.Env, h hooks) error {
 	}
 	queues := rsmq.New(rdb, rsmq.Options{Namespace: cfg.Namespace, Realtime: true,
 		MinReplicas: cfg.MinReplicas, ReplicaTimeout: cfg.ReplicaTimeout,
-		OnReplicaTimeout: func(int) { m.ReplicaTimeouts.Inc() }, StatusTTL: statusTTL(cfg)})
+		OnReplicaTimeout: func(int) { m.ReplicaTimeouts.Inc() }, StatusTTL: statusTTL(cfg), ReceiptsCap: receiptsCap(cfg)})
 	if cfg.MinReplicas > 0 {
 		checkDurability(ctx, rdb, cfg.MinReplicas, log)
 	}
@@ -140,6 +140,19 @@ func run(ctx context.Context, args []string, env pkgconfig.Env, h hooks) error {
 	}
 	handler := server.New(queues, server.Options{MaxBatch: cfg.MaxBatch, Queue: cfg.Queue, DefaultTTL: cfg.QueueTTL, CallTimeout: cfg.CallTimeout,
 		Sender: sender, Admit: memory.Check}, m, log)
+	if cfg.ReceiptsStream {
+		// The watchers' blocking reads get a pool of their own, so they
+		// never hold the connections sends need.
+		wt := redisTuning
+		wt.PoolSize = cfg.MaxWatchers
+		wdb, err := redisconn.New(cfg.RedisURL, wt)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = wdb.Close() }()
+		handler.EnableWatch(server.WatchOptions{RDB: wdb, Max: cfg.MaxWatchers,
+			Stop: ctx.Done()}) // watches end when the stop begins: a graceful gRPC stop waits for streams
+	}
 
 	var admin *server.Admin
 	if cfg.AdminEnabled() {
@@ -198,10 +211,14 @@ func run(ctx context.Context, args []string, env pkgconfig.Env, h hooks) error {
 		return err
 	}
 	if cfg.HTTPListen != "" {
-		api := httpapi.New(httpapi.Options{Send: handler, Access: keys, MaxBody: int64(cfg.HTTPMaxBody)})
+		o := httpapi.Options{Send: handler, Access: keys, MaxBody: int64(cfg.HTTPMaxBody)}
 		if admin != nil {
-			api = httpapi.New(httpapi.Options{Send: handler, Admin: admin, Access: keys, MaxBody: int64(cfg.HTTPMaxBody)})
+			o.Admin = admin
 		}
+		if cfg.ReceiptsStream {
+			o.Watch = handler.Watch
+		}
+		api := httpapi.New(o)
 		srv := serve.NewHTTP(api, log)
 		var hs serve.Server = srv
 		if tc != nil {
@@ -232,7 +249,8 @@ func run(ctx context.Context, args []string, env pkgconfig.Env, h hooks) error {
 	log.Info("publisher starting", "tls", cfg.TLSEnabled(), "mtls", cfg.TLSClientCA != "", "dev", cfg.Dev,
 		"keys", len(cfg.KeyDigests), "admin_keys", len(cfg.AdminKeyDigests), "admin_service", admin != nil,
 		"http", cfg.HTTPListen, "namespace", cfg.Namespace, "min_replicas", cfg.MinReplicas,
-		"coalesce_max", cfg.CoalesceMax, "coalesce_inflight", cfg.CoalesceInFlight)
+		"coalesce_max", cfg.CoalesceMax, "coalesce_inflight", cfg.CoalesceInFlight,
+		"receipts", cfg.Receipts, "receipts_stream", cfg.ReceiptsStream)
 	if h.ready != nil {
 		h.ready(a)
 	}
@@ -267,6 +285,14 @@ type redisLog struct{ log *slog.Logger }
 
 func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
 	l.log.DebugContext(ctx, fmt.Sprintf(format, v...))
+}
+
+// receiptsCap is the rsmq ReceiptsCap: cfg.ReceiptsCap with the stream on, else 0.
+func receiptsCap(cfg config.Config) int64 {
+	if !cfg.ReceiptsStream {
+		return 0
+	}
+	return int64(cfg.ReceiptsCap)
 }
 
 // statusTTL is the rsmq StatusTTL: cfg.StatusTTL with receipts on, else 0.

@@ -10,9 +10,12 @@ import (
 
 // goBenchmarks are the Go benchmarks whose figures the issues ask for in
 // `make bench`: publisher Send/SendBatch (msgs/s, Redis round trips per
-// message) and auth Verify (JWT path, access-token path).
+// message), unary Send over gRPC beside HTTP (msgs/s, p50/p99 from the
+// same 32 callers), the per-message Redis cost of delivery status and the
+// receipts stream, and auth Verify (JWT path, access-token path).
 var goBenchmarks = []struct{ pkg, pattern string }{
-	{"./services/publisher/internal/service", "^Benchmark(Send|SendBatch)$"},
+	{"./services/publisher", "^Benchmark(Send|SendBatch|UnarySend)$"},
+	{"./pkg/rsmq", "^BenchmarkDeliveryCycle$"},
 	{"./services/auth/internal/server", "^Benchmark(VerifyJWT|VerifyAccessToken)$"},
 }
 

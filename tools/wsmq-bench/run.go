@@ -172,7 +172,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if _, err := os.Stat(filepath.Join(repo, "go.work")); err != nil {
 			rep.GoBenchError = "no go.work in " + repo + " (set -repo)"
 		} else {
-			logf("go benchmarks: publisher Send/SendBatch, auth Verify (-benchtime %s)", cfg.goBenchTime)
+			logf("go benchmarks: publisher Send/SendBatch/UnarySend (gRPC, HTTP), rsmq DeliveryCycle (status, receipts), auth Verify (-benchtime %s)", cfg.goBenchTime)
 			rep.GoBench, err = runGoBench(ctx, repo, cfg.goBenchTime)
 			if err != nil {
 				rep.GoBenchError = err.Error()

@@ -502,6 +502,164 @@ func (x *GetStatusResponse) GetReason() string {
 	return ""
 }
 
+// WatchDeliveriesRequest says which queues to watch and where to start.
+type WatchDeliveriesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// queue_prefix keeps only the events of queues whose name starts with it
+	// (0 to 160 characters of [A-Za-z0-9_-]); empty keeps all.
+	QueuePrefix string `protobuf:"bytes,1,opt,name=queue_prefix,json=queuePrefix,proto3" json:"queue_prefix,omitempty"`
+	// after is the position to continue after: the position of the last
+	// event handled ("<ms>-<seq>"); "" starts with the events from now on;
+	// "0" starts with the oldest event still kept.
+	After         string `protobuf:"bytes,2,opt,name=after,proto3" json:"after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchDeliveriesRequest) Reset() {
+	*x = WatchDeliveriesRequest{}
+	mi := &file_wsmq_publisher_v1_publisher_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchDeliveriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchDeliveriesRequest) ProtoMessage() {}
+
+func (x *WatchDeliveriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wsmq_publisher_v1_publisher_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchDeliveriesRequest.ProtoReflect.Descriptor instead.
+func (*WatchDeliveriesRequest) Descriptor() ([]byte, []int) {
+	return file_wsmq_publisher_v1_publisher_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *WatchDeliveriesRequest) GetQueuePrefix() string {
+	if x != nil {
+		return x.QueuePrefix
+	}
+	return ""
+}
+
+func (x *WatchDeliveriesRequest) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
+}
+
+// DeliveryEvent is one change of state of one message.
+type DeliveryEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// position is the event's place in the stream: resume after it.
+	Position string `protobuf:"bytes,1,opt,name=position,proto3" json:"position,omitempty"`
+	// time_unix_ms is when the change happened (Redis time, unix ms).
+	TimeUnixMs int64  `protobuf:"varint,2,opt,name=time_unix_ms,json=timeUnixMs,proto3" json:"time_unix_ms,omitempty"`
+	Queue      string `protobuf:"bytes,3,opt,name=queue,proto3" json:"queue,omitempty"`
+	// id is the message id Send returned.
+	Id string `protobuf:"bytes,4,opt,name=id,proto3" json:"id,omitempty"`
+	// state is IN_FLIGHT, DELIVERED, ACKNOWLEDGED, DEAD_LETTERED or EXPIRED.
+	State MessageState `protobuf:"varint,5,opt,name=state,proto3,enum=wsmq.publisher.v1.MessageState" json:"state,omitempty"`
+	// receive_count is the receive count of the delivery the change belongs
+	// to (0 when not known: an expired message, a rejected one).
+	ReceiveCount int64 `protobuf:"varint,6,opt,name=receive_count,json=receiveCount,proto3" json:"receive_count,omitempty"`
+	// reason says why a message was dead-lettered.
+	Reason        string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliveryEvent) Reset() {
+	*x = DeliveryEvent{}
+	mi := &file_wsmq_publisher_v1_publisher_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliveryEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliveryEvent) ProtoMessage() {}
+
+func (x *DeliveryEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_wsmq_publisher_v1_publisher_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliveryEvent.ProtoReflect.Descriptor instead.
+func (*DeliveryEvent) Descriptor() ([]byte, []int) {
+	return file_wsmq_publisher_v1_publisher_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *DeliveryEvent) GetPosition() string {
+	if x != nil {
+		return x.Position
+	}
+	return ""
+}
+
+func (x *DeliveryEvent) GetTimeUnixMs() int64 {
+	if x != nil {
+		return x.TimeUnixMs
+	}
+	return 0
+}
+
+func (x *DeliveryEvent) GetQueue() string {
+	if x != nil {
+		return x.Queue
+	}
+	return ""
+}
+
+func (x *DeliveryEvent) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *DeliveryEvent) GetState() MessageState {
+	if x != nil {
+		return x.State
+	}
+	return MessageState_MESSAGE_STATE_UNSPECIFIED
+}
+
+func (x *DeliveryEvent) GetReceiveCount() int64 {
+	if x != nil {
+		return x.ReceiveCount
+	}
+	return 0
+}
+
+func (x *DeliveryEvent) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_wsmq_publisher_v1_publisher_proto protoreflect.FileDescriptor
 
 const file_wsmq_publisher_v1_publisher_proto_rawDesc = "" +
@@ -529,7 +687,19 @@ const file_wsmq_publisher_v1_publisher_proto_rawDesc = "" +
 	"\x11GetStatusResponse\x125\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x1f.wsmq.publisher.v1.MessageStateR\x05state\x12#\n" +
 	"\rreceive_count\x18\x02 \x01(\x03R\freceiveCount\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason*\xf8\x01\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"Q\n" +
+	"\x16WatchDeliveriesRequest\x12!\n" +
+	"\fqueue_prefix\x18\x01 \x01(\tR\vqueuePrefix\x12\x14\n" +
+	"\x05after\x18\x02 \x01(\tR\x05after\"\xe7\x01\n" +
+	"\rDeliveryEvent\x12\x1a\n" +
+	"\bposition\x18\x01 \x01(\tR\bposition\x12 \n" +
+	"\ftime_unix_ms\x18\x02 \x01(\x03R\n" +
+	"timeUnixMs\x12\x14\n" +
+	"\x05queue\x18\x03 \x01(\tR\x05queue\x12\x0e\n" +
+	"\x02id\x18\x04 \x01(\tR\x02id\x125\n" +
+	"\x05state\x18\x05 \x01(\x0e2\x1f.wsmq.publisher.v1.MessageStateR\x05state\x12#\n" +
+	"\rreceive_count\x18\x06 \x01(\x03R\freceiveCount\x12\x16\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason*\xf8\x01\n" +
 	"\fMessageState\x12\x1d\n" +
 	"\x19MESSAGE_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14MESSAGE_STATE_QUEUED\x10\x01\x12\x1b\n" +
@@ -538,11 +708,12 @@ const file_wsmq_publisher_v1_publisher_proto_rawDesc = "" +
 	"\x1aMESSAGE_STATE_ACKNOWLEDGED\x10\x04\x12\x1f\n" +
 	"\x1bMESSAGE_STATE_DEAD_LETTERED\x10\x05\x12\x19\n" +
 	"\x15MESSAGE_STATE_EXPIRED\x10\x06\x12\x19\n" +
-	"\x15MESSAGE_STATE_UNKNOWN\x10\a2\x8b\x02\n" +
+	"\x15MESSAGE_STATE_UNKNOWN\x10\a2\xed\x02\n" +
 	"\x10PublisherService\x12G\n" +
 	"\x04Send\x12\x1e.wsmq.publisher.v1.SendRequest\x1a\x1f.wsmq.publisher.v1.SendResponse\x12V\n" +
 	"\tSendBatch\x12#.wsmq.publisher.v1.SendBatchRequest\x1a$.wsmq.publisher.v1.SendBatchResponse\x12V\n" +
-	"\tGetStatus\x12#.wsmq.publisher.v1.GetStatusRequest\x1a$.wsmq.publisher.v1.GetStatusResponseB8Z6github.com/wsmq/wsmq/gen/wsmq/publisher/v1;publisherv1b\x06proto3"
+	"\tGetStatus\x12#.wsmq.publisher.v1.GetStatusRequest\x1a$.wsmq.publisher.v1.GetStatusResponse\x12`\n" +
+	"\x0fWatchDeliveries\x12).wsmq.publisher.v1.WatchDeliveriesRequest\x1a .wsmq.publisher.v1.DeliveryEvent0\x01B8Z6github.com/wsmq/wsmq/gen/wsmq/publisher/v1;publisherv1b\x06proto3"
 
 var (
 	file_wsmq_publisher_v1_publisher_proto_rawDescOnce sync.Once
@@ -557,32 +728,37 @@ func file_wsmq_publisher_v1_publisher_proto_rawDescGZIP() []byte {
 }
 
 var file_wsmq_publisher_v1_publisher_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_wsmq_publisher_v1_publisher_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_wsmq_publisher_v1_publisher_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_wsmq_publisher_v1_publisher_proto_goTypes = []any{
-	(MessageState)(0),         // 0: wsmq.publisher.v1.MessageState
-	(*SendRequest)(nil),       // 1: wsmq.publisher.v1.SendRequest
-	(*SendResponse)(nil),      // 2: wsmq.publisher.v1.SendResponse
-	(*SendBatchRequest)(nil),  // 3: wsmq.publisher.v1.SendBatchRequest
-	(*SendBatchResult)(nil),   // 4: wsmq.publisher.v1.SendBatchResult
-	(*SendBatchResponse)(nil), // 5: wsmq.publisher.v1.SendBatchResponse
-	(*GetStatusRequest)(nil),  // 6: wsmq.publisher.v1.GetStatusRequest
-	(*GetStatusResponse)(nil), // 7: wsmq.publisher.v1.GetStatusResponse
+	(MessageState)(0),              // 0: wsmq.publisher.v1.MessageState
+	(*SendRequest)(nil),            // 1: wsmq.publisher.v1.SendRequest
+	(*SendResponse)(nil),           // 2: wsmq.publisher.v1.SendResponse
+	(*SendBatchRequest)(nil),       // 3: wsmq.publisher.v1.SendBatchRequest
+	(*SendBatchResult)(nil),        // 4: wsmq.publisher.v1.SendBatchResult
+	(*SendBatchResponse)(nil),      // 5: wsmq.publisher.v1.SendBatchResponse
+	(*GetStatusRequest)(nil),       // 6: wsmq.publisher.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),      // 7: wsmq.publisher.v1.GetStatusResponse
+	(*WatchDeliveriesRequest)(nil), // 8: wsmq.publisher.v1.WatchDeliveriesRequest
+	(*DeliveryEvent)(nil),          // 9: wsmq.publisher.v1.DeliveryEvent
 }
 var file_wsmq_publisher_v1_publisher_proto_depIdxs = []int32{
 	1, // 0: wsmq.publisher.v1.SendBatchRequest.items:type_name -> wsmq.publisher.v1.SendRequest
 	4, // 1: wsmq.publisher.v1.SendBatchResponse.results:type_name -> wsmq.publisher.v1.SendBatchResult
 	0, // 2: wsmq.publisher.v1.GetStatusResponse.state:type_name -> wsmq.publisher.v1.MessageState
-	1, // 3: wsmq.publisher.v1.PublisherService.Send:input_type -> wsmq.publisher.v1.SendRequest
-	3, // 4: wsmq.publisher.v1.PublisherService.SendBatch:input_type -> wsmq.publisher.v1.SendBatchRequest
-	6, // 5: wsmq.publisher.v1.PublisherService.GetStatus:input_type -> wsmq.publisher.v1.GetStatusRequest
-	2, // 6: wsmq.publisher.v1.PublisherService.Send:output_type -> wsmq.publisher.v1.SendResponse
-	5, // 7: wsmq.publisher.v1.PublisherService.SendBatch:output_type -> wsmq.publisher.v1.SendBatchResponse
-	7, // 8: wsmq.publisher.v1.PublisherService.GetStatus:output_type -> wsmq.publisher.v1.GetStatusResponse
-	6, // [6:9] is the sub-list for method output_type
-	3, // [3:6] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	0, // 3: wsmq.publisher.v1.DeliveryEvent.state:type_name -> wsmq.publisher.v1.MessageState
+	1, // 4: wsmq.publisher.v1.PublisherService.Send:input_type -> wsmq.publisher.v1.SendRequest
+	3, // 5: wsmq.publisher.v1.PublisherService.SendBatch:input_type -> wsmq.publisher.v1.SendBatchRequest
+	6, // 6: wsmq.publisher.v1.PublisherService.GetStatus:input_type -> wsmq.publisher.v1.GetStatusRequest
+	8, // 7: wsmq.publisher.v1.PublisherService.WatchDeliveries:input_type -> wsmq.publisher.v1.WatchDeliveriesRequest
+	2, // 8: wsmq.publisher.v1.PublisherService.Send:output_type -> wsmq.publisher.v1.SendResponse
+	5, // 9: wsmq.publisher.v1.PublisherService.SendBatch:output_type -> wsmq.publisher.v1.SendBatchResponse
+	7, // 10: wsmq.publisher.v1.PublisherService.GetStatus:output_type -> wsmq.publisher.v1.GetStatusResponse
+	9, // 11: wsmq.publisher.v1.PublisherService.WatchDeliveries:output_type -> wsmq.publisher.v1.DeliveryEvent
+	8, // [8:12] is the sub-list for method output_type
+	4, // [4:8] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_wsmq_publisher_v1_publisher_proto_init() }
@@ -596,7 +772,7 @@ func file_wsmq_publisher_v1_publisher_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wsmq_publisher_v1_publisher_proto_rawDesc), len(file_wsmq_publisher_v1_publisher_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

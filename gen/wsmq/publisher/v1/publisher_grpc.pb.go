@@ -23,9 +23,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	PublisherService_Send_FullMethodName      = "/wsmq.publisher.v1.PublisherService/Send"
-	PublisherService_SendBatch_FullMethodName = "/wsmq.publisher.v1.PublisherService/SendBatch"
-	PublisherService_GetStatus_FullMethodName = "/wsmq.publisher.v1.PublisherService/GetStatus"
+	PublisherService_Send_FullMethodName            = "/wsmq.publisher.v1.PublisherService/Send"
+	PublisherService_SendBatch_FullMethodName       = "/wsmq.publisher.v1.PublisherService/SendBatch"
+	PublisherService_GetStatus_FullMethodName       = "/wsmq.publisher.v1.PublisherService/GetStatus"
+	PublisherService_WatchDeliveries_FullMethodName = "/wsmq.publisher.v1.PublisherService/WatchDeliveries"
 )
 
 // PublisherServiceClient is the client API for PublisherService service.
@@ -54,6 +55,20 @@ type PublisherServiceClient interface {
 	// publisher that sent it has delivery receipts on (WSMQ_PUBLISHER_RECEIPTS);
 	// else, and once that record expired, UNKNOWN.
 	GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error)
+	// WatchDeliveries streams every change of state of the messages of the
+	// queues named by queue_prefix as it happens: IN_FLIGHT (each receive,
+	// with its receive count: a redelivery shows as 2, 3, ...), DELIVERED,
+	// ACKNOWLEDGED, DEAD_LETTERED (with the reason) and EXPIRED. It is served
+	// when the publisher has the receipts stream on
+	// (WSMQ_PUBLISHER_RECEIPTS_STREAM; else UNIMPLEMENTED), and covers the
+	// queues such a publisher has sent to since. Each event carries its
+	// position; after a reconnect, pass the last position handled as `after`
+	// to continue without a gap or a repeat. OUT_OF_RANGE names `after` when
+	// events after it were trimmed off the stream (its length cap,
+	// WSMQ_RECEIPTS_STREAM_CAP) or it is past the stream's end: restart
+	// from "0" (every event still kept) or "" (from now). RESOURCE_EXHAUSTED
+	// when the publisher already serves its most watchers.
+	WatchDeliveries(ctx context.Context, in *WatchDeliveriesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DeliveryEvent], error)
 }
 
 type publisherServiceClient struct {
@@ -94,6 +109,25 @@ func (c *publisherServiceClient) GetStatus(ctx context.Context, in *GetStatusReq
 	return out, nil
 }
 
+func (c *publisherServiceClient) WatchDeliveries(ctx context.Context, in *WatchDeliveriesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DeliveryEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &PublisherService_ServiceDesc.Streams[0], PublisherService_WatchDeliveries_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchDeliveriesRequest, DeliveryEvent]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PublisherService_WatchDeliveriesClient = grpc.ServerStreamingClient[DeliveryEvent]
+
 // PublisherServiceServer is the server API for PublisherService service.
 // All implementations must embed UnimplementedPublisherServiceServer
 // for forward compatibility.
@@ -120,6 +154,20 @@ type PublisherServiceServer interface {
 	// publisher that sent it has delivery receipts on (WSMQ_PUBLISHER_RECEIPTS);
 	// else, and once that record expired, UNKNOWN.
 	GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error)
+	// WatchDeliveries streams every change of state of the messages of the
+	// queues named by queue_prefix as it happens: IN_FLIGHT (each receive,
+	// with its receive count: a redelivery shows as 2, 3, ...), DELIVERED,
+	// ACKNOWLEDGED, DEAD_LETTERED (with the reason) and EXPIRED. It is served
+	// when the publisher has the receipts stream on
+	// (WSMQ_PUBLISHER_RECEIPTS_STREAM; else UNIMPLEMENTED), and covers the
+	// queues such a publisher has sent to since. Each event carries its
+	// position; after a reconnect, pass the last position handled as `after`
+	// to continue without a gap or a repeat. OUT_OF_RANGE names `after` when
+	// events after it were trimmed off the stream (its length cap,
+	// WSMQ_RECEIPTS_STREAM_CAP) or it is past the stream's end: restart
+	// from "0" (every event still kept) or "" (from now). RESOURCE_EXHAUSTED
+	// when the publisher already serves its most watchers.
+	WatchDeliveries(*WatchDeliveriesRequest, grpc.ServerStreamingServer[DeliveryEvent]) error
 	mustEmbedUnimplementedPublisherServiceServer()
 }
 
@@ -138,6 +186,9 @@ func (UnimplementedPublisherServiceServer) SendBatch(context.Context, *SendBatch
 }
 func (UnimplementedPublisherServiceServer) GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetStatus not implemented")
+}
+func (UnimplementedPublisherServiceServer) WatchDeliveries(*WatchDeliveriesRequest, grpc.ServerStreamingServer[DeliveryEvent]) error {
+	return status.Error(codes.Unimplemented, "method WatchDeliveries not implemented")
 }
 func (UnimplementedPublisherServiceServer) mustEmbedUnimplementedPublisherServiceServer() {}
 func (UnimplementedPublisherServiceServer) testEmbeddedByValue()                          {}
@@ -214,6 +265,17 @@ func _PublisherService_GetStatus_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PublisherService_WatchDeliveries_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchDeliveriesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(PublisherServiceServer).WatchDeliveries(m, &grpc.GenericServerStream[WatchDeliveriesRequest, DeliveryEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PublisherService_WatchDeliveriesServer = grpc.ServerStreamingServer[DeliveryEvent]
+
 // PublisherService_ServiceDesc is the grpc.ServiceDesc for PublisherService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -234,6 +296,12 @@ var PublisherService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _PublisherService_GetStatus_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchDeliveries",
+			Handler:       _PublisherService_WatchDeliveries_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "wsmq/publisher/v1/publisher.proto",
 }

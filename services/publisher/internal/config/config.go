@@ -34,9 +34,14 @@ type Config struct {
 	QueueTTL        int              // seconds; ttl of a message sent without one (WSMQ_QUEUE_TTL), 0 = none
 	// Receipts turns delivery status on for the queues this publisher sends
 	// to (GetStatus reports how their messages ended, kept for StatusTTL).
-	Receipts    bool
-	StatusTTL   time.Duration
-	CallTimeout time.Duration // deadline of the Redis work of one RPC
+	Receipts  bool
+	StatusTTL time.Duration
+	// ReceiptsStream turns the delivery receipts stream on for the queues
+	// this publisher sends to, and serves WatchDeliveries (gRPC and SSE).
+	ReceiptsStream bool
+	ReceiptsCap    int           // the stream's length cap (XADD MAXLEN ~), entries
+	MaxWatchers    int           // most WatchDeliveries streams served at once
+	CallTimeout    time.Duration // deadline of the Redis work of one RPC
 	// Coalescing of concurrent unary sends into one Redis round trip
 	// (coalesce.Options): most items per flush (1 turns coalescing off),
 	// flushes in flight at once, and the added wait for more items.
@@ -96,6 +101,8 @@ const (
 	DefaultReplicaTimeout  = 100 * time.Millisecond
 	DefaultHTTPMaxBody     = 4 << 20
 	DefaultStatusTTL       = 24 * time.Hour
+	DefaultReceiptsCap     = 1_000_000
+	DefaultMaxWatchers     = 32
 	maxMinReplicas         = 16
 )
 
@@ -116,6 +123,12 @@ func settings(c *Config) *config.Set {
 		"delivery receipts: the queues sent to record how each message ended (delivered, acknowledged, dead-lettered, expired) for GetStatus")
 	s.Duration(&c.StatusTTL, "status-ttl", "WSMQ_STATUS_TTL", DefaultStatusTTL, time.Second, 30*24*time.Hour,
 		"how long a message's final delivery status is kept (with WSMQ_PUBLISHER_RECEIPTS)")
+	s.Bool(&c.ReceiptsStream, "receipts-stream", "WSMQ_PUBLISHER_RECEIPTS_STREAM", false,
+		"delivery receipts stream: the queues sent to append every change of a message's state to a Redis stream; serves WatchDeliveries and GET /v1/deliveries (SSE)")
+	s.Int(&c.ReceiptsCap, "receipts-stream-cap", "WSMQ_RECEIPTS_STREAM_CAP", DefaultReceiptsCap, 1000, 1_000_000_000,
+		"length cap of the receipts stream (entries, trimmed approximately): how far back a watcher can resume")
+	s.Int(&c.MaxWatchers, "max-watchers", "WSMQ_PUBLISHER_MAX_WATCHERS", DefaultMaxWatchers, 1, 10_000,
+		"most WatchDeliveries streams (gRPC and SSE) served at once; each holds one Redis connection of its own pool")
 	s.Duration(&c.CallTimeout, "call-timeout", "WSMQ_PUBLISHER_CALL_TIMEOUT", DefaultCallTimeout, 10*time.Millisecond, time.Minute, "deadline of the Redis work of one RPC")
 	s.Int(&c.CoalesceMax, "coalesce-max", "WSMQ_PUBLISHER_COALESCE_MAX", coalesce.DefaultMaxBatch, 1, rsmq.MaxBatch,
 		"most concurrent Sends gathered into one Redis round trip; 1 sends each alone")

@@ -7,6 +7,9 @@
 //
 //	POST   /v1/queues/{queue}/messages        {"message","delaySeconds"} → {"id"}
 //	POST   /v1/messages:batch                 {"items":[{"queue","message","delaySeconds"}]} → {"results":[{"id","code","error"}]}
+//	GET    /v1/queues/{queue}/messages/{id}   → {"state","receiveCount","reason"}
+//	GET    /v1/deliveries?queuePrefix=&after= → text/event-stream of delivery events (Last-Event-ID resumes)
+//	GET    /v1/openapi.json                   → the OpenAPI document
 //	POST   /v1/admin/queues                   {"queue","vtSeconds","delaySeconds","maxSize"} → {}
 //	GET    /v1/admin/queues?prefix=&pageSize=&pageToken=   → {"queues":[...],"nextPageToken"}
 //	GET    /v1/admin/queues/{queue}           → attributes
@@ -28,6 +31,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -49,6 +53,13 @@ type Options struct {
 	Access *access.Access
 	// MaxBody is the largest accepted body; default DefaultMaxBody.
 	MaxBody int64
+	// Watch serves GET /v1/deliveries (server.Server.Watch); nil answers
+	// it UNIMPLEMENTED.
+	Watch func(ctx context.Context, req *publisherv1.WatchDeliveriesRequest,
+		send func(*publisherv1.DeliveryEvent) error, idle func() error) error
+	// KeepAlive is the longest silence of an event stream before a comment
+	// line is sent (proxies close idle connections); default 15s.
+	KeepAlive time.Duration
 }
 
 // Status is the google.rpc.Status JSON of an error answer.
@@ -123,11 +134,16 @@ func New(o Options) http.Handler {
 	if o.MaxBody <= 0 {
 		o.MaxBody = DefaultMaxBody
 	}
+	if o.KeepAlive <= 0 {
+		o.KeepAlive = 15 * time.Second
+	}
 	h := &handler{o: o}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/queues/{queue}/messages", h.send)
 	mux.HandleFunc("POST /v1/messages:batch", h.batch)
 	mux.HandleFunc("GET /v1/queues/{queue}/messages/{id}", h.status)
+	mux.HandleFunc("GET /v1/deliveries", h.deliveries)
+	mux.HandleFunc("GET /v1/openapi.json", serveOpenAPI)
 	mux.HandleFunc("POST /v1/admin/queues", h.admin(h.create))
 	mux.HandleFunc("GET /v1/admin/queues", h.admin(h.list))
 	mux.HandleFunc("GET /v1/admin/queues/{queue}", h.admin(h.attrs))

@@ -36,6 +36,10 @@ type Metrics struct {
 	ScriptReloads prometheus.Counter
 	// FlushItems is the number of Sends per coalesced Redis round trip.
 	FlushItems prometheus.Histogram
+	// Watchers is the number of WatchDeliveries streams (gRPC and SSE) open.
+	Watchers prometheus.Gauge
+	// DeliveryEvents counts the events sent to watchers.
+	DeliveryEvents prometheus.Counter
 }
 
 // New creates and registers the collectors.
@@ -80,9 +84,17 @@ func New() *Metrics {
 			Help:    "Unary Sends gathered into one Redis round trip (WSMQ_PUBLISHER_COALESCE_MAX).",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000},
 		}),
+		Watchers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wsmq_publisher_watchers",
+			Help: "WatchDeliveries streams open (gRPC and server-sent events).",
+		}),
+		DeliveryEvents: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wsmq_publisher_delivery_events_total",
+			Help: "Delivery events sent to WatchDeliveries streams.",
+		}),
 	}
 	m.Registry.MustRegister(m.Messages, m.Latency, m.RedisUp, m.AuthFailures,
-		m.RedisMaster, m.Failovers, m.ReplicaTimeouts, m.ScriptReloads, m.FlushItems,
+		m.RedisMaster, m.Failovers, m.ReplicaTimeouts, m.ScriptReloads, m.FlushItems, m.Watchers, m.DeliveryEvents,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -72,6 +72,9 @@ type Server struct {
 	opts Options
 	m    *metrics.Metrics
 	log  *slog.Logger
+
+	watch    *WatchOptions // nil: WatchDeliveries is off
+	watchers chan struct{} // one token per watcher served
 }
 
 // New returns a Server sending through q (which should have Realtime set).
