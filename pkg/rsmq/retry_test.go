@@ -2,8 +2,6 @@ package rsmq_test
 
 import (
 	"context"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,17 +11,7 @@ import (
 )
 
 // evalshaCalls reads how many EVALSHA commands Redis has run.
-func evalshaCalls(t *testing.T, e *env) int {
-	t.Helper()
-	info := e.raw.Info(e.ctx, "commandstats").Val()
-	for _, line := range strings.Split(info, "\n") {
-		if rest, ok := strings.CutPrefix(line, "cmdstat_evalsha:calls="); ok {
-			n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
-			return n
-		}
-	}
-	return 0
-}
+func evalshaCalls(t *testing.T, e *env) int { return testenv.CommandCalls(t, e.raw, "evalsha") }
 
 func TestSendRetriedAfterLostReplyIsStoredOnce(t *testing.T) {
 	e := newEnv(t, rsmq.Options{})

@@ -304,8 +304,7 @@ func TestReturnByReceiptsUndoesTheReceiveSoReturnsNeverDeadLetter(t *testing.T) 
 
 func TestReceiveWithoutRetriesRunsOnceWhenTheReplyTimesOut(t *testing.T) {
 	e := newEnv(t, rsmq.Options{})
-	p := testenv.StartReplyDropper(t, e.redis.Addr(), "SLOW-RECV")
-	p.Delay = 500 * time.Millisecond
+	p := testenv.StartReplyDelayer(t, e.redis.Addr(), "SLOW-RECV", 500*time.Millisecond)
 	noRetry := redis.NewClient(&redis.Options{Addr: p.Addr(), MaxRetries: -1, ReadTimeout: 100 * time.Millisecond})
 	t.Cleanup(func() { _ = noRetry.Close() })
 	c := rsmq.New(e.raw, rsmq.Options{ReceiveClient: noRetry})

@@ -27,6 +27,8 @@ type ReplyDropper struct {
 	Armed atomic.Bool
 	// Dropped counts the replies dropped (or delayed).
 	Dropped atomic.Int32
+	acted   chan struct{}
+	once    sync.Once
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	conns   []net.Conn
@@ -40,12 +42,24 @@ func StartReplyDropper(t testing.TB, target, marker string) *ReplyDropper {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &ReplyDropper{ln: ln, target: target, marker: []byte(marker)}
+	p := &ReplyDropper{ln: ln, target: target, marker: []byte(marker), acted: make(chan struct{})}
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(p.close)
 	return p
 }
+
+// StartReplyDelayer is StartReplyDropper whose armed reply is held back for
+// delay (past the client's read timeout) and then forwarded.
+func StartReplyDelayer(t testing.TB, target, marker string, delay time.Duration) *ReplyDropper {
+	t.Helper()
+	p := StartReplyDropper(t, target, marker)
+	p.Delay = delay // before any armed request: the proxy reads it only once armed
+	return p
+}
+
+// Acted is closed once the proxy dropped a reply, or forwarded a delayed one.
+func (p *ReplyDropper) Acted() <-chan struct{} { return p.acted }
 
 // Addr is the proxy's address.
 func (p *ReplyDropper) Addr() string { return p.ln.Addr().String() }
@@ -111,10 +125,12 @@ func (p *ReplyDropper) accept() {
 					if p.Delay > 0 {
 						time.Sleep(p.Delay) // the fault: a reply that comes too late
 						_, _ = client.Write(buf[:n])
+						p.once.Do(func() { close(p.acted) })
 						continue
 					}
 					_ = client.Close()
 					_ = server.Close()
+					p.once.Do(func() { close(p.acted) })
 					return
 				}
 				if n > 0 {

@@ -320,3 +320,21 @@ func (h *HA) waitSentinelReady(ctx context.Context, i, replicas, peers int) {
 		}
 	}
 }
+
+// CommandCalls is how many times the server rdb talks to has run cmd (INFO
+// commandstats: the commands run inside scripts count too), 0 before its
+// first call.
+func CommandCalls(t testing.TB, rdb redis.UniversalClient, cmd string) int {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatalf("testenv: INFO commandstats: %v", err)
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		if rest, ok := strings.CutPrefix(line, "cmdstat_"+cmd+":calls="); ok {
+			n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+			return n
+		}
+	}
+	return 0
+}

@@ -3,7 +3,6 @@ package delivery
 import (
 	"context"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,17 +12,7 @@ import (
 
 // commandCalls reads how many times Redis ran cmd (scripts' inner
 // commands included).
-func (h *harness) commandCalls(cmd string) int {
-	h.t.Helper()
-	info := h.rdb.Info(context.Background(), "commandstats").Val()
-	for line := range strings.SplitSeq(info, "\n") {
-		if rest, ok := strings.CutPrefix(line, "cmdstat_"+cmd+":calls="); ok {
-			n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
-			return n
-		}
-	}
-	return 0
-}
+func (h *harness) commandCalls(cmd string) int { return testenv.CommandCalls(h.t, h.rdb, cmd) }
 
 // TestKeyspaceWakeDeliversSendsWithoutRealtimeAndIgnoresTheEnginesOwnWork:
 // in both keyspace modes a sender without realtime notifications (plain

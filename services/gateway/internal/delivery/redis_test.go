@@ -1,10 +1,8 @@
 package delivery
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -143,103 +141,6 @@ func TestGatewayClockOffsetNeitherDelaysNorBusyLoops(t *testing.T) {
 	}
 }
 
-// delayProxy is a TCP proxy to Redis that, once armed, holds back the
-// reply to the first request containing marker for delay (past the
-// client's read timeout), then forwards it; released is closed then.
-type delayProxy struct {
-	ln       net.Listener
-	target   string
-	marker   []byte
-	delay    time.Duration
-	armed    atomic.Bool
-	released chan struct{}
-	wg       sync.WaitGroup
-	mu       sync.Mutex
-	conns    []net.Conn
-}
-
-func startDelayProxy(t *testing.T, target, marker string, delay time.Duration) *delayProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &delayProxy{ln: ln, target: target, marker: []byte(marker), delay: delay, released: make(chan struct{})}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		p.mu.Lock()
-		for _, c := range p.conns {
-			_ = c.Close()
-		}
-		p.mu.Unlock()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *delayProxy) accept() {
-	defer p.wg.Done()
-	for {
-		client, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		server, err := net.Dial("tcp", p.target)
-		if err != nil {
-			_ = client.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, client, server)
-		p.mu.Unlock()
-		var holdNext atomic.Bool
-		p.wg.Add(2)
-		go func() { // client -> server
-			defer p.wg.Done()
-			defer func() { _ = server.Close() }()
-			buf := make([]byte, 64<<10)
-			for {
-				n, err := client.Read(buf)
-				if n > 0 {
-					if p.armed.Load() && bytes.Contains(buf[:n], p.marker) {
-						holdNext.Store(true)
-					}
-					if _, err := server.Write(buf[:n]); err != nil {
-						return
-					}
-				}
-				if err != nil {
-					return
-				}
-			}
-		}()
-		go func() { // server -> client
-			defer p.wg.Done()
-			defer func() { _ = client.Close() }()
-			buf := make([]byte, 64<<10)
-			for {
-				n, err := server.Read(buf)
-				if n > 0 && holdNext.Load() && p.armed.CompareAndSwap(true, false) {
-					time.Sleep(p.delay) // the fault: a reply that comes too late
-					_, _ = client.Write(buf[:n])
-					close(p.released)
-					continue
-				}
-				if n > 0 {
-					if _, err := client.Write(buf[:n]); err != nil {
-						return
-					}
-				}
-				if err != nil {
-					return
-				}
-			}
-		}()
-	}
-}
-
 // onFailure is a go-redis hook that calls fn after the first command that
 // failed on a connection error (not an error reply such as NOSCRIPT).
 // Hooks wrap go-redis's retries, so fn sees the server's state when the
@@ -271,7 +172,7 @@ func (h *onFailure) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 }
 
 func TestReceiveWhoseReplyTimesOutRunsOnceAndThePullRecovers(t *testing.T) {
-	var p *delayProxy
+	var p *testenv.ReplyDropper
 	var before, runsAtFailure atomic.Int64
 	var m2Touched atomic.Bool
 	var m2 string
@@ -286,9 +187,9 @@ func TestReceiveWhoseReplyTimesOutRunsOnceAndThePullRecovers(t *testing.T) {
 		SweepInterval:     time.Minute, // only the pull path talks to Redis in this test
 		HotSweepInterval:  time.Minute,
 	}, func(addr string) *redis.Client {
-		p = startDelayProxy(t, addr, "SLOW", 600*time.Millisecond)
+		p = testenv.StartReplyDelayer(t, addr, "SLOW", 600*time.Millisecond)
 		// As the gateway's receive client: no retries (here a short read timeout).
-		c := redis.NewClient(&redis.Options{Addr: p.ln.Addr().String(), MaxRetries: -1, ReadTimeout: 200 * time.Millisecond})
+		c := redis.NewClient(&redis.Options{Addr: p.Addr(), MaxRetries: -1, ReadTimeout: 200 * time.Millisecond})
 		c.AddHook(failure)
 		return c
 	})
@@ -305,11 +206,11 @@ func TestReceiveWhoseReplyTimesOutRunsOnceAndThePullRecovers(t *testing.T) {
 	m1 := h.send("SLOW", "m1")
 	m2 = h.send("SLOW", "m2")
 	before.Store(h.receiveRuns())
-	p.armed.Store(true)
+	p.Armed.Store(true)
 	sink := newSink(10, true)
 	h.subscribe(sink, "SLOW", false)
 	select {
-	case <-p.released:
+	case <-p.Acted():
 	case <-time.After(waitTimeout):
 		t.Fatal("no receive went through the proxy")
 	}

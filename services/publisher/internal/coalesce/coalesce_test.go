@@ -41,17 +41,7 @@ func newEnv(t *testing.T) *env {
 }
 
 // evalsha is how many EVALSHA commands Redis has run.
-func (e *env) evalsha(t *testing.T) int {
-	t.Helper()
-	info := e.raw.Info(context.Background(), "commandstats").Val()
-	for line := range strings.SplitSeq(info, "\n") {
-		if rest, ok := strings.CutPrefix(line, "cmdstat_evalsha:calls="); ok {
-			n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
-			return n
-		}
-	}
-	return 0
-}
+func (e *env) evalsha(t *testing.T) int { return testenv.CommandCalls(t, e.raw, "evalsha") }
 
 // gated is a Sender whose first SendBatch waits for open to be closed, so
 // a test can line calls up behind a busy flush.
