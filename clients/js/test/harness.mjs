@@ -45,6 +45,7 @@ export function next(client, event, pred = () => true, timeout = WAIT) {
       off();
       reject(new Error(`timed out after ${timeout} ms waiting for event ${event}`));
     }, timeout);
+    timer.unref?.(); // a waiter that lost a race keeps no test process alive
     const off = client.on(event, (d) => {
       if (!pred(d)) return;
       clearTimeout(timer);

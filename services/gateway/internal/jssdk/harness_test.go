@@ -97,7 +97,13 @@ type harness struct {
 // the control endpoint.
 func newHarness(t *testing.T, gateways int, stackEnv []string, env ...string) *harness {
 	t.Helper()
-	s := gatewaytest.Start(t, stackEnv...)
+	return newHarnessAuthEnv(t, gateways, nil, stackEnv, env...)
+}
+
+// newHarnessAuthEnv is newHarness with authEnv in the auth process's environment.
+func newHarnessAuthEnv(t *testing.T, gateways int, authEnv, stackEnv []string, env ...string) *harness {
+	t.Helper()
+	s := gatewaytest.StartAuthEnv(t, authEnv, stackEnv...)
 	h := &harness{t: t, s: s, mux: http.NewServeMux()}
 	for range gateways {
 		h.gws = append(h.gws, s.StartGateway(env...))
@@ -330,9 +336,9 @@ func (h *harness) runNode(file string, env ...string) {
 	if h.px != nil {
 		gw = h.px.URL()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	args := append(nodeArgs(t, node), "--test", "--test-reporter=spec", filepath.Join(root, "clients", "js", "test", file))
+	args := append(nodeArgs(t, node), "--test", "--test-reporter=spec", "--test-force-exit", filepath.Join(root, "clients", "js", "test", file))
 	cmd := exec.CommandContext(ctx, node, args...)
 	cmd.Dir = filepath.Join(root, "clients", "js")
 	cmd.Env = append(os.Environ(), append([]string{"WSMQ_CTL=" + h.ctl, "WSMQ_GATEWAY=" + gw, "NO_COLOR=1"}, env...)...)
