@@ -20,7 +20,7 @@ func TestJSClientSurvivesSIGKILLOfItsGatewayBehindAProxy(t *testing.T) { // 3
 }
 
 func TestJSFiveHundredClientsSpreadTheirReconnectsAfterARestart(t *testing.T) { // 4
-	h := newHarness(t, 1, nil, "WSMQ_CONN_RATE=1000000", "WSMQ_LOGIN_RATE=1000000")
+	h := newHarness(t, 1, nil, "WSMQ_CONN_RATE=1000000", "WSMQ_MAX_CONNS_PER_USER=1000", "WSMQ_MAX_QUEUES_PER_USER=1000")
 	h.runNode("restart.test.mjs")
 }
 
