@@ -61,7 +61,9 @@ true`, pingInterval.Milliseconds())))
 	state := func() string {
 		return run(t, ctx, "read the client", chromedp.Evaluate[string](`bg.client.state + " " + bg.client.stats.connects`))
 	}
-	history := func() string { return run(t, ctx, "read state changes", chromedp.Evaluate[string](`bg.states.join("; ")`)) }
+	history := func() string {
+		return run(t, ctx, "read state changes", chromedp.Evaluate[string](`bg.states.join("; ")`))
+	}
 	got := func(body string) string { return fmt.Sprintf(`bg.got.includes(%q)`, body) }
 
 	// 1. Alive: the tab's timers throttled, its event loop held for five
