@@ -255,6 +255,7 @@ export class WsmqClient {
     this.attempt = 0;
     this.reconnect = null; // the pending reconnect timer
     this.started = false;
+    this.token = ""; // the latest JWT of a token frame (used without a provider)
     this.stats = { connects: 0, handled: 0, failed: 0, duplicates: 0, droppedAcks: 0, unknownAcks: 0, attempts: 0 };
     this._hooks = null;
   }
@@ -348,7 +349,7 @@ export class WsmqClient {
       const provider = this.options.credentials;
       creds = provider
         ? await provider({ attempt: this.attempt })
-        : { url: this.options.url, token: this.options.token, accessToken: this.options.accessToken };
+        : { url: this.options.url, token: this.token || this.options.token, accessToken: this.options.accessToken };
     } catch (error) {
       if (this.state === "closed") return;
       if (error instanceof UnauthorizedError || error instanceof ForbiddenError) return this._stop(0, error.message, error);

@@ -94,7 +94,7 @@ type harness struct {
 }
 
 // newHarness starts the stack with gateways gateways (each with env) and
-// the control endpoint.
+// the control endpoint; with none, only the control endpoint (no stack).
 func newHarness(t *testing.T, gateways int, stackEnv []string, env ...string) *harness {
 	t.Helper()
 	return newHarnessAuthEnv(t, gateways, nil, stackEnv, env...)
@@ -103,10 +103,12 @@ func newHarness(t *testing.T, gateways int, stackEnv []string, env ...string) *h
 // newHarnessAuthEnv is newHarness with authEnv in the auth process's environment.
 func newHarnessAuthEnv(t *testing.T, gateways int, authEnv, stackEnv []string, env ...string) *harness {
 	t.Helper()
-	s := gatewaytest.StartAuthEnv(t, authEnv, stackEnv...)
-	h := &harness{t: t, s: s, mux: http.NewServeMux()}
+	h := &harness{t: t, mux: http.NewServeMux()}
+	if gateways > 0 {
+		h.s = gatewaytest.StartAuthEnv(t, authEnv, stackEnv...)
+	}
 	for range gateways {
-		h.gws = append(h.gws, s.StartGateway(env...))
+		h.gws = append(h.gws, h.s.StartGateway(env...))
 	}
 	h.routes()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -332,7 +334,10 @@ func (h *harness) runNode(file string, env ...string) {
 	t.Helper()
 	node := need(t, "node", "apt-get install -y nodejs")
 	root := repoRoot(t)
-	gw := h.gw(0).URL()
+	gw := h.ctl // no stack: the control endpoint's own websockets (/fake/ws)
+	if len(h.gws) > 0 {
+		gw = h.gw(0).URL()
+	}
 	if h.px != nil {
 		gw = h.px.URL()
 	}

@@ -37,7 +37,7 @@ func TestJSWatchdogNoticesABlackHoledNetworkAndTheClientResumes(t *testing.T) { 
 }
 
 func TestJSCloseCodeMatrix(t *testing.T) { // 8
-	newHarness(t, 1, nil).runNode("closecodes.test.mjs")
+	newHarness(t, 0, nil).runNode("closecodes.test.mjs") // the control endpoint's /fake/ws only
 }
 
 func TestJSAckOfALostConnectionIsNeverSentOnTheNewOne(t *testing.T) { // 9
