@@ -389,6 +389,9 @@ export class WsmqClient {
   _onHello(s, hello) {
     if (s.ended || s.open) return;
     s.hello = hello || { ...fallbackHello, ackMode: this.options.ackMode };
+    // The connection's ack mode is what the gateway says it is: acks go
+    // out only when it expects them.
+    if (s.hello.ackMode === "manual" || s.hello.ackMode === "auto") s.ackMode = s.hello.ackMode;
     s.open = true;
     s.began = Date.now();
     this.stats.connects++;
