@@ -8,10 +8,13 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v protoc >/dev/null || need+=(protobuf-compiler)
 [ -f /usr/include/google/protobuf/timestamp.proto ] || need+=(libprotobuf-dev)
 command -v docker-compose >/dev/null || need+=(docker-compose)
-# The browser test needs Chromium and the load-balancer test nginx; CI asks
-# for them with WSMQ_DEPS_CI=1 (make run does not need them).
+# The browser test needs Chromium and the load-balancer test nginx, the JS
+# SDK's tests Node and tsc (node-typescript); CI asks for them with
+# WSMQ_DEPS_CI=1 (make run does not need them).
 if [ "${WSMQ_DEPS_CI:-0}" = 1 ]; then
   command -v chromium >/dev/null || need+=(chromium)
+  command -v node >/dev/null || need+=(nodejs) # the SDK needs Node >= 20 (Debian 12 ships 18: use NodeSource)
+  command -v tsc >/dev/null || need+=(node-typescript)
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
   # The compose test builds its stand-in base images with debootstrap.
   if docker info >/dev/null 2>&1; then

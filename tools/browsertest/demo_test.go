@@ -36,49 +36,8 @@ var msgLine = regexp.MustCompile(`^message "(.*)" \(rc (\d+), (-?\d+) ms\)$`)
 // a message sent by a backend over the publisher's gRPC API shows too. The
 // page is saved as demo.png in $WSMQ_ARTIFACTS (default <repo>/artifacts).
 func TestDemoPageLogsInConnectsAndShowsSentMessagesWithLatency(t *testing.T) {
-	chromium, err := browsertest.FindChromium()
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%v: the browser test must run in CI", err)
-		}
-		t.Skipf("%v (under CI=true this fails instead of skipping)", err)
-	}
+	ctx := startBrowser(t)
 	stack := supervisortest.Start(t, supervisortest.Config(t))
-
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		browsertest.AllocatorOptions(chromium, t.TempDir())...)
-	defer cancelAlloc()
-	ctx, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithErrorf(t.Logf))
-	defer cancelBrowser()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-
-	// Every uncaught exception of the page's script fails the test.
-	var mu sync.Mutex
-	var jsErrors []string
-	// The first call starts the browser: it runs on ctx, never on a step's
-	// shorter context, which would stop the browser with the step.
-	err = chromedp.Listen(ctx, func(ev any) {
-		if e, ok := ev.(*runtime.EventExceptionThrown); ok && e.ExceptionDetails != nil {
-			text := e.ExceptionDetails.Text
-			if e.ExceptionDetails.Exception != nil {
-				text += " " + e.ExceptionDetails.Exception.Description
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			jsErrors = append(jsErrors, text)
-		}
-	})
-	if err != nil {
-		t.Fatalf("start chromium %s: %v", chromium, err)
-	}
-	defer func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, e := range jsErrors {
-			t.Errorf("page script exception: %s", e)
-		}
-	}()
 
 	demoURL := stack.GatewayURL(0) + "/demo"
 	do(t, ctx, "open "+demoURL,
@@ -115,6 +74,10 @@ func TestDemoPageLogsInConnectsAndShowsSentMessagesWithLatency(t *testing.T) {
 	waitFor(t, ctx, "subscribed", fmt.Sprintf(`document.getElementById("log").textContent.includes(%q)`, "subscribed to "+userID))
 	if state := run(t, ctx, "read #state", chromedp.Text(chromedp.CSS("#state"))); state != "connected" {
 		t.Fatalf("#state = %q, want connected", state)
+	}
+	// The page runs on the JavaScript SDK (clients/js, served at /demo/wsmq.js).
+	if st := run(t, ctx, "read the SDK client's state", chromedp.Evaluate[string](`window.wsmq.client.state + " " + window.wsmq.client.stats.connects`)); st != "connected 1" {
+		t.Fatalf("SDK client state and connects %q, want \"connected 1\"", st)
 	}
 
 	// 1. The page's dev helper sends to the user's queue; the message comes
@@ -280,4 +243,52 @@ func artifactPath(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	return filepath.Join(dir, name)
+}
+
+// startBrowser starts a headless Chromium for the test (missing: the test
+// fails under CI=true, skips elsewhere) and returns the context of its
+// tab, bounded by two minutes. Every uncaught exception of a page's script
+// fails the test.
+func startBrowser(t *testing.T) context.Context {
+	t.Helper()
+	chromium, err := browsertest.FindChromium()
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%v: the browser test must run in CI", err)
+		}
+		t.Skipf("%v (under CI=true this fails instead of skipping)", err)
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		browsertest.AllocatorOptions(chromium, t.TempDir())...)
+	ctx, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithErrorf(t.Logf))
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	var mu sync.Mutex
+	var jsErrors []string
+	t.Cleanup(func() {
+		cancel()
+		cancelBrowser()
+		cancelAlloc()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range jsErrors {
+			t.Errorf("page script exception: %s", e)
+		}
+	})
+	// The first call starts the browser: it runs on ctx, never on a step's
+	// shorter context, which would stop the browser with the step.
+	err = chromedp.Listen(ctx, func(ev any) {
+		if e, ok := ev.(*runtime.EventExceptionThrown); ok && e.ExceptionDetails != nil {
+			text := e.ExceptionDetails.Text
+			if e.ExceptionDetails.Exception != nil {
+				text += " " + e.ExceptionDetails.Exception.Description
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			jsErrors = append(jsErrors, text)
+		}
+	})
+	if err != nil {
+		t.Fatalf("start chromium %s: %v", chromium, err)
+	}
+	return ctx
 }

@@ -448,6 +448,17 @@ func (c *Conn) onPing(payload string) error {
 	return err
 }
 
+// abort closes the socket at once, without the closing handshake: for a
+// connection presumed dead (the Client's watchdog), whose close frame
+// would only wait out closeWait.
+func (c *Conn) abort() {
+	c.closeOnce.Do(func() {
+		close(c.closing)
+		_ = c.ws.Close()
+	})
+	<-c.readDone
+}
+
 // Close waits (at most 1s; auto mode only) until the message frames
 // already read are confirmed to the gateway (their pong sent), sends a normal
 // close frame, waits (at most 2s) for the gateway's answer, so that every

@@ -33,6 +33,11 @@ const (
 // start again from MinBackoff.
 const stableAfter = 5 * time.Second
 
+// connectTimeout bounds one dial (TCP, TLS, upgrade), as the JS SDK's
+// connectTimeout does: a black-holed network must not hold an attempt for
+// the dialer's own 45 s.
+const connectTimeout = 10 * time.Second
+
 // helloWait bounds the wait for the hello frame; a gateway that sends none
 // (an older one) gets the defaults.
 const helloWait = 5 * time.Second
@@ -327,7 +332,9 @@ func (c *Client) dial(ctx context.Context) (*Conn, error) {
 	}
 	o := c.opts
 	o.Token, o.AccessToken, o.Ticket = cr.Token, cr.AccessToken, cr.Ticket
-	return Dial(ctx, cr.URL, o)
+	dctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	return Dial(dctx, cr.URL, o)
 }
 
 // serve runs one connection until it ends and returns why.
@@ -355,6 +362,9 @@ func (c *Client) serve(ctx context.Context, conn *Conn) error {
 	c.setState(StateConnected, nil)
 
 	end := s.readLoop(ctx, c.pingInterval(hello))
+	if errors.Is(end, errWatchdog) {
+		conn.abort() // presumed dead: no closing handshake to wait out
+	}
 
 	c.mu.Lock()
 	c.cur = nil

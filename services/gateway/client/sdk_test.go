@@ -3,15 +3,17 @@ package client_test
 import (
 	"context"
 	"errors"
-	"io"
+	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	authv1 "github.com/wsmq/wsmq/gen/wsmq/auth/v1"
+	"github.com/wsmq/wsmq/pkg/rsmq"
 	"github.com/wsmq/wsmq/pkg/testenv"
 	"github.com/wsmq/wsmq/services/gateway/client"
 	"github.com/wsmq/wsmq/services/gateway/internal/gatewaytest"
@@ -221,13 +223,17 @@ func TestClientSurvivesSIGKILLOfItsGatewayAndHandlesEveryMessageOnce(t *testing.
 	t.Logf("after SIGKILL: %d connects, %d duplicates deduped, %d acks dropped", st.Connects, st.Duplicates, st.DroppedAcks)
 }
 
-// proxy is a TCP proxy to one address whose connections can be cut.
+// proxy is a TCP proxy to one address whose connections can be cut, and
+// whose forwarding can stop (a black hole: bytes are held, connections
+// stay open, as on a dead network) and resume.
 type proxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	conns  []net.Conn
-	wg     sync.WaitGroup
+	ln      net.Listener
+	target  string
+	mu      sync.Mutex
+	conns   []net.Conn
+	forward bool
+	resumed chan struct{} // closed when forwarding resumes
+	wg      sync.WaitGroup
 }
 
 func startProxy(t *testing.T, target string) *proxy {
@@ -236,11 +242,12 @@ func startProxy(t *testing.T, target string) *proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{ln: ln, target: target}
+	p := &proxy{ln: ln, target: target, forward: true, resumed: make(chan struct{})}
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(func() {
 		_ = ln.Close()
+		p.setForward(true)
 		p.cut()
 		p.wg.Wait()
 	})
@@ -272,9 +279,43 @@ func (p *proxy) accept() {
 
 func (p *proxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
-	_, _ = io.Copy(dst, src)
-	_ = dst.Close()
-	_ = src.Close()
+	defer func() {
+		_ = dst.Close()
+		_ = src.Close()
+	}()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			fwd, resumed := p.forward, p.resumed
+			p.mu.Unlock()
+			if !fwd {
+				<-resumed // held, as a black-holed network holds them
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// setForward stops (false: a black hole) or resumes forwarding.
+func (p *proxy) setForward(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if on == p.forward {
+		return
+	}
+	p.forward = on
+	if on {
+		close(p.resumed)
+	} else {
+		p.resumed = make(chan struct{})
+	}
 }
 
 // cut closes every proxied connection, both sides.
@@ -467,4 +508,188 @@ func TestGracefulShutdownSpreadsIts1001ClosesAndTheClientMovesToTheOtherGateway(
 	if len(causes) == 0 || !errors.As(causes[0], &ce) || ce.Code != protocol.CloseGoingAway {
 		t.Fatalf("disconnect causes %v, want a close 1001 first", causes)
 	}
+}
+
+func TestWatchdogGivesABlackHoledConnectionUpWithinItsBoundAndTheClientResumes(t *testing.T) {
+	s := gatewaytest.Start(t)
+	gw := s.StartGateway("WSMQ_PING_INTERVAL=1s") // the hello's ping interval: the watchdog bound is 3 s
+	px := startProxy(t, gw.Addr)
+	sess := login(t, s, gw, "hole")
+	rec := newRecorder()
+	down := make(chan error, 8)
+	c := client.New(client.Options{Credentials: sessionCredentials(px.URL(), sess), MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second,
+		OnState: func(st client.State, err error) {
+			if st == client.StateDisconnected {
+				down <- err
+			}
+		}})
+	if err := c.Subscribe(sess.UserID, rec.handle); err != nil {
+		t.Fatal(err)
+	}
+	run(t, c)
+	s.Send(sess.UserID, "before")
+	testenv.Eventually(t, wait, "first message", func() bool { return rec.distinct() == 1 })
+
+	px.setForward(false)
+	t0 := time.Now()
+	var err error
+	select {
+	case err = <-down:
+	case <-time.After(wait):
+		t.Fatal("the black-holed connection was not given up")
+	}
+	took := time.Since(t0)
+	t.Logf("watchdog gave the connection up %v after the black hole (bound 3s): %v", took.Round(time.Millisecond), err)
+	if err == nil || !strings.Contains(err.Error(), "watchdog") {
+		t.Fatalf("disconnected by %v, want the watchdog", err)
+	}
+	// The last frame came at most one ping interval before the black hole.
+	if took < 2*time.Second-100*time.Millisecond || took > 3*time.Second+time.Second {
+		t.Fatalf("given up after %v, want within the watchdog bound (2-3 s after the last frame)", took)
+	}
+	s.Send(sess.UserID, "during")
+	px.setForward(true)
+	s.Send(sess.UserID, "after")
+	testenv.Eventually(t, 2*wait, "every message", func() bool { return rec.distinct() == 3 })
+	if st := c.Stats(); st.Connects < 2 {
+		t.Fatalf("stats %+v: want a second connection", st)
+	}
+}
+
+// TestFiveHundredClientsSpreadTheirReconnectsAfterAGatewayRestart restarts
+// (SIGTERM, then a new process on the same address) the gateway of 500
+// clients: their reconnect attempts spread over the restart window
+// (histograms logged), and none loses a message sent before, during or
+// after the restart.
+func TestFiveHundredClientsSpreadTheirReconnectsAfterAGatewayRestart(t *testing.T) {
+	const n = 500
+	s := gatewaytest.Start(t)
+	gw := s.StartGateway("WSMQ_CONN_RATE=1000000", "WSMQ_MAX_CONNS_PER_USER=1000", "WSMQ_MAX_QUEUES_PER_USER=1000")
+	sess := login(t, s, gw, "herd") // one user, a secondary queue per client
+	type probe struct {
+		queue    string
+		rec      *recorder
+		mu       sync.Mutex
+		closedAt time.Time // the 1001
+		firstTry time.Time // the first attempt after it
+		attempts int
+		c        *client.Client
+	}
+	probes := make([]*probe, n)
+	firstClose := make(chan struct{})
+	var closeOnce sync.Once
+	for i := range probes {
+		p := &probe{queue: fmt.Sprintf("%s-c%d", sess.UserID, i), rec: newRecorder()}
+		p.c = client.New(client.Options{URL: gw.URL(), Token: sess.Token, AccessToken: sess.AccessToken, OnState: func(st client.State, err error) {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			var ce *client.CloseError
+			switch {
+			case st == client.StateDisconnected && p.closedAt.IsZero() && errors.As(err, &ce) && ce.Code == protocol.CloseGoingAway:
+				p.closedAt = time.Now()
+				closeOnce.Do(func() { close(firstClose) })
+			case st == client.StateConnecting && !p.closedAt.IsZero():
+				p.attempts++
+				if p.firstTry.IsZero() {
+					p.firstTry = time.Now()
+				}
+			}
+		}})
+		if err := p.c.Subscribe(p.queue, p.rec.handle); err != nil {
+			t.Fatal(err)
+		}
+		s.Send(p.queue, "before")
+		probes[i] = p
+	}
+	for _, p := range probes {
+		run(t, p.c)
+	}
+	handledAll := func(body string) func() bool {
+		return func() bool {
+			for _, p := range probes {
+				if _, calls := p.rec.snapshot(); calls[body] == 0 {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	testenv.Eventually(t, 4*wait, "every client handled its first message", handledAll("before"))
+
+	// Sent while the gateway goes down and comes back (from the first 1001
+	// on): queued, not lost.
+	during := make(chan error, 1)
+	go func() {
+		<-firstClose
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		for _, p := range probes {
+			if _, err := s.Queues.SendMessage(ctx, p.queue, "during", rsmq.QueueDefault); err != nil {
+				during <- err
+				return
+			}
+		}
+		during <- nil
+	}()
+	t0 := time.Now()
+	s.RestartGateway(gw)
+	if err := <-during; err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range probes {
+		s.Send(p.queue, "after")
+	}
+	testenv.Eventually(t, 4*wait, "every message handled", func() bool { return handledAll("during")() && handledAll("after")() })
+	var closes, delays, tries []time.Duration
+	attempts := 0
+	for _, p := range probes {
+		_, calls := p.rec.snapshot()
+		for body, k := range calls {
+			if k != 1 {
+				t.Fatalf("%s: %s handled %d times", p.queue, body, k)
+			}
+		}
+		p.mu.Lock()
+		closes = append(closes, p.closedAt.Sub(t0))
+		delays = append(delays, p.firstTry.Sub(p.closedAt))
+		tries = append(tries, p.firstTry.Sub(t0))
+		attempts += p.attempts
+		p.mu.Unlock()
+	}
+	t.Log(histogram("1001 closes after SIGTERM", closes))
+	t.Log(histogram("first reconnect attempt after the client's 1001", delays))
+	t.Log(histogram("first reconnect attempts after SIGTERM", tries))
+	t.Logf("%d attempts for %d reconnects (attempts that met the gateway down retried with backoff)", attempts, n)
+	lo, hi, top := delays[0], delays[0], 0
+	counts := map[int]int{}
+	for _, d := range delays {
+		lo, hi = min(lo, d), max(hi, d)
+		counts[int(d/(500*time.Millisecond))]++
+		top = max(top, counts[int(d/(500*time.Millisecond))])
+		if d <= 0 || d > client.DefaultRestartSpread+time.Second {
+			t.Fatalf("a reconnect %v after its 1001: outside the spread window %v", d, client.DefaultRestartSpread)
+		}
+	}
+	if hi-lo < client.DefaultRestartSpread/2 || top > n/4 {
+		t.Fatalf("reconnects not spread: delays %v-%v, fullest 500ms bucket %d of %d", lo, hi, top, n)
+	}
+}
+
+// histogram renders durations in 500 ms buckets.
+func histogram(title string, ds []time.Duration) string {
+	const bucket = 500 * time.Millisecond
+	var counts []int
+	for _, d := range ds {
+		i := max(0, int(d/bucket))
+		for len(counts) <= i {
+			counts = append(counts, 0)
+		}
+		counts[i]++
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s (%d values, 500 ms buckets)\n", title, len(ds))
+	for i, c := range counts {
+		fmt.Fprintf(&b, "%6d-%-6d ms %4d %s\n", i*500, (i+1)*500, c, strings.Repeat("#", (c+3)/4))
+	}
+	return b.String()
 }

@@ -64,7 +64,17 @@ func Start(t testing.TB, gatewayEnv ...string) *Stack {
 	r := testenv.StartRedis(t)
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
-	return start(t, r, nil, r.URL(), rdb, gatewayEnv)
+	return start(t, r, nil, r.URL(), rdb, nil, gatewayEnv)
+}
+
+// StartAuthEnv is Start with authEnv added to the auth process's
+// environment (e.g. a short WSMQ_JWT_TTL).
+func StartAuthEnv(t testing.TB, authEnv []string, gatewayEnv ...string) *Stack {
+	t.Helper()
+	r := testenv.StartRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	return start(t, r, nil, r.URL(), rdb, authEnv, gatewayEnv)
 }
 
 // StartHA is Start on a Redis master with replicas under Sentinel
@@ -78,10 +88,10 @@ func StartHA(t testing.TB, opts testenv.HAOptions, gatewayEnv ...string) *Stack 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = rdb.Close() })
-	return start(t, ha.Nodes[0], ha, ha.URL(), rdb, gatewayEnv)
+	return start(t, ha.Nodes[0], ha, ha.URL(), rdb, nil, gatewayEnv)
 }
 
-func start(t testing.TB, r *testenv.Redis, ha *testenv.HA, url string, rdb *redis.Client, gatewayEnv []string) *Stack {
+func start(t testing.TB, r *testenv.Redis, ha *testenv.HA, url string, rdb *redis.Client, authEnv, gatewayEnv []string) *Stack {
 	t.Helper()
 	m := testenv.StartMongo(t)
 	authBin := testenv.Build(t, "github.com/wsmq/wsmq/services/auth")
@@ -93,13 +103,13 @@ func start(t testing.TB, r *testenv.Redis, ha *testenv.HA, url string, rdb *redi
 	}
 	authAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	authMetrics := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	ap := testenv.StartProcess(t, "auth", authBin, []string{
+	ap := testenv.StartProcess(t, "auth", authBin, append([]string{
 		"WSMQ_MONGO_URI=" + m.URI(), "WSMQ_AUTH_LISTEN=" + authAddr,
 		"WSMQ_AUTH_METRICS_LISTEN=" + authMetrics,
 		"WSMQ_JWT_KEYS_FILE=" + keys, "WSMQ_AUTH_ADMIN_TOKEN=" + AdminToken, "WSMQ_BCRYPT_COST=10",
 		"WSMQ_AUTH_GATEWAY_TOKEN=" + GatewayToken,
 		"WSMQ_MONGO_TIMEOUT=2s",
-	}, "serve")
+	}, authEnv...), "serve")
 	ctx, cancel := context.WithTimeout(context.Background(), Wait)
 	defer cancel()
 	ap.WaitDial(ctx, authAddr)

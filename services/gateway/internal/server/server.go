@@ -160,6 +160,7 @@ func New(cfg Config, engine *delivery.Engine, auth Auth, m *metrics.Metrics, log
 	mux.Handle("GET /healthz", serve.HealthHandler())
 	if cfg.Demo {
 		mux.HandleFunc("GET /demo", serveDemo)
+		mux.HandleFunc("GET /demo/wsmq.js", serveSDK)
 		if cfg.DemoSend != nil {
 			mux.Handle("POST /demo/send", cfg.DemoSend)
 		}
