@@ -186,7 +186,9 @@ return {1, t[1], t[2]}
 // the messages stored and the realtime PUBLISH (the final ZCARD) is sent
 // once; TIME is read once. Each message is stored exactly as sendScript
 // stores it, and is idempotent the same way (an id already stored answers 2
-// and changes nothing; durable makes that answer write a replicated no-op).
+// and changes nothing; durable makes that answer write a replicated no-op),
+// except that the queue and length checks come first and the body's
+// HSETNX is the idempotence check.
 // Returns {TIME s, TIME us, status of message 1, ...} with sendScript's
 // statuses.
 var sendManyScript = redis.NewScript(luaNow + `
@@ -198,31 +200,29 @@ local first = 5 + nq
 for k = first, #ARGV, 6 do
 	local j = tonumber(ARGV[k])
 	local hk, zk, id = KEYS[2 * j - 1], KEYS[2 * j], ARGV[k + 1]
-	if redis.call('HEXISTS', hk, id) == 1 then
+	local q = attrs[j]
+	if q == nil then
+		q = redis.call('HMGET', hk, 'vt', 'delay', 'maxsize')
+		if not q[1] or not q[2] or not q[3] then q = false end
+		attrs[j] = q
+	end
+	local maxsize = q and tonumber(q[3])
+	if not q then
+		out[#out + 1] = -1
+	elseif maxsize ~= -1 and tonumber(ARGV[k + 4]) > maxsize then
+		out[#out + 1] = -2
+	elseif redis.call('HSETNX', hk, id, ARGV[k + 2]) == 0 then
+		-- Stored by an earlier attempt of this call: nothing more.
 		if durable then redis.call('HINCRBY', hk, 'totalsent', 0) end
 		out[#out + 1] = 2
 	else
-		local q = attrs[j]
-		if q == nil then
-			q = redis.call('HMGET', hk, 'vt', 'delay', 'maxsize')
-			if not q[1] or not q[2] or not q[3] then q = false end
-			attrs[j] = q
-		end
-		local maxsize = q and tonumber(q[3])
-		if not q then
-			out[#out + 1] = -1
-		elseif maxsize ~= -1 and tonumber(ARGV[k + 4]) > maxsize then
-			out[#out + 1] = -2
-		else
-			local delay = tonumber(ARGV[k + 3])
-			if delay < 0 then delay = tonumber(q[2]) end
-			redis.call('ZADD', zk, ts + delay * 1000, id)
-			redis.call('HSET', hk, id, ARGV[k + 2])
-			local ttl = tonumber(ARGV[k + 5])
-			if ttl and ttl > 0 then redis.call('HSET', hk, id .. ':exp', ts + ttl * 1000) end
-			stored[j] = (stored[j] or 0) + 1
-			out[#out + 1] = 1
-		end
+		local delay = tonumber(ARGV[k + 3])
+		if delay < 0 then delay = tonumber(q[2]) end
+		redis.call('ZADD', zk, ts + delay * 1000, id)
+		local ttl = tonumber(ARGV[k + 5])
+		if ttl and ttl > 0 then redis.call('HSET', hk, id .. ':exp', ts + ttl * 1000) end
+		stored[j] = (stored[j] or 0) + 1
+		out[#out + 1] = 1
 	end
 end
 for j = 1, nq do
@@ -419,11 +419,14 @@ local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName, 
 			-- event is "zincr", which gateways ignore, so a receive does
 			-- not wake the queue's consumers as a send's "zadd" does.
 			redis.call('ZINCRBY', kz, ts + vt * 1000 - scores[id], id)
-			local n = redis.call('HINCRBY', kh, rckey, 1)
+			-- rc + 1 as Node's HINCRBY, from the rc read above (the script
+			-- is atomic), in one HSET with fr on the first receive.
+			local n = tonumber(rc or '0') + 1
 			local first = ts
 			if n == 1 then
-				redis.call('HSET', kh, frkey, ts)
+				redis.call('HSET', kh, rckey, n, frkey, ts)
 			else
+				redis.call('HSET', kh, rckey, n)
 				first = tonumber(fr or '0')
 			end
 			msgs[#msgs + 1] = id
@@ -520,14 +523,18 @@ local function deleteReceipts(kh, kz, first, last, word, stPrefix)
 	local n = 0
 	for i = first, last, 2 do
 		local id = ARGV[i]
-		local score = redis.pcall('ZSCORE', kz, id)
-		if errOf(score) then return nil, 'queue keys have the wrong type' end -- only ever the first: n is 0
-		if score and (redis.call('HGET', kh, id .. ':rc') or '0') == ARGV[i + 1] then
-			redis.call('ZREM', kz, id)
-			redis.call('HDEL', kh, id, id .. ':rc', id .. ':fr', id .. ':exp')
-			if stTTL then redis.call('SET', stPrefix .. id, word, 'EX', math.floor(stTTL)) end
-			if rcMax then receipt(stPrefix, rcMax, id, word, tonumber(ARGV[i + 1]), nil) end
-			n = n + 1
+		if (redis.call('HGET', kh, id .. ':rc') or '0') == ARGV[i + 1] then
+			-- ZREM's answer says whether the message is still there; its
+			-- pcall catches a zset of the wrong type at this queue's first
+			-- write, before anything changed.
+			local removed = redis.pcall('ZREM', kz, id)
+			if errOf(removed) then return nil, 'queue keys have the wrong type' end
+			if removed == 1 then
+				redis.call('HDEL', kh, id, id .. ':rc', id .. ':fr', id .. ':exp')
+				if stTTL then redis.call('SET', stPrefix .. id, word, 'EX', math.floor(stTTL)) end
+				if rcMax then receipt(stPrefix, rcMax, id, word, tonumber(ARGV[i + 1]), nil) end
+				n = n + 1
+			end
 		end
 	end
 	return n
