@@ -1,14 +1,15 @@
 // Package coalesce gathers concurrent one-message sends into one Redis round
 // trip: a group commit in front of rsmq.Client.SendBatch.
 //
-// A Send hands its item to the Coalescer's dispatcher. The dispatcher starts
-// a flush as soon as one of its MaxInFlight flush slots is free, taking every
-// item waiting at that moment (up to MaxBatch). A lone Send on an idle
-// publisher is flushed at once, alone; under load, the items that arrive
-// while the slots are busy with earlier flushes go out together in the
-// next one, so the round trips per message fall as the load rises, and no
-// Send waits for a timer. Linger (0 by default, at most MaxLinger) lets the
-// dispatcher wait that much longer for more items once it has one.
+// A Send that finds one of the MaxInFlight flush slots free flushes at once,
+// in its own goroutine, taking every item waiting at that moment (up to
+// MaxBatch): a lone Send on an idle publisher costs no extra goroutine or
+// channel and waits for nothing. Sends that find every slot busy wait; a
+// flush that ends while items wait goes on with them in a new goroutine,
+// so under load the items that arrived during earlier flushes go out
+// together, the round trips per message fall as the load rises, and no
+// Send waits for a timer. Linger (0 by default, at most MaxLinger) makes a
+// flush wait that much for company before it takes its items.
 //
 // Each item keeps its own result: a flush answers every Send with its id or
 // its own error (a missing queue, a too long message), and a failure of the
@@ -76,13 +77,19 @@ type call struct {
 	done chan rsmq.SendResult // buffered: the flush never blocks on it
 }
 
-// Coalescer gathers Sends; Run must be running for Send to return.
+// Coalescer gathers Sends. Run owns it: Sends after Run returned get
+// ErrStopped.
 type Coalescer struct {
-	to    Sender
-	opts  Options
-	calls chan *call
-	done  chan struct{} // closed when Run has returned
-	took  func()        // tests: called for every call the dispatcher takes
+	to   Sender
+	opts Options
+
+	mu       sync.Mutex
+	pending  []*call
+	inflight int  // flushes running (at most MaxInFlight)
+	stopped  bool // Run ended: no new Send is taken
+	flushes  sync.WaitGroup
+	done     chan struct{} // closed when Run has returned
+	took     func()        // tests: called for every call queued
 }
 
 // New returns a Coalescer sending through to. It panics on options that
@@ -100,7 +107,7 @@ func New(to Sender, opts Options) *Coalescer {
 	if opts.FlushTimeout <= 0 {
 		opts.FlushTimeout = 2 * time.Second
 	}
-	return &Coalescer{to: to, opts: opts, calls: make(chan *call), done: make(chan struct{})}
+	return &Coalescer{to: to, opts: opts, done: make(chan struct{})}
 }
 
 // Send stores one item (through a flush shared with concurrent Sends) and
@@ -108,12 +115,22 @@ func New(to Sender, opts Options) *Coalescer {
 // it returns ctx's error; the item may then still be stored.
 func (c *Coalescer) Send(ctx context.Context, item rsmq.SendItem) (string, error) {
 	cl := &call{item: item, done: make(chan rsmq.SendResult, 1)}
-	select {
-	case c.calls <- cl:
-	case <-c.done:
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
 		return "", ErrStopped
-	case <-ctx.Done():
-		return "", ctx.Err()
+	}
+	c.pending = append(c.pending, cl)
+	if c.took != nil {
+		c.took()
+	}
+	if c.inflight < c.opts.MaxInFlight {
+		c.inflight++
+		c.flushes.Add(1)
+		c.mu.Unlock()
+		c.run(ctx) // this goroutine flushes, its own item among the first
+	} else {
+		c.mu.Unlock()
 	}
 	select {
 	case r := <-cl.done:
@@ -123,89 +140,56 @@ func (c *Coalescer) Send(ctx context.Context, item rsmq.SendItem) (string, error
 	}
 }
 
-// Run dispatches flushes until ctx ends, then flushes what it had taken,
-// waits for every flush to finish and returns. Sends after that get
-// ErrStopped. Run once.
-func (c *Coalescer) Run(ctx context.Context) {
-	var wg sync.WaitGroup
-	slots := make(chan struct{}, c.opts.MaxInFlight)
-	defer func() {
-		wg.Wait()
-		close(c.done)
-	}()
-	for {
-		var first *call
-		select {
-		case first = <-c.calls:
-		case <-ctx.Done():
-			return
-		}
-		c.taken()
-		batch := []*call{first}
-		// Wait for a free slot, taking the calls that arrive meanwhile.
-		for acquired := false; !acquired; {
-			if len(batch) == c.opts.MaxBatch {
-				slots <- struct{}{}
-				break
-			}
-			select {
-			case slots <- struct{}{}:
-				acquired = true
-			case cl := <-c.calls:
-				c.taken()
-				batch = append(batch, cl)
-			}
-		}
-		batch = c.gather(ctx, batch)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-slots }()
-			c.flush(batch)
-		}()
+// run flushes what is pending; a flush slot is held (inflight counted,
+// flushes added). When more items wait after the flush it goes on with
+// them in a new goroutine, so the caller that started it gets its answer.
+func (c *Coalescer) run(ctx context.Context) {
+	if c.opts.Linger > 0 {
+		c.linger(ctx)
 	}
+	c.mu.Lock()
+	n := min(len(c.pending), c.opts.MaxBatch)
+	batch := c.pending[:n:n]
+	c.pending = c.pending[n:]
+	if len(c.pending) == 0 {
+		c.pending = nil // let the backing array go
+	}
+	c.mu.Unlock()
+	c.flush(batch)
+	c.mu.Lock()
+	if len(c.pending) > 0 {
+		c.mu.Unlock()
+		go c.run(context.Background()) // the slot passes on
+		return
+	}
+	c.inflight--
+	c.mu.Unlock()
+	c.flushes.Done()
 }
 
-// gather adds the calls waiting now (and, with Linger, those arriving
-// within it) to batch, up to MaxBatch.
-func (c *Coalescer) gather(ctx context.Context, batch []*call) []*call {
-	for len(batch) < c.opts.MaxBatch {
-		select {
-		case cl := <-c.calls:
-			c.taken()
-			batch = append(batch, cl)
-			continue
-		default:
-		}
-		break
-	}
-	if c.opts.Linger <= 0 || len(batch) == c.opts.MaxBatch {
-		return batch
-	}
+// linger waits up to Linger for MaxBatch items (or ctx's end).
+func (c *Coalescer) linger(ctx context.Context) {
 	t := time.NewTimer(c.opts.Linger)
 	defer t.Stop()
-	for len(batch) < c.opts.MaxBatch {
-		select {
-		case cl := <-c.calls:
-			c.taken()
-			batch = append(batch, cl)
-		case <-t.C:
-			return batch
-		case <-ctx.Done():
-			return batch
-		}
+	select { // a bounded wait for company, the option's whole point
+	case <-t.C:
+	case <-ctx.Done():
 	}
-	return batch
 }
 
-func (c *Coalescer) taken() {
-	if c.took != nil {
-		c.took()
-	}
+// Run waits until ctx ends, then refuses new Sends, waits for the flushes
+// of every Send already taken and returns. Run once.
+func (c *Coalescer) Run(ctx context.Context) {
+	<-ctx.Done()
+	c.mu.Lock()
+	c.stopped = true
+	c.mu.Unlock()
+	c.flushes.Wait()
+	close(c.done)
 }
 
 // flush sends batch in one SendBatch and answers every call. It does not
-// end with Run's context: calls already taken are always answered.
+// end with a caller's context: calls already taken are always answered.
 func (c *Coalescer) flush(batch []*call) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.FlushTimeout)
 	defer cancel()
