@@ -397,6 +397,64 @@ func TestRevocationClosesWith4001AndTheClientStopsForGood(t *testing.T) {
 	}
 }
 
+// TestClientSessionOutlivesItsJWTAndStopsForGoodOnRevocation is acceptance
+// item 5 for the Go SDK: with a 2 s JWT the connection lives on across its
+// expiry (the gateway re-verifies with the access token and hands over a
+// fresh JWT), a reconnect uses the fresh one, and a revocation then stops
+// the client for good with 4001.
+func TestClientSessionOutlivesItsJWTAndStopsForGoodOnRevocation(t *testing.T) {
+	s := gatewaytest.StartAuthEnv(t, []string{"WSMQ_JWT_TTL=2s"}, "WSMQ_REVERIFY_INTERVAL=200ms")
+	gw := s.StartGateway()
+	px := startProxy(t, gw.Addr)
+	sess := login(t, s, gw, "long")
+	var mu sync.Mutex
+	var fresh []string
+	c := client.New(client.Options{URL: px.URL(), Token: sess.Token, AccessToken: sess.AccessToken,
+		OnToken: func(token string, _ int64) {
+			mu.Lock()
+			fresh = append(fresh, token)
+			mu.Unlock()
+		},
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	rec := newRecorder()
+	if err := c.Subscribe(sess.UserID, rec.handle); err != nil {
+		t.Fatal(err)
+	}
+	res := run(t, c)
+	testenv.Eventually(t, wait, "connected", func() bool { return c.State() == client.StateConnected })
+	testenv.Eventually(t, wait, "a fresh JWT after the first expired", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(fresh) > 0 && fresh[len(fresh)-1] != sess.Token
+	})
+	s.Send(sess.UserID, "after expiry")
+	testenv.Eventually(t, wait, "the message after the expiry", func() bool { return rec.distinct() == 1 })
+	if n := c.Stats().Connects; n != 1 {
+		t.Fatalf("%d connects: the connection did not outlive its JWT", n)
+	}
+
+	px.cut() // a reconnect, with the refreshed JWT
+	testenv.Eventually(t, wait, "reconnected", func() bool { return c.Stats().Connects == 2 && c.State() == client.StateConnected })
+	s.Send(sess.UserID, "after the reconnect")
+	testenv.Eventually(t, wait, "the message after the reconnect", func() bool { return rec.distinct() == 2 })
+
+	if _, err := s.Auth.Revoke(context.Background(), &authv1.RevokeRequest{AccessToken: sess.AccessToken}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-res:
+		var ce *client.CloseError
+		if !errors.Is(err, client.ErrUnauthorized) || !errors.As(err, &ce) || ce.Code != protocol.CloseUnauthorized {
+			t.Fatalf("Run returned %v, want a 4001 close matching ErrUnauthorized", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("Run did not stop after the revocation")
+	}
+	if c.State() != client.StateClosed || c.Stats().Connects != 2 {
+		t.Fatalf("state %v after %d connects, want closed after 2 (no retry with revoked credentials)", c.State(), c.Stats().Connects)
+	}
+}
+
 func TestProviderUnauthorizedErrorStopsTheClient(t *testing.T) {
 	var attempts atomic.Int32
 	c := client.New(client.Options{Credentials: func(context.Context) (client.Credentials, error) {
