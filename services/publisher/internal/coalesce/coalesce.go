@@ -49,8 +49,8 @@ type Options struct {
 	MaxBatch int
 	// MaxInFlight is the most flushes waiting for Redis at once.
 	MaxInFlight int
-	// Linger is how long the dispatcher waits for more items once it has
-	// one and a free slot, 0 (the default) to MaxLinger.
+	// Linger is how long a flush waits for more items before it takes
+	// them, 0 (the default) to MaxLinger.
 	Linger time.Duration
 	// FlushTimeout bounds one flush's Redis work; default 2 s.
 	FlushTimeout time.Duration
