@@ -339,3 +339,54 @@ func TestEveryOperationIsOneRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestSendBatchFailsOnlyTheItemsOfAQueueWithUnusableKeys: one script call
+// carries several queues' messages; a queue whose sorted set has the wrong
+// type, or whose attributes are not numbers, fails its own items without
+// writing anything, and the others are stored and counted as usual.
+func TestSendBatchFailsOnlyTheItemsOfAQueueWithUnusableKeys(t *testing.T) {
+	e := newEnv(t, rsmq.Options{})
+	for _, q := range []string{"good", "badzset", "badattrs"} {
+		e.createQueue(t, q, 30)
+	}
+	if err := e.raw.Del(e.ctx, "rsmq:badzset").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.raw.Set(e.ctx, "rsmq:badzset", "not a zset", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.raw.HSet(e.ctx, "rsmq:badattrs:Q", "maxsize", "lots").Err(); err != nil {
+		t.Fatal(err)
+	}
+	items := []rsmq.SendItem{
+		{Queue: "good", Message: "g1"}, {Queue: "badzset", Message: "b1"}, {Queue: "badattrs", Message: "a1"},
+		{Queue: "good", Message: "g2"}, {Queue: "badzset", Message: "b2"},
+	}
+	res, err := e.q.SendBatch(e.ctx, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if items[i].Queue == "good" {
+			if r.Err != nil || e.raw.HGet(e.ctx, "rsmq:good:Q", r.ID).Val() != items[i].Message {
+				t.Fatalf("item %d: %+v, want stored", i, r)
+			}
+			continue
+		}
+		if !errors.Is(r.Err, rsmq.ErrCorrupt) {
+			t.Fatalf("item %d (%s): %v, want ErrCorrupt", i, items[i].Queue, r.Err)
+		}
+		if e.raw.HExists(e.ctx, "rsmq:"+items[i].Queue+":Q", r.ID).Val() {
+			t.Fatalf("item %d: a body was left in the unusable queue", i)
+		}
+	}
+	if n := e.raw.HLen(e.ctx, "rsmq:badzset:Q").Val(); n != 5 {
+		t.Fatalf("the queue with the bad zset has %d hash fields, want its 5 attributes only", n)
+	}
+	if s := e.raw.HGet(e.ctx, "rsmq:good:Q", "totalsent").Val(); s != "2" {
+		t.Fatalf("good totalsent %s, want 2", s)
+	}
+	if s := e.raw.HGet(e.ctx, "rsmq:badzset:Q", "totalsent").Val(); s != "" && s != "0" {
+		t.Fatalf("badzset totalsent %s, want untouched", s)
+	}
+}

@@ -131,6 +131,8 @@ func (c *Client) sendStatus(qname string, res []any, sent, got time.Time) error 
 		return fmt.Errorf("%w: %q", ErrQueueNotFound, qname)
 	case stTooLong:
 		return fmt.Errorf("%w: queue %q", ErrMessageTooLong, qname)
+	case stSendCorrupt:
+		return fmt.Errorf("%w: queue %q: keys of the wrong type or attributes that are not numbers", ErrCorrupt, qname)
 	}
 	return nil
 }

@@ -86,7 +86,9 @@ if not q[1] or not q[2] or not q[3] then return ` + missing + ` end
 const (
 	stNotFound = -1
 	stTooLong  = -2 // send
-	stCorrupt  = -2 // receive, return: the queue's keys are unusable
+	// stSendCorrupt: send batch, the item's queue has unusable keys.
+	stSendCorrupt = -3
+	stCorrupt     = -2 // receive, return: the queue's keys are unusable
 )
 
 // createScript: KEYS hash, QUEUES; ARGV vt, delay, maxsize, qname.
@@ -190,8 +192,9 @@ return {1, t[1], t[2]}
 // except that the queue and length checks come first and the body's
 // HSETNX is the idempotence check.
 // Returns {TIME s, TIME us, status of message 1, ...} with sendScript's
-// statuses.
-var sendManyScript = redis.NewScript(luaNow + `
+// statuses, and -3 for an item whose queue's keys are unusable (wrong
+// types, a non-numeric delay or maxsize): that queue's items fail alone.
+var sendManyScript = redis.NewScript(luaNow + luaChecks + `
 local nq = #KEYS / 2
 local rt, durable, status, receipts = ARGV[1] == '1', ARGV[2] == '1', ARGV[3], ARGV[4]
 local out = {t[1], t[2]}
@@ -202,14 +205,24 @@ for k = first, #ARGV, 6 do
 	local hk, zk, id = KEYS[2 * j - 1], KEYS[2 * j], ARGV[k + 1]
 	local q = attrs[j]
 	if q == nil then
-		q = redis.call('HMGET', hk, 'vt', 'delay', 'maxsize')
-		if not q[1] or not q[2] or not q[3] then q = false end
+		-- A queue whose keys are unusable fails its own items only: this
+		-- call carries other queues' messages too, and an error raised
+		-- here would abort them half-written.
+		q = redis.pcall('HMGET', hk, 'vt', 'delay', 'maxsize')
+		if errOf(q) then
+			q = 'bad'
+		elseif not q[1] or not q[2] or not q[3] then
+			q = false
+		elseif not tonumber(q[2]) or not tonumber(q[3]) then
+			q = 'bad'
+		end
 		attrs[j] = q
 	end
-	local maxsize = q and tonumber(q[3])
 	if not q then
 		out[#out + 1] = -1
-	elseif maxsize ~= -1 and tonumber(ARGV[k + 4]) > maxsize then
+	elseif q == 'bad' then
+		out[#out + 1] = -3
+	elseif tonumber(q[3]) ~= -1 and tonumber(ARGV[k + 4]) > tonumber(q[3]) then
 		out[#out + 1] = -2
 	elseif redis.call('HSETNX', hk, id, ARGV[k + 2]) == 0 then
 		-- Stored by an earlier attempt of this call: nothing more.
@@ -218,11 +231,19 @@ for k = first, #ARGV, 6 do
 	else
 		local delay = tonumber(ARGV[k + 3])
 		if delay < 0 then delay = tonumber(q[2]) end
-		redis.call('ZADD', zk, ts + delay * 1000, id)
-		local ttl = tonumber(ARGV[k + 5])
-		if ttl and ttl > 0 then redis.call('HSET', hk, id .. ':exp', ts + ttl * 1000) end
-		stored[j] = (stored[j] or 0) + 1
-		out[#out + 1] = 1
+		local z = redis.pcall('ZADD', zk, ts + delay * 1000, id)
+		if errOf(z) then
+			-- The zset has the wrong type: the queue's first ZADD of this
+			-- call, so the body just written is its only write; undo it.
+			redis.call('HDEL', hk, id)
+			attrs[j] = 'bad'
+			out[#out + 1] = -3
+		else
+			local ttl = tonumber(ARGV[k + 5])
+			if ttl and ttl > 0 then redis.call('HSET', hk, id .. ':exp', ts + ttl * 1000) end
+			stored[j] = (stored[j] or 0) + 1
+			out[#out + 1] = 1
+		end
 	end
 end
 for j = 1, nq do
@@ -418,7 +439,12 @@ local function receiveOne(kh, kz, kdh, kdz, kq, vtArg, maxArg, mrcArg, dlqName, 
 			-- ZINCRBY to the same score Node's ZADD sets: its keyspace
 			-- event is "zincr", which gateways ignore, so a receive does
 			-- not wake the queue's consumers as a send's "zadd" does.
-			redis.call('ZINCRBY', kz, ts + vt * 1000 - scores[id], id)
+			local sc = scores[id]
+			if sc and sc > -2^53 and sc < 2^53 then
+				redis.call('ZINCRBY', kz, ts + vt * 1000 - sc, id)
+			else -- not finite or too big for an exact increment: as Node
+				redis.call('ZADD', kz, ts + vt * 1000, id)
+			end
 			-- rc + 1 as Node's HINCRBY, from the rc read above (the script
 			-- is atomic), in one HSET with fr on the first receive.
 			local n = tonumber(rc or '0') + 1

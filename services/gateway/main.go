@@ -260,13 +260,12 @@ func watchRedisMemory(ctx context.Context, rdb *redis.Client, m *metrics.Metrics
 	}
 }
 
-// checkEviction refuses (outside dev mode) a Redis that may evict keys:
-// an evicted queue loses its messages silently.
 // wakeMode picks what wakes served queues from the setting and what Redis
 // publishes (notify-keyspace-events), and logs the choice once. A mode
 // that Redis does not support falls back to realtime with a warning. Redis
-// does not replicate the setting: a master after a failover without it
-// leaves senders without realtime to the sweep.
+// does not replicate the setting, and the keyspace modes replace the
+// realtime channel: a master reached by a failover without it leaves every
+// queue to the sweep, so set it on every node.
 func wakeMode(ctx context.Context, rdb *redis.Client, want string, log *slog.Logger) delivery.Wake {
 	if want == config.WakeRealtime {
 		log.Info("queues are woken by realtime notifications; senders without them (plain Node rsmq) are found by the sweep")
@@ -298,6 +297,8 @@ func wakeMode(ctx context.Context, rdb *redis.Client, want string, log *slog.Log
 	return w
 }
 
+// checkEviction refuses (outside dev mode) a Redis that may evict keys:
+// an evicted queue loses its messages silently.
 func checkEviction(ctx context.Context, rdb *redis.Client, cfg config.Config, log *slog.Logger) error {
 	cctx, cancel := context.WithTimeout(ctx, evictionTimeout)
 	defer cancel()

@@ -9,6 +9,10 @@ import (
 // them anyway: a bound on the memory of one batch.
 const corkLimit = 64 << 10
 
+// corkKeep is the most buffer a connection keeps between batches: a few
+// frames' worth, as gorilla's own write buffer.
+const corkKeep = 8 << 10
+
 // CorkListener wraps ln so that every connection it accepts can be corked:
 // a Conn whose websocket sits on such a connection writes a batch of frames
 // and its confirm ping with one write(2) instead of one per frame.
@@ -77,7 +81,7 @@ func (c *corkConn) flush() error {
 		return nil
 	}
 	_, err := c.Conn.Write(c.buf)
-	if cap(c.buf) > corkLimit*2 {
+	if cap(c.buf) > corkKeep {
 		c.buf = nil // a burst's buffer is not kept by an idle connection
 	} else {
 		c.buf = c.buf[:0]

@@ -73,6 +73,7 @@ func (o Options) Validate() error {
 
 // call is one Send waiting for its flush.
 type call struct {
+	ctx  context.Context // the caller's: a call whose caller gave up is not sent
 	item rsmq.SendItem
 	done chan rsmq.SendResult // buffered: the flush never blocks on it
 }
@@ -112,9 +113,10 @@ func New(to Sender, opts Options) *Coalescer {
 
 // Send stores one item (through a flush shared with concurrent Sends) and
 // returns its id, or its error as rsmq.SendItem would. When ctx ends first
-// it returns ctx's error; the item may then still be stored.
+// it returns ctx's error; the item is then not sent unless its flush had
+// already taken it (then it may be stored).
 func (c *Coalescer) Send(ctx context.Context, item rsmq.SendItem) (string, error) {
-	cl := &call{item: item, done: make(chan rsmq.SendResult, 1)}
+	cl := &call{ctx: ctx, item: item, done: make(chan rsmq.SendResult, 1)}
 	c.mu.Lock()
 	if c.stopped {
 		c.mu.Unlock()
@@ -143,7 +145,19 @@ func (c *Coalescer) Send(ctx context.Context, item rsmq.SendItem) (string, error
 // run flushes what is pending; a flush slot is held (inflight counted,
 // flushes added). When more items wait after the flush it goes on with
 // them in a new goroutine, so the caller that started it gets its answer.
+// The slot is given back however the flush ends, a panic included.
 func (c *Coalescer) run(ctx context.Context) {
+	next := false
+	defer func() {
+		if next {
+			go c.run(context.Background()) // the slot passes on
+			return
+		}
+		c.mu.Lock()
+		c.inflight--
+		c.mu.Unlock()
+		c.flushes.Done()
+	}()
 	if c.opts.Linger > 0 {
 		c.linger(ctx)
 	}
@@ -157,14 +171,8 @@ func (c *Coalescer) run(ctx context.Context) {
 	c.mu.Unlock()
 	c.flush(batch)
 	c.mu.Lock()
-	if len(c.pending) > 0 {
-		c.mu.Unlock()
-		go c.run(context.Background()) // the slot passes on
-		return
-	}
-	c.inflight--
+	next = len(c.pending) > 0
 	c.mu.Unlock()
-	c.flushes.Done()
 }
 
 // linger waits up to Linger for MaxBatch items (or ctx's end).
@@ -191,6 +199,20 @@ func (c *Coalescer) Run(ctx context.Context) {
 // flush sends batch in one SendBatch and answers every call. It does not
 // end with a caller's context: calls already taken are always answered.
 func (c *Coalescer) flush(batch []*call) {
+	// Callers that gave up are answered, not sent: their RPC has failed,
+	// and a retry of theirs must not find the message stored twice.
+	live := batch[:0:0]
+	for _, cl := range batch {
+		if err := cl.ctx.Err(); err != nil {
+			cl.done <- rsmq.SendResult{Err: err}
+			continue
+		}
+		live = append(live, cl)
+	}
+	batch = live
+	if len(batch) == 0 {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.FlushTimeout)
 	defer cancel()
 	items := make([]rsmq.SendItem, len(batch))

@@ -310,3 +310,41 @@ func TestOptionsOutOfRangeAreRefusedNamingTheOption(t *testing.T) {
 		t.Errorf("the limits themselves are refused: %v", err)
 	}
 }
+
+// TestASendWhoseCallerGaveUpBeforeItsFlushIsNotSent: a Send waiting behind
+// a busy flush whose context ends returns that error, and its item is not
+// stored when the flush slot frees (a retry must not find it twice).
+func TestASendWhoseCallerGaveUpBeforeItsFlushIsNotSent(t *testing.T) {
+	e := newEnv(t)
+	g := &gated{to: e.q, open: make(chan struct{})}
+	var fl flushes
+	c, took, _ := start(t, g, Options{MaxInFlight: 1}, &fl)
+	first := sendAll(c, []rsmq.SendItem{{Queue: "q", Message: "first"}})
+	testenv.Eventually(t, waitTimeout, "the first flush to start", func() bool { return took.Load() == 1 })
+	ctx, cancel := context.WithCancel(context.Background())
+	gaveUp := make(chan error, 1)
+	go func() {
+		_, err := c.Send(ctx, rsmq.SendItem{Queue: "q", Message: "abandoned"})
+		gaveUp <- err
+	}()
+	testenv.Eventually(t, waitTimeout, "the second Send to wait", func() bool { return took.Load() == 2 })
+	cancel()
+	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the abandoned Send returned %v, want context.Canceled", err)
+	}
+	close(g.open)
+	if r := <-first[0]; r.err != nil {
+		t.Fatal(r.err)
+	}
+	testenv.Eventually(t, waitTimeout, "the flush slot to be free", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.inflight == 0
+	})
+	if n := e.raw.ZCard(context.Background(), "rsmq:q").Val(); n != 1 {
+		t.Fatalf("queue holds %d messages, want only the first (the abandoned one not sent)", n)
+	}
+	if got := fl.get(); len(got) != 1 || got[0] != 1 {
+		t.Fatalf("flushes %v, want [1]: nothing was left to send", got)
+	}
+}
