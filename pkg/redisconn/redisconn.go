@@ -149,6 +149,10 @@ func parseSentinel(raw string) (*Target, error) {
 func Redact(raw string) string {
 	u, err := url.Parse(raw)
 	switch {
+	case err == nil && strings.Contains(u.Opaque+u.Path+u.Fragment, "@"):
+		// An "@" outside a parsed user part ("scheme:user:pw@...",
+		// "/:pw@..."): the text before it may still be a password.
+		return "(hidden: not a URL with a user part, but it may hold a password)"
 	case err != nil || u.User == nil && !u.Query().Has("sentinel_password"):
 		if strings.Contains(raw, "@") || strings.Contains(raw, "password") {
 			return "(hidden: not a URL with a user part, but it may hold a password)"
