@@ -37,7 +37,7 @@ func StartNginx(t testing.TB, upstream string) *Nginx {
 		}
 	}
 	if err != nil {
-		unavailable(t, "nginx not found: install it with `apt-get install -y --no-install-recommends nginx-light`")
+		Unavailable(t, "nginx not found: install it with `apt-get install -y --no-install-recommends nginx-light`")
 	}
 	root, err := RepoRoot()
 	if err != nil {

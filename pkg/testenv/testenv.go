@@ -26,15 +26,26 @@ import (
 // startTimeout bounds how long a server may take to accept connections.
 const startTimeout = 20 * time.Second
 
-// unavailable reports a missing prerequisite: a failure under CI=true (CI must
-// never silently run less), a skip on a developer machine.
-func unavailable(t testing.TB, format string, args ...any) {
+// Unavailable reports a missing prerequisite: a failure under CI=true (CI
+// must never silently run less), a skip on a developer machine.
+func Unavailable(t testing.TB, format string, args ...any) {
 	t.Helper()
 	msg := fmt.Sprintf(format, args...)
 	if os.Getenv("CI") == "true" {
 		t.Fatalf("testenv: %s", msg)
 	}
 	t.Skipf("testenv: %s (this test fails instead of skipping when CI=true)", msg)
+}
+
+// LookPath returns the path of a program a test cannot do without;
+// missing, it is Unavailable (hint says how to install it).
+func LookPath(t testing.TB, name, hint string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		Unavailable(t, "%s not found: %s", name, hint)
+	}
+	return p
 }
 
 // RepoRoot returns the repository root: the nearest directory upwards from the
@@ -117,7 +128,7 @@ func StartRedisWith(t testing.TB, args ...string) *Redis {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		unavailable(t, "redis-server not found: install it with `apt-get install -y --no-install-recommends redis-server` (or run `make deps`)")
+		Unavailable(t, "redis-server not found: install it with `apt-get install -y --no-install-recommends redis-server` (or run `make deps`)")
 	}
 	r := &Redis{t: t, bin: bin, dir: t.TempDir(), port: FreePort(t), args: args}
 	r.Start()
@@ -214,10 +225,10 @@ func StartMongo(t testing.TB) *Mongo {
 	t.Helper()
 	bin, err := MongoBinary()
 	if err != nil {
-		unavailable(t, "locate wsmq-mongowire: %v", err)
+		Unavailable(t, "locate wsmq-mongowire: %v", err)
 	}
 	if _, err := os.Stat(bin); err != nil {
-		unavailable(t, "%s not found: build it with `make tools`", bin)
+		Unavailable(t, "%s not found: build it with `make tools`", bin)
 	}
 	cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-data", t.TempDir())
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

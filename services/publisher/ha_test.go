@@ -29,17 +29,16 @@ func startHAPublisher(t *testing.T, h *testenv.HA, vars map[string]string) (*inp
 // master) or 15s pass.
 func sendEventually(t *testing.T, ctx context.Context, api publisherv1.PublisherServiceClient) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		_, err := api.Send(ctx, &publisherv1.SendRequest{Queue: "q", Message: "m"})
-		if err == nil {
-			return
+	var last error
+	t.Cleanup(func() {
+		if t.Failed() && last != nil {
+			t.Logf("the last Send failed with: %v", last)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Send still failing after 15s: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval
-	}
+	})
+	testenv.Eventually(t, 15*time.Second, "a Send to succeed", func() bool {
+		_, last = api.Send(ctx, &publisherv1.SendRequest{Queue: "q", Message: "m"})
+		return last == nil
+	})
 }
 
 func metricsText(t *testing.T, admin string) string {

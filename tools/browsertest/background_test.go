@@ -3,8 +3,6 @@ package browsertest_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +10,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/wsmq/wsmq/pkg/testenv"
 	"github.com/wsmq/wsmq/services/publisher/client"
 	"github.com/wsmq/wsmq/tools/internal/supervisor/supervisortest"
 )
@@ -29,7 +28,7 @@ const pingInterval = time.Second
 func TestBackgroundTabDetectsItsConnectionAliveOrDeadCorrectly(t *testing.T) {
 	ctx := startBrowser(t)
 	stack := supervisortest.Start(t, supervisortest.Config(t))
-	px := startProxy(t, stack.GatewayAddr(0))
+	px := testenv.StartProxy(t, stack.GatewayAddr(0))
 
 	// A page of the gateway's origin (through the proxy) loads the SDK and
 	// runs a client of its own, with a 1 s ping interval (the gateway's own
@@ -84,7 +83,7 @@ true`, pingInterval.Milliseconds())))
 	// watchdog gives the connection up within its bound (three ping
 	// intervals) once the tab runs again, and the client reconnects when
 	// the network is back.
-	px.setForward(false)
+	px.SetForward(false)
 	do(t, ctx, "throttle the tab", stall(2*pingInterval))
 	woke := time.Now()
 	waitFor(t, ctx, "the dead connection given up", `bg.client.state !== "connected"`)
@@ -93,7 +92,7 @@ true`, pingInterval.Milliseconds())))
 	if took > 3*pingInterval+5*time.Second {
 		t.Fatalf("dead connection given up %v after waking, bound %v; states: %s", took, 3*pingInterval, history())
 	}
-	px.setForward(true)
+	px.SetForward(true)
 	waitFor(t, ctx, "reconnected", `bg.client.state === "connected" && bg.client.stats.connects === 2`)
 	if _, err := pub.Send(ctx, userID, "after the black hole", 0); err != nil {
 		t.Fatal(err)
@@ -131,102 +130,4 @@ func lifecycle(state page.SetWebLifecycleStateState) chromedp.Action[chromedp.Vo
 		_, err := cdp.Call(ctx, t, page.SetWebLifecycleState, page.SetWebLifecycleStateParams{State: state})
 		return err
 	})
-}
-
-// proxy is a TCP proxy to one address whose forwarding can stop (a black
-// hole: bytes are held, connections stay open) and resume.
-type proxy struct {
-	ln     net.Listener
-	target string
-
-	mu      sync.Mutex
-	forward bool
-	resumed chan struct{}
-	conns   []net.Conn
-	wg      sync.WaitGroup
-}
-
-func startProxy(t *testing.T, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, target: target, forward: true, resumed: make(chan struct{})}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		p.setForward(true)
-		p.mu.Lock()
-		for _, c := range p.conns {
-			_ = c.Close()
-		}
-		p.mu.Unlock()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *proxy) URL() string { return fmt.Sprintf("http://%s", p.ln.Addr()) }
-
-func (p *proxy) accept() {
-	defer p.wg.Done()
-	for {
-		in, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		out, err := net.Dial("tcp", p.target)
-		if err != nil {
-			_ = in.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, in, out)
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go p.pipe(in, out)
-		go p.pipe(out, in)
-	}
-}
-
-func (p *proxy) pipe(dst, src net.Conn) {
-	defer p.wg.Done()
-	defer func() {
-		_ = dst.Close()
-		_ = src.Close()
-	}()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			p.mu.Lock()
-			fwd, resumed := p.forward, p.resumed
-			p.mu.Unlock()
-			if !fwd {
-				<-resumed // held, as a black-holed network holds them
-			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-func (p *proxy) setForward(on bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if on == p.forward {
-		return
-	}
-	p.forward = on
-	if on {
-		close(p.resumed)
-	} else {
-		p.resumed = make(chan struct{})
-	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -223,115 +222,10 @@ func TestClientSurvivesSIGKILLOfItsGatewayAndHandlesEveryMessageOnce(t *testing.
 	t.Logf("after SIGKILL: %d connects, %d duplicates deduped, %d acks dropped", st.Connects, st.Duplicates, st.DroppedAcks)
 }
 
-// proxy is a TCP proxy to one address whose connections can be cut, and
-// whose forwarding can stop (a black hole: bytes are held, connections
-// stay open, as on a dead network) and resume.
-type proxy struct {
-	ln      net.Listener
-	target  string
-	mu      sync.Mutex
-	conns   []net.Conn
-	forward bool
-	resumed chan struct{} // closed when forwarding resumes
-	wg      sync.WaitGroup
-}
-
-func startProxy(t *testing.T, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, target: target, forward: true, resumed: make(chan struct{})}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		p.setForward(true)
-		p.cut()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *proxy) URL() string { return "http://" + p.ln.Addr().String() }
-
-func (p *proxy) accept() {
-	defer p.wg.Done()
-	for {
-		in, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		out, err := net.Dial("tcp", p.target)
-		if err != nil {
-			_ = in.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, in, out)
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go p.pipe(in, out)
-		go p.pipe(out, in)
-	}
-}
-
-func (p *proxy) pipe(dst, src net.Conn) {
-	defer p.wg.Done()
-	defer func() {
-		_ = dst.Close()
-		_ = src.Close()
-	}()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			p.mu.Lock()
-			fwd, resumed := p.forward, p.resumed
-			p.mu.Unlock()
-			if !fwd {
-				<-resumed // held, as a black-holed network holds them
-			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// setForward stops (false: a black hole) or resumes forwarding.
-func (p *proxy) setForward(on bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if on == p.forward {
-		return
-	}
-	p.forward = on
-	if on {
-		close(p.resumed)
-	} else {
-		p.resumed = make(chan struct{})
-	}
-}
-
-// cut closes every proxied connection, both sides.
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		_ = c.Close()
-	}
-	p.conns = nil
-}
-
 func TestAckOfAMessageOfALostConnectionIsNeverSentOnTheNewOneAndItsRedeliveryIsDeduped(t *testing.T) {
 	s := gatewaytest.Start(t)
 	gw := s.StartGateway()
-	px := startProxy(t, gw.Addr)
+	px := testenv.StartProxy(t, gw.Addr)
 	sess := login(t, s, gw, "ada")
 	entered := make(chan struct{}, 4)
 	var calls atomic.Int32
@@ -351,7 +245,7 @@ func TestAckOfAMessageOfALostConnectionIsNeverSentOnTheNewOneAndItsRedeliveryIsD
 	case <-time.After(wait):
 		t.Fatal("handler not called")
 	}
-	px.cut()
+	px.Cut()
 	// The gateway put the unacked message back at once; the new connection
 	// gets it again (rc 2), the client drops it as a duplicate and acks it
 	// there, where it was delivered.
@@ -405,7 +299,7 @@ func TestRevocationClosesWith4001AndTheClientStopsForGood(t *testing.T) {
 func TestClientSessionOutlivesItsJWTAndStopsForGoodOnRevocation(t *testing.T) {
 	s := gatewaytest.StartAuthEnv(t, []string{"WSMQ_JWT_TTL=2s"}, "WSMQ_REVERIFY_INTERVAL=200ms")
 	gw := s.StartGateway()
-	px := startProxy(t, gw.Addr)
+	px := testenv.StartProxy(t, gw.Addr)
 	sess := login(t, s, gw, "long")
 	var mu sync.Mutex
 	var fresh []string
@@ -433,7 +327,7 @@ func TestClientSessionOutlivesItsJWTAndStopsForGoodOnRevocation(t *testing.T) {
 		t.Fatalf("%d connects: the connection did not outlive its JWT", n)
 	}
 
-	px.cut() // a reconnect, with the refreshed JWT
+	px.Cut() // a reconnect, with the refreshed JWT
 	testenv.Eventually(t, wait, "reconnected", func() bool { return c.Stats().Connects == 2 && c.State() == client.StateConnected })
 	s.Send(sess.UserID, "after the reconnect")
 	testenv.Eventually(t, wait, "the message after the reconnect", func() bool { return rec.distinct() == 2 })
@@ -571,7 +465,7 @@ func TestGracefulShutdownSpreadsIts1001ClosesAndTheClientMovesToTheOtherGateway(
 func TestWatchdogGivesABlackHoledConnectionUpWithinItsBoundAndTheClientResumes(t *testing.T) {
 	s := gatewaytest.Start(t)
 	gw := s.StartGateway("WSMQ_PING_INTERVAL=1s") // the hello's ping interval: the watchdog bound is 3 s
-	px := startProxy(t, gw.Addr)
+	px := testenv.StartProxy(t, gw.Addr)
 	sess := login(t, s, gw, "hole")
 	rec := newRecorder()
 	down := make(chan error, 8)
@@ -588,7 +482,7 @@ func TestWatchdogGivesABlackHoledConnectionUpWithinItsBoundAndTheClientResumes(t
 	s.Send(sess.UserID, "before")
 	testenv.Eventually(t, wait, "first message", func() bool { return rec.distinct() == 1 })
 
-	px.setForward(false)
+	px.SetForward(false)
 	t0 := time.Now()
 	var err error
 	select {
@@ -606,7 +500,7 @@ func TestWatchdogGivesABlackHoledConnectionUpWithinItsBoundAndTheClientResumes(t
 		t.Fatalf("given up after %v, want within the watchdog bound (2-3 s after the last frame)", took)
 	}
 	s.Send(sess.UserID, "during")
-	px.setForward(true)
+	px.SetForward(true)
 	s.Send(sess.UserID, "after")
 	testenv.Eventually(t, 2*wait, "every message", func() bool { return rec.distinct() == 3 })
 	if st := c.Stats(); st.Connects < 2 {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/wsmq/wsmq/pkg/testenv"
 	gwclient "github.com/wsmq/wsmq/services/gateway/client"
 	"github.com/wsmq/wsmq/services/gateway/protocol"
 	"github.com/wsmq/wsmq/services/publisher/client"
@@ -81,16 +82,11 @@ func TestSentinelStackKeepsDeliveringAfterTheMasterIsKilled(t *testing.T) {
 	// The sentinels promote the replica; the services follow it.
 	sc := redis.NewSentinelClient(&redis.Options{Addr: s.SentinelAddrs()[0], DisableIdentity: true})
 	defer func() { _ = sc.Close() }()
-	for {
+	deadline, _ := ctx.Deadline()
+	testenv.Eventually(t, time.Until(deadline), "the sentinels to promote "+replica, func() bool {
 		hp, err := sc.GetMasterAddrByName(ctx, supervisor.SentinelMasterName).Result()
-		if err == nil && len(hp) == 2 && net.JoinHostPort(hp[0], hp[1]) == replica {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("the sentinels never promoted %s: %v", replica, ctx.Err())
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval
-	}
+		return err == nil && len(hp) == 2 && net.JoinHostPort(hp[0], hp[1]) == replica
+	})
 	receive("after")
 	t.Logf("message after the master's SIGKILL delivered %.2fs after the kill", time.Since(killed).Seconds())
 	select {

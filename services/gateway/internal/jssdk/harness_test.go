@@ -23,6 +23,7 @@ import (
 
 	authv1 "github.com/wsmq/wsmq/gen/wsmq/auth/v1"
 	"github.com/wsmq/wsmq/pkg/rsmq"
+	"github.com/wsmq/wsmq/pkg/testenv"
 	"github.com/wsmq/wsmq/services/gateway/client"
 	"github.com/wsmq/wsmq/services/gateway/internal/gatewaytest"
 	"github.com/wsmq/wsmq/services/gateway/protocol"
@@ -31,34 +32,11 @@ import (
 // repoRoot is the directory holding go.work, above the test's directory.
 func repoRoot(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	dir, err := testenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.work not found above the test directory")
-		}
-		dir = parent
-	}
-}
-
-// need returns the path of a program the test cannot do without: missing,
-// it fails the test under CI=true and skips it elsewhere.
-func need(t testing.TB, name, hint string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not found (%s): the JS SDK tests must run in CI", name, hint)
-		}
-		t.Skipf("%s not found (%s); under CI=true this fails instead of skipping", name, hint)
-	}
-	return p
+	return dir
 }
 
 // nodeArgs are the flags Node needs for a global WebSocket: Node 20 and 21
@@ -86,7 +64,7 @@ type harness struct {
 	t   *testing.T
 	s   *gatewaytest.Stack
 	gws []*gatewaytest.Gateway
-	px  *proxy
+	px  *testenv.Proxy
 	mux *http.ServeMux
 	ctl string // the control endpoint's base URL
 
@@ -140,8 +118,8 @@ func (h *harness) gw(i int) *gatewaytest.Gateway {
 
 // withProxy puts a TCP proxy in front of the gateways: each connection
 // goes to the first gateway whose process still runs.
-func (h *harness) withProxy() *proxy {
-	h.px = startProxy(h.t, func() string {
+func (h *harness) withProxy() *testenv.Proxy {
+	h.px = testenv.StartProxyTo(h.t, func() string {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		for _, g := range h.gws {
@@ -268,11 +246,11 @@ func (h *harness) routes() {
 		}
 		switch str(req, "mode") {
 		case "blackhole":
-			h.px.setForward(false)
+			h.px.SetForward(false)
 		case "forward":
-			h.px.setForward(true)
+			h.px.SetForward(true)
 		case "cut":
-			h.px.cut()
+			h.px.Cut()
 		default:
 			return nil, fmt.Errorf("proxy mode %q", str(req, "mode"))
 		}
@@ -332,7 +310,7 @@ func mintJWT(userID string, exp time.Time) (string, error) {
 func (h *harness) runNode(file string, env ...string) {
 	t := h.t
 	t.Helper()
-	node := need(t, "node", "apt-get install -y nodejs")
+	node := testenv.LookPath(t, "node", "apt-get install -y nodejs")
 	root := repoRoot(t)
 	gw := h.ctl // no stack: the control endpoint's own websockets (/fake/ws)
 	if len(h.gws) > 0 {
@@ -363,116 +341,4 @@ func (h *harness) runNode(file string, env ...string) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("node --test %s: %v (output above)", file, err)
 	}
-}
-
-// proxy is a TCP proxy whose forwarding can stop (a black hole: bytes are
-// held, connections stay open, as on a dead network) and resume, and
-// whose connections can be cut.
-type proxy struct {
-	ln     net.Listener
-	target func() string
-
-	mu      sync.Mutex
-	forward bool
-	resumed chan struct{} // closed when forwarding resumes
-	conns   []net.Conn
-	wg      sync.WaitGroup
-}
-
-func startProxy(t testing.TB, target func() string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, target: target, forward: true, resumed: make(chan struct{})}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		p.setForward(true)
-		p.cut()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *proxy) URL() string { return "http://" + p.ln.Addr().String() }
-
-func (p *proxy) accept() {
-	defer p.wg.Done()
-	for {
-		in, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		out, err := net.Dial("tcp", p.target())
-		if err != nil {
-			_ = in.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, in, out)
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go p.pipe(in, out)
-		go p.pipe(out, in)
-	}
-}
-
-// gate returns nil while forwarding, else a channel closed on resumption.
-func (p *proxy) gate() chan struct{} {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.forward {
-		return nil
-	}
-	return p.resumed
-}
-
-func (p *proxy) pipe(dst, src net.Conn) {
-	defer p.wg.Done()
-	defer func() {
-		_ = dst.Close()
-		_ = src.Close()
-	}()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			if g := p.gate(); g != nil {
-				<-g // held, as a black-holed network holds them
-			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-func (p *proxy) setForward(on bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if on == p.forward {
-		return
-	}
-	p.forward = on
-	if on {
-		close(p.resumed)
-	} else {
-		p.resumed = make(chan struct{})
-	}
-}
-
-// cut closes every proxied connection, both sides.
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		_ = c.Close()
-	}
-	p.conns = nil
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"testing"
+
+	"github.com/wsmq/wsmq/pkg/testenv"
 )
 
 // The SDK's size budget (README.md of clients/js): gzipped at the best
@@ -52,7 +54,7 @@ func TestJSPackagingOneFileNoImportsTypesCheckWithinBudget(t *testing.T) {
 		t.Error("services/gateway/internal/server/wsmq.js differs from clients/js/index.js: run go generate ./services/gateway/internal/server")
 	}
 
-	node := need(t, "node", "apt-get install -y nodejs")
+	node := testenv.LookPath(t, "node", "apt-get install -y nodejs")
 	check := exec.Command(node, "--input-type=module", "-e", `
 import * as m from "./index.js";
 const want = ["WsmqClient", "ticketCredentials", "closeAction", "websocketURL", "CloseCodes", "CloseWatchdog",
@@ -72,7 +74,7 @@ catch (e) { if (!/options.WebSocket/.test(e.message)) { console.error(e.message)
 		t.Errorf("loading index.js in node: %v\n%s", err, out)
 	}
 
-	tsc := need(t, "tsc", "apt-get install -y node-typescript (scripts/deps.sh with WSMQ_DEPS_CI=1)")
+	tsc := testenv.LookPath(t, "tsc", "apt-get install -y node-typescript (scripts/deps.sh with WSMQ_DEPS_CI=1)")
 	cmd := exec.Command(tsc, "-p", filepath.Join(dir, "test", "tsconfig.json"))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("tsc: index.d.ts does not type-check against test/consumer.ts: %v\n%s", err, out)
