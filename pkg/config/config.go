@@ -240,7 +240,7 @@ func (s *Set) Parse(args []string, env Env) ([]string, error) {
 	for _, c := range s.checks {
 		errs = append(errs, c())
 	}
-	return rest, join(errs)
+	return rest, Join(errs)
 }
 
 // ParseFlags applies only the flags in args, on top of an earlier Parse
@@ -268,7 +268,7 @@ func (s *Set) ParseFlags(args []string) ([]string, error) {
 	for k := range before {
 		s.given[k] = true
 	}
-	return rest, join(errs)
+	return rest, Join(errs)
 }
 
 func (s *Set) parseFlags(args []string) ([]string, error) {
@@ -300,7 +300,10 @@ func (e *entry) run(v, from string) error {
 	return fmt.Errorf("%s=%q: %w", name, v, err)
 }
 
-func join(errs []error) error {
+// Join reports problems the way Parse does: nil when every error is nil,
+// else one error listing each under "config: ". Checks a program runs after
+// Parse (secrets, files) use it so that they too report everything at once.
+func Join(errs []error) error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}

@@ -169,59 +169,66 @@ func (s *Settings) Usage() string { return s.set.Usage() }
 // Validate checks what serving needs (listen addresses, JWT keys, admin
 // token) and resolves JWTKeys. Outside dev mode a missing or short secret or
 // admin token is an error; in dev mode the built-in dev values fill in.
+// Like Parse, it reports every problem at once, each naming its variable.
 // It returns warnings to log.
 func (c *Config) Validate() (warnings []string, err error) {
+	var errs []error
 	if !c.Dev && c.BcryptCost < 10 {
-		return nil, fmt.Errorf("WSMQ_BCRYPT_COST: %d is too weak outside dev mode (at least 10)", c.BcryptCost)
+		errs = append(errs, fmt.Errorf("WSMQ_BCRYPT_COST: %d is too weak outside dev mode (at least 10)", c.BcryptCost))
 	}
 	switch {
 	case c.JWTSecret != "" && c.JWTKeysFile != "":
-		return nil, errors.New("WSMQ_JWT_SECRET and WSMQ_JWT_KEYS_FILE are both set: use one")
+		errs = append(errs, errors.New("WSMQ_JWT_SECRET and WSMQ_JWT_KEYS_FILE are both set: use one"))
 	case c.JWTKeysFile != "":
 		keys, err := ReadKeysFile(c.JWTKeysFile)
 		if err != nil {
-			return nil, fmt.Errorf("WSMQ_JWT_KEYS_FILE: %w", err)
+			errs = append(errs, fmt.Errorf("WSMQ_JWT_KEYS_FILE: %w", err))
+			break
 		}
 		for _, k := range keys {
 			if !c.Dev && len(k.Secret) < tokens.MinSecretLen {
-				return nil, fmt.Errorf("WSMQ_JWT_KEYS_FILE: key %q: secret shorter than %d bytes", k.ID, tokens.MinSecretLen)
+				errs = append(errs, fmt.Errorf("WSMQ_JWT_KEYS_FILE: key %q: secret shorter than %d bytes", k.ID, tokens.MinSecretLen))
 			}
 		}
 		c.JWTKeys = keys
 	case c.JWTSecret != "":
 		if !c.Dev && len(c.JWTSecret) < tokens.MinSecretLen {
-			return nil, fmt.Errorf("WSMQ_JWT_SECRET: shorter than %d bytes", tokens.MinSecretLen)
+			errs = append(errs, fmt.Errorf("WSMQ_JWT_SECRET: shorter than %d bytes", tokens.MinSecretLen))
+			break
 		}
 		c.JWTKeys = []tokens.Key{{ID: tokens.KeyID([]byte(c.JWTSecret)), Secret: []byte(c.JWTSecret)}}
 	case c.Dev:
 		c.JWTKeys = []tokens.Key{{ID: DevJWTKeyID, Secret: []byte(DevJWTSecret)}}
 		warnings = append(warnings, "DEV MODE: JWTs are signed with the public built-in dev secret; set WSMQ_JWT_SECRET outside development")
 	default:
-		return nil, errors.New("WSMQ_JWT_SECRET (or WSMQ_JWT_KEYS_FILE) is required outside dev mode (WSMQ_DEV=1)")
+		errs = append(errs, errors.New("WSMQ_JWT_SECRET (or WSMQ_JWT_KEYS_FILE) is required outside dev mode (WSMQ_DEV=1)"))
 	}
 	switch {
 	case c.AdminToken != "":
 		if !c.Dev && len(c.AdminToken) < MinAdminTokenLen {
-			return nil, fmt.Errorf("WSMQ_AUTH_ADMIN_TOKEN: shorter than %d characters", MinAdminTokenLen)
+			errs = append(errs, fmt.Errorf("WSMQ_AUTH_ADMIN_TOKEN: shorter than %d characters", MinAdminTokenLen))
 		}
 	case c.Dev:
 		c.AdminToken = DevAdminToken
 		warnings = append(warnings, "DEV MODE: the admin token is the public built-in "+strconv.Quote(DevAdminToken)+"; set WSMQ_AUTH_ADMIN_TOKEN outside development")
 	default:
-		return nil, errors.New("WSMQ_AUTH_ADMIN_TOKEN is required outside dev mode (WSMQ_DEV=1)")
+		errs = append(errs, errors.New("WSMQ_AUTH_ADMIN_TOKEN is required outside dev mode (WSMQ_DEV=1)"))
 	}
 	switch {
 	case c.GatewayToken != "":
 		if !c.Dev && len(c.GatewayToken) < MinAdminTokenLen {
-			return nil, fmt.Errorf("WSMQ_AUTH_GATEWAY_TOKEN: shorter than %d characters", MinAdminTokenLen)
+			errs = append(errs, fmt.Errorf("WSMQ_AUTH_GATEWAY_TOKEN: shorter than %d characters", MinAdminTokenLen))
 		}
 		if c.GatewayToken == c.AdminToken {
-			return nil, errors.New("WSMQ_AUTH_GATEWAY_TOKEN equals WSMQ_AUTH_ADMIN_TOKEN: give gateways their own credential")
+			errs = append(errs, errors.New("WSMQ_AUTH_GATEWAY_TOKEN equals WSMQ_AUTH_ADMIN_TOKEN: give gateways their own credential"))
 		}
 	case c.Dev:
 		c.GatewayToken = DevGatewayToken
 	default:
 		warnings = append(warnings, "WSMQ_AUTH_GATEWAY_TOKEN is not set: gateways cannot follow revocations (WatchRevocations) unless they hold the admin token")
+	}
+	if err := config.Join(errs); err != nil {
+		return nil, err
 	}
 	return warnings, nil
 }

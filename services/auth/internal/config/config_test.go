@@ -161,6 +161,47 @@ func TestValidateRequiresRealSecretsOutsideDevMode(t *testing.T) {
 	}
 }
 
+func TestValidateReportsEveryProblemAtOnceNamingEachVariable(t *testing.T) {
+	long := strings.Repeat("s", 32)
+	admin := strings.Repeat("a", 16)
+	cases := []struct {
+		name string
+		env  map[string]string
+		want []string // each must appear in the one error
+	}{
+		{"weak bcrypt, no secret, no admin token",
+			map[string]string{"WSMQ_BCRYPT_COST": "4"},
+			[]string{"WSMQ_BCRYPT_COST", "WSMQ_JWT_SECRET", "WSMQ_AUTH_ADMIN_TOKEN"}},
+		{"short secret, short admin token, short gateway token",
+			map[string]string{"WSMQ_JWT_SECRET": long[:31], "WSMQ_AUTH_ADMIN_TOKEN": admin[:15], "WSMQ_AUTH_GATEWAY_TOKEN": "gw"},
+			[]string{"WSMQ_JWT_SECRET: shorter", "WSMQ_AUTH_ADMIN_TOKEN: shorter", "WSMQ_AUTH_GATEWAY_TOKEN: shorter"}},
+		{"secret and keys file, weak bcrypt, gateway token equals admin token",
+			map[string]string{"WSMQ_JWT_SECRET": long, "WSMQ_JWT_KEYS_FILE": "/x", "WSMQ_BCRYPT_COST": "9",
+				"WSMQ_AUTH_ADMIN_TOKEN": admin, "WSMQ_AUTH_GATEWAY_TOKEN": admin},
+			[]string{"WSMQ_JWT_KEYS_FILE are both set", "WSMQ_BCRYPT_COST", "WSMQ_AUTH_GATEWAY_TOKEN equals"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _, err := Parse(nil, envOf(tc.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err := c.Validate()
+			if err == nil {
+				t.Fatalf("Validate accepted %v (warnings %q)", tc.env, w)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("Validate error %q does not report %q", err, want)
+				}
+			}
+			if got := strings.Count(err.Error(), "\n") + 1; got != len(tc.want) {
+				t.Errorf("Validate reported %d problems, want %d: %q", got, len(tc.want), err)
+			}
+		})
+	}
+}
+
 func TestValidateDevModeUsesMarkedDevSecretsAndWarns(t *testing.T) {
 	c, _, err := Parse(nil, envOf(map[string]string{"WSMQ_DEV": "true"}))
 	if err != nil {
