@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -116,12 +115,12 @@ func (e *Engine) Subscribe(ctx context.Context, sink Sink, queue string, manual 
 	return s, nil
 }
 
-// ensureQueue creates queue unless it exists.
+// ensureQueue creates queue with the configured attributes unless it
+// exists (rsmq.EnsureQueue, as the publisher and the demo sender do).
 func (e *Engine) ensureQueue(ctx context.Context, queue string) error {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.CallTimeout)
 	defer cancel()
-	err := e.q.CreateQueue(ctx, queue, e.cfg.QueueConfig)
-	if err != nil && !errors.Is(err, rsmq.ErrQueueExists) {
+	if _, err := e.q.EnsureQueue(ctx, queue, e.cfg.QueueConfig); err != nil {
 		return fmt.Errorf("create queue %s: %w", queue, err)
 	}
 	return nil

@@ -230,7 +230,7 @@ func (s *Stack) Send(q, msg string) string {
 	defer cancel()
 	id, err := s.Queues.SendMessage(ctx, q, msg, rsmq.QueueDefault)
 	if errors.Is(err, rsmq.ErrQueueNotFound) {
-		if err := s.Queues.CreateQueue(ctx, q, rsmq.DefaultQueueConfig()); err != nil && !errors.Is(err, rsmq.ErrQueueExists) {
+		if _, err := s.Queues.EnsureQueue(ctx, q, rsmq.DefaultQueueConfig()); err != nil {
 			s.t.Fatal(err)
 		}
 		id, err = s.Queues.SendMessage(ctx, q, msg, rsmq.QueueDefault)
