@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -10,19 +9,6 @@ import (
 	gwclient "github.com/wsmq/wsmq/services/gateway/client"
 	"github.com/wsmq/wsmq/services/gateway/protocol"
 )
-
-// frame is one server frame in the flat shape the scenario checks.
-type frame struct {
-	Event   string `json:"event"`
-	Error   string `json:"error"`
-	Token   string `json:"token"`
-	Queue   string `json:"queue"`
-	ID      string `json:"id"`
-	Message string `json:"message"`
-	RC      int    `json:"rc"`
-	Sent    int64  `json:"sent"`
-	Raw     string `json:"-"`
-}
 
 // gwConn is a websocket to the gateway (through the lb) for the scenario:
 // raw commands and frames read with a deadline, over the gateway client.
@@ -48,47 +34,47 @@ func (g *gwConn) Command(cmd string) error {
 	return g.c.WriteCommand(ctx, cmd)
 }
 
-// Next reads the next frame, waiting at most until deadline.
-func (g *gwConn) Next(deadline time.Time) (frame, error) {
+// Next reads the next frame, waiting at most until deadline. An error
+// event is returned as a *protocol.ErrorEvent frame, not as an error: the
+// connection stays up.
+func (g *gwConn) Next(deadline time.Time) (protocol.Frame, error) {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	f, err := g.c.Next(ctx)
 	var ee *gwclient.EventError
 	if errors.As(err, &ee) {
-		raw, _ := json.Marshal(protocol.ErrorEvent{Code: ee.Code, Queue: ee.Queue, ID: ee.ID, Message: ee.Message})
-		return frame{Event: "error", Error: ee.Code, Queue: ee.Queue, ID: ee.ID, Message: ee.Message, Raw: string(raw)}, nil
+		return &protocol.ErrorEvent{Code: ee.Code, Queue: ee.Queue, ID: ee.ID, Message: ee.Message}, nil
 	}
-	if err != nil {
-		return frame{}, err
-	}
-	raw := f.AppendJSON(nil)
-	var out frame
-	if err := json.Unmarshal(raw, &out); err != nil {
-		return frame{}, fmt.Errorf("frame %q: %w", raw, err)
-	}
-	out.Raw = string(raw)
-	return out, nil
+	return f, err
 }
+
+// Ack acknowledges message id (manual ack mode).
+func (g *gwConn) Ack(id string) error { return g.Command(protocol.Ack(id)) }
+
+// raw is a frame's JSON as the gateway writes it, for error texts.
+func raw(f protocol.Frame) string { return string(f.AppendJSON(nil)) }
 
 // Subscribe subscribes to queue and waits for the "subscribed" event.
 // Message frames that arrive first are returned.
-func (g *gwConn) Subscribe(queue string, timeout time.Duration) ([]frame, error) {
+func (g *gwConn) Subscribe(queue string, timeout time.Duration) ([]*protocol.Message, error) {
 	if err := g.Command(protocol.Subscribe(queue)); err != nil {
 		return nil, err
 	}
 	deadline := time.Now().Add(timeout)
-	var early []frame
+	var early []*protocol.Message
 	for {
 		f, err := g.Next(deadline)
 		if err != nil {
 			return early, fmt.Errorf("waiting for subscribed to %s: %w", queue, err)
 		}
-		switch {
-		case f.Event == "subscribed" && f.Queue == queue:
-			return early, nil
-		case f.Event == "error":
-			return early, fmt.Errorf("subscribe %s: %s", queue, f.Raw)
-		case f.Event == "":
+		switch f := f.(type) {
+		case *protocol.Subscribed:
+			if f.Queue == queue {
+				return early, nil
+			}
+		case *protocol.ErrorEvent:
+			return early, fmt.Errorf("subscribe %s: %s", queue, raw(f))
+		case *protocol.Message:
 			early = append(early, f)
 		}
 	}
@@ -96,18 +82,18 @@ func (g *gwConn) Subscribe(queue string, timeout time.Duration) ([]frame, error)
 
 // Messages reads frames until n messages arrived (events are skipped) or
 // timeout passes.
-func (g *gwConn) Messages(n int, timeout time.Duration) ([]frame, error) {
+func (g *gwConn) Messages(n int, timeout time.Duration) ([]*protocol.Message, error) {
 	deadline := time.Now().Add(timeout)
-	var got []frame
+	var got []*protocol.Message
 	for len(got) < n {
 		f, err := g.Next(deadline)
 		if err != nil {
 			return got, fmt.Errorf("after %d of %d messages: %w", len(got), n, err)
 		}
-		if f.Event == "error" {
-			return got, errors.New("error frame: " + f.Raw)
-		}
-		if f.Event == "" {
+		switch f := f.(type) {
+		case *protocol.ErrorEvent:
+			return got, errors.New("error frame: " + raw(f))
+		case *protocol.Message:
 			got = append(got, f)
 		}
 	}

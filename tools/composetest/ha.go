@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/wsmq/wsmq/services/gateway/protocol"
 )
 
 // haServices are the ha profile's services (checked healthy like the rest).
@@ -95,7 +97,7 @@ func (s *stack) waitSentinels(ctx context.Context, master string) error {
 
 // delivery is one message frame received by the reader, with its time.
 type delivery struct {
-	f  frame
+	f  *protocol.Message
 	at time.Time
 }
 
@@ -108,11 +110,12 @@ func reader(c *gwConn, out chan<- delivery, deadline time.Time) {
 		if err != nil {
 			return
 		}
-		if f.Event != "" {
+		m, ok := f.(*protocol.Message)
+		if !ok {
 			continue
 		}
-		_ = c.Command("/ack/" + f.ID)
-		out <- delivery{f: f, at: time.Now()}
+		_ = c.Ack(m.ID)
+		out <- delivery{f: m, at: time.Now()}
 	}
 }
 

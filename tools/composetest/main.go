@@ -29,6 +29,7 @@ import (
 	"time"
 
 	gwclient "github.com/wsmq/wsmq/services/gateway/client"
+	"github.com/wsmq/wsmq/services/gateway/protocol"
 	"github.com/wsmq/wsmq/services/publisher/client"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -303,7 +304,7 @@ func (s *stack) login(ctx context.Context, name string) (gwclient.Session, error
 
 // dial opens a websocket through the lb and subscribes to the user's queue,
 // retrying while a replica goes away.
-func (s *stack) dial(ctx context.Context, name, ack string) (*gwConn, []frame, error) {
+func (s *stack) dial(ctx context.Context, name, ack string) (*gwConn, []*protocol.Message, error) {
 	ses := s.users[name]
 	var last error
 	for i := 0; i < 30; i++ {
@@ -340,17 +341,17 @@ func batch(prefix string, n int) []string {
 
 // collect reads messages on c until every one of want arrived (duplicates,
 // an at-least-once delivery, are allowed), acking each in manual mode.
-func collect(c *gwConn, early []frame, want []string, manualAck bool, timeout time.Duration) ([]frame, error) {
+func collect(c *gwConn, early []*protocol.Message, want []string, manualAck bool, timeout time.Duration) ([]*protocol.Message, error) {
 	missing := map[string]bool{}
 	for _, m := range want {
 		missing[m] = true
 	}
-	var got []frame
-	take := func(f frame) error {
+	var got []*protocol.Message
+	take := func(f *protocol.Message) error {
 		got = append(got, f)
 		delete(missing, f.Message)
 		if manualAck {
-			return c.Command("/ack/" + f.ID)
+			return c.Ack(f.ID)
 		}
 		return nil
 	}
