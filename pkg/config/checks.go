@@ -59,15 +59,22 @@ const DefaultRedisURL = "redis://127.0.0.1:6379/0"
 
 // RedisURL declares WSMQ_REDIS_URL (-redis-url), checked by the parser the
 // client is built with (redisconn.ParseURL).
-func (s *Set) RedisURL(p *string) {
-	s.String(p, "redis-url", "WSMQ_REDIS_URL", DefaultRedisURL, "Redis URL: "+redisconn.Schemes,
+func (s *Set) RedisURL(p *string) { s.RedisURLFlag(p, "redis-url") }
+
+// RedisURLFlag is RedisURL with another flag name, for a program whose
+// documented flag predates the services' (wsmqctl's -redis).
+func (s *Set) RedisURLFlag(p *string, flag string) {
+	s.String(p, flag, "WSMQ_REDIS_URL", DefaultRedisURL, "Redis URL: "+redisconn.Schemes,
 		func(v string) error { _, err := redisconn.ParseURL(v); return err })
 	s.entries[len(s.entries)-1].redact = redisconn.Redact
 }
 
 // Namespace declares WSMQ_RSMQ_NS (-rsmq-ns), the RSMQ key namespace.
-func (s *Set) Namespace(p *string) {
-	s.String(p, "rsmq-ns", "WSMQ_RSMQ_NS", rsmq.DefaultNamespace, "RSMQ key namespace", rsmq.ValidateNamespace)
+func (s *Set) Namespace(p *string) { s.NamespaceFlag(p, "rsmq-ns") }
+
+// NamespaceFlag is Namespace with another flag name (wsmqctl's -ns).
+func (s *Set) NamespaceFlag(p *string, flag string) {
+	s.String(p, flag, "WSMQ_RSMQ_NS", rsmq.DefaultNamespace, "RSMQ key namespace", rsmq.ValidateNamespace)
 }
 
 // Dev declares WSMQ_DEV (-dev).

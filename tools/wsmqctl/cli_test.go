@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	pkgconfig "github.com/wsmq/wsmq/pkg/config"
+	"github.com/wsmq/wsmq/pkg/rsmq"
 )
 
 // result is one finished wsmqctl invocation.
@@ -33,13 +37,22 @@ func (e env) with(kv ...string) env {
 
 func (e env) getenv(k string) string { return e[k] }
 
+// environ lists e as KEY=VALUE, as os.Environ does.
+func (e env) environ() []string {
+	out := make([]string, 0, len(e))
+	for k, v := range e {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
 // ctl runs wsmqctl in-process with stdin and returns what it did.
 func ctl(t *testing.T, e env, stdin string, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var out, errb bytes.Buffer
-	code := run(ctx, args, strings.NewReader(stdin), &out, &errb, e.getenv)
+	code := run(ctx, args, strings.NewReader(stdin), &out, &errb, e.getenv, e.environ())
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }
 
@@ -78,7 +91,8 @@ func TestUsageErrorsExitTwoAndNameTheProblem(t *testing.T) {
 		{[]string{"users", "frobnicate", "x"}, "unknown users subcommand"},
 		{[]string{"queues"}, "want a subcommand"},
 		{[]string{"queues", "drop"}, "unknown queues subcommand"},
-		{[]string{"--redis", "mysql://x", "queues", "ls"}, "--redis"},
+		{[]string{"--redis", "mysql://x", "queues", "ls"}, "-redis"},
+		{[]string{"queues", "ls", "--redis", "mysql://x"}, "-redis"},
 		{[]string{"--gateway", "ftp://x", "listen"}, "--gateway"},
 	}
 	for _, c := range cases {
@@ -91,6 +105,73 @@ func TestUsageErrorsExitTwoAndNameTheProblem(t *testing.T) {
 				t.Fatalf("stderr %q does not start with \"wsmqctl: \"", r.stderr)
 			}
 		})
+	}
+}
+
+func TestGlobalSettingsFollowTheServicesRulesNamingTheVariable(t *testing.T) {
+	e := env{"XDG_CONFIG_HOME": t.TempDir()}
+	cases := []struct {
+		name   string
+		env    env
+		args   []string
+		errHas []string
+	}{
+		{"malformed boolean", e.with("WSMQ_GRPC_TLS", "maybe"), []string{"queues", "ls"}, []string{"WSMQ_GRPC_TLS", "must be a boolean"}},
+		{"malformed boolean flag", e, []string{"--grpc-tls=maybe", "queues", "ls"}, []string{"-grpc-tls", "must be a boolean"}},
+		{"bad namespace", e.with("WSMQ_RSMQ_NS", "a:b"), []string{"queues", "ls"}, []string{"WSMQ_RSMQ_NS", "':'"}},
+		{"bad namespace flag after the command", e, []string{"queues", "ls", "--ns", "a:b"}, []string{"-ns", "':'"}},
+		{"misspelt variable", e.with("WSMQ_RSMQ_N", "x"), []string{"queues", "ls"}, []string{"WSMQ_RSMQ_N", "did you mean WSMQ_RSMQ_NS"}},
+		{"every problem at once", e.with("WSMQ_GRPC_TLS", "maybe", "WSMQ_RSMQ_NS", "a:b", "WSMQ_REDIS_URL", "mysql://x"),
+			[]string{"queues", "ls"}, []string{"WSMQ_GRPC_TLS", "WSMQ_RSMQ_NS", "WSMQ_REDIS_URL"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := ctl(t, tc.env, "", tc.args...).must(t, exitUsage, tc.args...)
+			for _, h := range tc.errHas {
+				if !strings.Contains(r.stderr, h) {
+					t.Errorf("stderr %q does not contain %q", r.stderr, h)
+				}
+			}
+		})
+	}
+}
+
+func TestGlobalDefaultsAreTheOwnersAndBooleansUseOneSyntax(t *testing.T) {
+	parse := func(e env, args ...string) globals {
+		t.Helper()
+		c := &cli{getenv: e.getenv}
+		c.set = c.g.settings()
+		fs := flag.NewFlagSet("wsmqctl", flag.ContinueOnError)
+		c.defineGlobals(fs)
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.set.Parse(givenGlobals(fs), pkgconfig.GetenvEnv(e.getenv, e.environ())); err != nil {
+			t.Fatalf("%v %v: %v", e, args, err)
+		}
+		return c.g
+	}
+	g := parse(env{})
+	if g.ns != rsmq.DefaultNamespace || g.redisURL != pkgconfig.DefaultRedisURL || g.grpcTLS || g.adminToken != devAdminToken {
+		t.Fatalf("defaults %+v, want rsmq's namespace, pkg/config's Redis URL, no TLS", g)
+	}
+	// An empty variable is unset, as before.
+	if g := parse(env{"WSMQ_RSMQ_NS": "", "WSMQ_GATEWAY_URL": ""}); g.ns != rsmq.DefaultNamespace || g.gateway != defaultGateway {
+		t.Fatalf("empty variables: %+v, want the defaults", g)
+	}
+	for _, v := range []string{"1", "true", "yes", "on", "ON"} {
+		if g := parse(env{"WSMQ_GRPC_TLS": v}); !g.grpcTLS {
+			t.Errorf("WSMQ_GRPC_TLS=%s: TLS off", v)
+		}
+	}
+	if g := parse(env{"WSMQ_GRPC_TLS": "yes"}, "--grpc-tls=off"); g.grpcTLS {
+		t.Error("--grpc-tls=off does not win over the environment")
+	}
+	if g := parse(env{}, "--grpc-tls"); !g.grpcTLS {
+		t.Error("bare --grpc-tls: TLS off")
+	}
+	if g := parse(env{"WSMQ_RSMQ_NS": "envns"}, "--ns", "flagns"); g.ns != "flagns" {
+		t.Errorf("--ns: %q, want the flag's", g.ns)
 	}
 }
 

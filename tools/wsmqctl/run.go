@@ -20,14 +20,14 @@ const (
 	exitUsage = 2
 )
 
-// Defaults of the global flags (the local stack of `make run`).
+// Defaults of the global flags that have no exported owner (the local
+// stack of `make run`; the services' own defaults are in their internal
+// packages). Redis URL and namespace take pkg/config's and pkg/rsmq's.
 const (
-	defaultGateway    = "http://127.0.0.1:3000"
-	defaultPublisher  = "127.0.0.1:9092"
-	defaultAuth       = "127.0.0.1:9091"
-	defaultRedis      = "redis://127.0.0.1:6379/0"
-	devAdminToken     = "dev-admin-token"
-	defaultRSMQPrefix = "rsmq"
+	defaultGateway   = "http://127.0.0.1:3000"
+	defaultPublisher = "127.0.0.1:9092"
+	defaultAuth      = "127.0.0.1:9091"
+	devAdminToken    = "dev-admin-token"
 )
 
 // cli is one invocation: the process's streams and environment, and the
@@ -38,6 +38,9 @@ type cli struct {
 	stderr io.Writer
 	getenv func(string) string
 	g      globals
+	// set reads the globals (pkg/config): environment, flags before the
+	// command, then those after it.
+	set *pkgconfig.Set
 }
 
 // globals are the settings every command may use; each has a WSMQ_* env
@@ -99,20 +102,30 @@ Exit codes: 0 ok, 1 failure, 2 usage error.
 Run 'wsmqctl COMMAND --help' for a command's flags.
 `
 
-// run runs one wsmqctl invocation and returns its exit code.
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+// run runs one wsmqctl invocation and returns its exit code. environ (may
+// be nil) lists the environment for the detection of misspelt WSMQ_*
+// variables.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string, environ []string) int {
 	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
-	c.g = defaultGlobals(getenv)
+	c.set = c.g.settings()
+	// An empty variable counts as unset: the default applies.
+	env := pkgconfig.GetenvEnv(getenv, environ)
 	fs := flag.NewFlagSet("wsmqctl", flag.ContinueOnError)
-	c.g.define(fs)
+	c.defineGlobals(fs)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 	err := fs.Parse(args)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
+		// Help shows the settings in effect; malformed ones are reported
+		// by any command, not by help.
+		_, _ = c.set.Parse(nil, env)
 		c.printMainUsage(stdout, fs)
 		return exitOK
 	case err != nil:
+		return c.fail("", &usageError{msg: err.Error()})
+	}
+	if _, err := c.set.Parse(givenGlobals(fs), env); err != nil {
 		return c.fail("", &usageError{msg: err.Error()})
 	}
 	rest := fs.Args()
@@ -123,7 +136,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	name := rest[0]
 	if name == "help" {
 		if len(rest) > 1 {
-			return run(ctx, []string{rest[1], "--help"}, stdin, stdout, stderr, getenv)
+			return run(ctx, []string{rest[1], "--help"}, stdin, stdout, stderr, getenv, environ)
 		}
 		c.printMainUsage(stdout, fs)
 		return exitOK
@@ -165,50 +178,99 @@ func (c *cli) printMainUsage(w io.Writer, fs *flag.FlagSet) {
 	_, _ = fmt.Fprintf(w, mainUsage, cmds.String(), flagDefaults(fs, nil))
 }
 
-func defaultGlobals(getenv func(string) string) globals {
-	or := func(key, def string) string {
-		if v := getenv(key); v != "" {
-			return v
-		}
-		return def
-	}
-	return globals{
-		gateway:           or("WSMQ_GATEWAY_URL", defaultGateway),
-		publisher:         or("WSMQ_PUBLISHER_ADDR", defaultPublisher),
-		publisherKey:      getenv("WSMQ_PUBLISHER_KEY"),
-		publisherAdminKey: getenv("WSMQ_PUBLISHER_ADMIN_KEY"),
-		auth:              or("WSMQ_AUTH_ADDR", defaultAuth),
-		adminToken:        or("WSMQ_AUTH_ADMIN_TOKEN", devAdminToken),
-		redisURL:          or("WSMQ_REDIS_URL", defaultRedis),
-		ns:                or("WSMQ_RSMQ_NS", defaultRSMQPrefix),
-		grpcTLS:           envBool(getenv, "WSMQ_GRPC_TLS"),
-	}
+// settings declares the global settings on a pkg/config Set bound to g:
+// one boolean syntax, the Redis URL parser and namespace rule of the
+// services, misspelt WSMQ_* variables refused. The command line is read by
+// defineGlobals' flags (before or after the command name, with the help
+// wsmqctl prints) and handed to the Set by givenGlobals.
+func (g *globals) settings() *pkgconfig.Set {
+	s := pkgconfig.NewSet("wsmqctl", "")
+	// Read by the commands themselves (c.getenv).
+	s.Others("WSMQ_USER", "WSMQ_PASSWORD", "WSMQ_TOKEN", "WSMQ_ACCESS_TOKEN")
+	s.String(&g.gateway, "gateway", "WSMQ_GATEWAY_URL", defaultGateway, "gateway base URL")
+	s.String(&g.publisher, "publisher", "WSMQ_PUBLISHER_ADDR", defaultPublisher, "publisher gRPC host:port")
+	s.String(&g.publisherKey, "publisher-key", "WSMQ_PUBLISHER_KEY", "", "publisher bearer key")
+	// Environment only: 'queues' goes through the publisher when it is set.
+	s.String(&g.publisherAdminKey, "", "WSMQ_PUBLISHER_ADMIN_KEY", "", "publisher admin key")
+	s.String(&g.auth, "auth", "WSMQ_AUTH_ADDR", defaultAuth, "auth gRPC host:port")
+	s.String(&g.adminToken, "admin-token", "WSMQ_AUTH_ADMIN_TOKEN", devAdminToken, "auth admin token")
+	s.RedisURLFlag(&g.redisURL, "redis")
+	s.NamespaceFlag(&g.ns, "ns")
+	s.Bool(&g.grpcTLS, "grpc-tls", "WSMQ_GRPC_TLS", false, "TLS to the publisher and auth")
+	return s
 }
 
-// envBool reads a boolean in wsmq's one syntax (pkg/config); a malformed
-// value counts as false here and is refused by the services themselves.
-func envBool(getenv func(string) string, key string) bool {
-	b, err := pkgconfig.ParseBool(getenv(key))
-	return err == nil && b
-}
-
-// globalNames are the flags define adds; subcommand help leaves them out.
+// globalNames are the flags defineGlobals adds; subcommand help leaves
+// them out.
 var globalNames = map[string]bool{
 	"gateway": true, "publisher": true, "publisher-key": true, "auth": true,
 	"admin-token": true, "redis": true, "ns": true, "grpc-tls": true,
 }
 
-// define adds the global flags to fs with g's current values as defaults,
-// so they may be given before or after the command name.
-func (g *globals) define(fs *flag.FlagSet) {
-	fs.StringVar(&g.gateway, "gateway", g.gateway, "gateway base `URL` (env WSMQ_GATEWAY_URL)")
-	fs.StringVar(&g.publisher, "publisher", g.publisher, "publisher gRPC `host:port` (env WSMQ_PUBLISHER_ADDR)")
-	fs.StringVar(&g.publisherKey, "publisher-key", g.publisherKey, "publisher bearer `key`; prefer env WSMQ_PUBLISHER_KEY (argv is visible to other users); not needed in dev mode")
-	fs.StringVar(&g.auth, "auth", g.auth, "auth gRPC `host:port` (env WSMQ_AUTH_ADDR)")
-	fs.StringVar(&g.adminToken, "admin-token", g.adminToken, "auth admin `token`; prefer env WSMQ_AUTH_ADMIN_TOKEN. The default \"dev-admin-token\" is the DEV-MODE default only")
-	fs.StringVar(&g.redisURL, "redis", g.redisURL, "Redis `URL` for 'queues' (env WSMQ_REDIS_URL)")
-	fs.StringVar(&g.ns, "ns", g.ns, "RSMQ key `namespace` (env WSMQ_RSMQ_NS)")
-	fs.BoolVar(&g.grpcTLS, "grpc-tls", g.grpcTLS, "use TLS (system roots) to the publisher and auth (env WSMQ_GRPC_TLS=1)")
+// globalFlag is a global flag on a command-line flag set: it keeps the
+// text given for the Set to check and apply (givenGlobals), and shows the
+// setting in effect in help.
+type globalFlag struct {
+	text    string
+	isBool  bool
+	current func() string
+}
+
+func (f *globalFlag) String() string {
+	if f == nil || f.current == nil {
+		return ""
+	}
+	return f.current()
+}
+
+func (f *globalFlag) Set(v string) error { f.text = v; return nil }
+
+func (f *globalFlag) IsBoolFlag() bool { return f.isBool }
+
+// defineGlobals adds the global flags to fs, so they may be given before
+// or after the command name; their help shows the settings in effect.
+func (c *cli) defineGlobals(fs *flag.FlagSet) {
+	g := &c.g
+	str := func(p *string) func() string { return func() string { return *p } }
+	for _, d := range []struct {
+		name, usage string
+		current     func() string
+		isBool      bool
+	}{
+		{"gateway", "gateway base `URL` (env WSMQ_GATEWAY_URL)", str(&g.gateway), false},
+		{"publisher", "publisher gRPC `host:port` (env WSMQ_PUBLISHER_ADDR)", str(&g.publisher), false},
+		{"publisher-key", "publisher bearer `key`; prefer env WSMQ_PUBLISHER_KEY (argv is visible to other users); not needed in dev mode", str(&g.publisherKey), false},
+		{"auth", "auth gRPC `host:port` (env WSMQ_AUTH_ADDR)", str(&g.auth), false},
+		{"admin-token", "auth admin `token`; prefer env WSMQ_AUTH_ADMIN_TOKEN. The default \"dev-admin-token\" is the DEV-MODE default only", str(&g.adminToken), false},
+		{"redis", "Redis `URL` for 'queues' (env WSMQ_REDIS_URL)", str(&g.redisURL), false},
+		{"ns", "RSMQ key `namespace` (env WSMQ_RSMQ_NS)", str(&g.ns), false},
+		{"grpc-tls", "use TLS (system roots) to the publisher and auth (env WSMQ_GRPC_TLS=1)", onOrEmpty(&g.grpcTLS), true},
+	} {
+		fs.Var(&globalFlag{isBool: d.isBool, current: d.current}, d.name, d.usage)
+	}
+}
+
+// onOrEmpty shows a boolean as help does for a flag.Bool: "" for false,
+// so no "(default false)".
+func onOrEmpty(p *bool) func() string {
+	return func() string {
+		if *p {
+			return "true"
+		}
+		return ""
+	}
+}
+
+// givenGlobals returns the global flags given on fs as arguments for the
+// Set ("-ns=value"), which checks and applies them.
+func givenGlobals(fs *flag.FlagSet) []string {
+	var args []string
+	fs.Visit(func(f *flag.Flag) {
+		if g, ok := f.Value.(*globalFlag); ok {
+			args = append(args, "-"+f.Name+"="+g.text)
+		}
+	})
+	return args
 }
 
 // gatewayURL returns the gateway URL with path appended, checking the
@@ -226,6 +288,7 @@ func (g *globals) gatewayURL(path string) (*url.URL, error) {
 // flagSet is a subcommand's flags and its --help text.
 type flagSet struct {
 	*flag.FlagSet
+	set  *pkgconfig.Set // applies the global flags given after the command
 	help func()
 }
 
@@ -236,8 +299,8 @@ func (c *cli) newFlagSet(name, help string) *flagSet {
 	fs := flag.NewFlagSet("wsmqctl "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {} // parse reports errors; help is printed on request only
-	c.g.define(fs)
-	return &flagSet{FlagSet: fs, help: func() {
+	c.defineGlobals(fs)
+	return &flagSet{FlagSet: fs, set: c.set, help: func() {
 		_, _ = fmt.Fprintf(c.stdout, "%s\n", strings.TrimSpace(help))
 		if d := flagDefaults(fs, globalNames); d != "" {
 			_, _ = fmt.Fprintf(c.stdout, "\nFlags:\n%s", d)
@@ -249,6 +312,19 @@ func (c *cli) newFlagSet(name, help string) *flagSet {
 // parse parses args with flags and positional arguments in any order ("--"
 // ends the flags). --help prints the help and returns flag.ErrHelp.
 func (fs *flagSet) parse(args []string) ([]string, error) {
+	pos, err := fs.parseAll(args)
+	if err != nil {
+		return nil, err
+	}
+	if g := givenGlobals(fs.FlagSet); len(g) > 0 {
+		if _, err := fs.set.ParseFlags(g); err != nil {
+			return nil, &usageError{msg: err.Error()}
+		}
+	}
+	return pos, nil
+}
+
+func (fs *flagSet) parseAll(args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -299,8 +375,12 @@ func flagDefaults(fs *flag.FlagSet, skip map[string]bool) string {
 	tmp := flag.NewFlagSet("", flag.ContinueOnError)
 	for _, f := range fl {
 		v := f.Value
-		if secretFlags[f.Name] {
+		switch g, ok := v.(*globalFlag); {
+		case secretFlags[f.Name]:
 			v = hiddenValue{v} // the default may come from the environment
+		case ok && !g.isBool:
+			tmp.String(f.Name, g.String(), f.Usage) // quoted, as for flag.String
+			continue
 		}
 		tmp.Var(v, f.Name, f.Usage)
 	}

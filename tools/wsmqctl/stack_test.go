@@ -156,7 +156,7 @@ func TestCLIAgainstARunningStack(t *testing.T) {
 		defer cancel()
 		done := make(chan int, 1)
 		go func() {
-			done <- run(ctx, []string{"listen", "--ack", "manual", "--count", "2"}, strings.NewReader(""), out, &testenv.SyncBuffer{}, base.getenv)
+			done <- run(ctx, []string{"listen", "--ack", "manual", "--count", "2"}, strings.NewReader(""), out, &testenv.SyncBuffer{}, base.getenv, base.environ())
 		}()
 		testenv.Eventually(t, 15*time.Second, "listen subscribed", func() bool { return strings.Contains(out.String(), `"event":"subscribed"`) })
 		for i := range 2 {
