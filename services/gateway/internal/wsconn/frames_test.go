@@ -10,29 +10,6 @@ import (
 	"github.com/wsmq/wsmq/services/gateway/protocol"
 )
 
-func TestParseCommand(t *testing.T) { // the protocol's parser, as the connection uses it
-	for _, tc := range []struct {
-		in        string
-		verb, arg string
-		ok        bool
-	}{
-		{"/subscribe/q1", "subscribe", "q1", true},
-		{"/unsubscribe/u-x", "unsubscribe", "u-x", true},
-		{"/ack/abc", "ack", "abc", true},
-		{"/subscribe/", "subscribe", "", true},
-		{"/subscribe/a/b", "subscribe", "a/b", true},
-		{"subscribe/q", "", "", false},
-		{"/subscribe", "", "", false},
-		{"/publish/q", "", "", false},
-		{"", "", "", false},
-	} {
-		verb, arg, ok := protocol.ParseCommand(tc.in)
-		if verb != tc.verb || arg != tc.arg || ok != tc.ok {
-			t.Errorf("ParseCommand(%q) = %q, %q, %v; want %q, %q, %v", tc.in, verb, arg, ok, tc.verb, tc.arg, tc.ok)
-		}
-	}
-}
-
 func TestMessageFrameIsJSONWithTheOriginalFieldNames(t *testing.T) {
 	m := rsmq.Message{ID: "abc", Message: "he said \"hi\"\n\t\u2028<tag>&\x01é😀", RC: 3, Sent: 1730000000123}
 	b := appendMessageFrame(nil, "q-1", &m)
