@@ -236,7 +236,7 @@ func TestAutoModeClientThatStallsThenVanishesLosesNothing(t *testing.T) {
 // another gateway gets it promptly, not after the 120 s visibility timeout.
 func TestGracefulShutdownWithStalledClientsReturnsEverythingWithinItsDeadline(t *testing.T) {
 	const clients, perClient, size = 50, 64, 4096 // 256 KiB per client: more than its path holds
-	const shutdownTimeout = 10 * time.Second // the default; done in sequence it would take ~50 s
+	const shutdownTimeout = 10 * time.Second      // the default; done in sequence it would take ~50 s
 	s := newStack(t, "WSMQ_VISIBILITY_TIMEOUT=120", "WSMQ_MAX_CONNS_PER_USER=64", "WSMQ_CONN_RATE=1000")
 	a := s.startGateway("WSMQ_SHUTDOWN_TIMEOUT="+shutdownTimeout.String(), "WSMQ_SHUTDOWN_SPREAD=1s", "WSMQ_WRITE_TIMEOUT=60s")
 	b := s.startGateway()
