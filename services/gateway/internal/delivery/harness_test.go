@@ -44,6 +44,12 @@ func newHarness(t *testing.T, cfg Config) *harness {
 // gateway's main wires it), for tests that put a proxy in front of Redis.
 func newHarnessWith(t *testing.T, cfg Config, recv func(redisAddr string) *redis.Client) *harness {
 	t.Helper()
+	return newHarnessLog(t, cfg, recv, slog.NewTextHandler(io.Discard, nil))
+}
+
+// newHarnessLog is newHarnessWith whose engine logs to log.
+func newHarnessLog(t *testing.T, cfg Config, recv func(redisAddr string) *redis.Client, log slog.Handler) *harness {
+	t.Helper()
 	r := testenv.StartRedis(t)
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
@@ -59,7 +65,7 @@ func newHarnessWith(t *testing.T, cfg Config, recv func(redisAddr string) *redis
 	if cfg.Workers == 0 {
 		cfg.Workers = 4 // the machine is small; a few workers are enough for every test here
 	}
-	h.e = New(cfg, rdb, eq, h.m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h.e = New(cfg, rdb, eq, h.m, slog.New(log))
 	h.e.Start()
 	t.Cleanup(h.e.Stop)
 	return h

@@ -3,6 +3,8 @@ package delivery
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -260,7 +262,8 @@ func TestDisconnectReconnectCyclesDoNotDeadLetter(t *testing.T) {
 }
 
 func TestCorruptMessageGoesToTheDLQWhileHealthyOnesAreDeliveredAndDeleted(t *testing.T) {
-	h := newHarness(t, Config{})
+	logs := &records{}
+	h := newHarnessLog(t, Config{}, nil, logs)
 	ctx := context.Background()
 	healthy := []string{h.send("q", "h1"), h.send("q", "h2"), h.send("q", "h3")}
 	h.rdb.ZAdd(ctx, "rsmq:q", redis.Z{Score: 0, Member: "foreign-id"})
@@ -301,6 +304,24 @@ func TestCorruptMessageGoesToTheDLQWhileHealthyOnesAreDeliveredAndDeleted(t *tes
 	}
 	if body := h.rdb.HGet(ctx, "rsmq:q-dlq:Q", "foreign-id").Val(); body != "foreign body" {
 		t.Fatalf("dead-lettered body %q", body)
+	}
+	// Each move is logged with its reason (an operator finds why a message
+	// left its queue without a client ever seeing it).
+	const moved = "malformed message moved to dead-letter queue"
+	testenv.Eventually(t, waitTimeout, "both moves logged", func() bool { return len(logs.withMessage(moved)) == 2 })
+	reasons := map[string]string{}
+	for _, rec := range logs.withMessage(moved) {
+		id, _ := attr(rec, "id")
+		reason, _ := attr(rec, "reason")
+		q, _ := attr(rec, "queue")
+		dlq, _ := attr(rec, "dlq")
+		if rec.Level != slog.LevelWarn || q.String() != "q" || dlq.String() != "q-dlq" {
+			t.Fatalf("move of %s logged at %v queue %q dlq %q, want WARN q -> q-dlq", id, rec.Level, q, dlq)
+		}
+		reasons[id.String()] = reason.String()
+	}
+	if want := map[string]string{"foreign-id": "invalid id", badRC: "rc is not an integer"}; !maps.Equal(reasons, want) {
+		t.Fatalf("moves logged with reasons %v, want %v", reasons, want)
 	}
 	_, err := h.q.ReceiveMessage(ctx, "broken", 0)
 	if !errors.Is(err, rsmq.ErrCorrupt) {

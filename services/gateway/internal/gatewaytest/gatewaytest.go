@@ -192,16 +192,31 @@ func (s *Stack) StartPublisher() string {
 // StartPublisherEnv is StartPublisher with env added to its environment.
 func (s *Stack) StartPublisherEnv(env ...string) string {
 	s.t.Helper()
+	return s.StartPublisherAdmin(env...).Addr
+}
+
+// Publisher is a running publisher process.
+type Publisher struct {
+	P     *testenv.Process
+	Addr  string // gRPC host:port
+	Admin string // admin listener host:port (/readyz /metrics)
+}
+
+// StartPublisherAdmin is StartPublisherEnv returning the process and its
+// admin address too.
+func (s *Stack) StartPublisherAdmin(env ...string) *Publisher {
+	s.t.Helper()
 	bin := testenv.Build(s.t, "github.com/wsmq/wsmq/services/publisher")
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(s.t))
+	admin := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(s.t))
 	p := testenv.StartProcess(s.t, "publisher "+addr, bin, append([]string{
 		"WSMQ_DEV=1", "WSMQ_REDIS_URL=" + s.RedisURL, "WSMQ_PUBLISHER_LISTEN=" + addr,
-		fmt.Sprintf("WSMQ_PUBLISHER_ADMIN_LISTEN=127.0.0.1:%d", testenv.FreePort(s.t)),
+		"WSMQ_PUBLISHER_ADMIN_LISTEN=" + admin,
 	}, env...))
 	ctx, cancel := context.WithTimeout(context.Background(), Wait)
 	defer cancel()
 	p.WaitDial(ctx, addr)
-	return addr
+	return &Publisher{P: p, Addr: addr, Admin: admin}
 }
 
 // AdminContext carries the auth admin credential, bounded by Wait.
