@@ -215,7 +215,7 @@ func TestReverifyOf10000SessionsBatchesVerifiesEachOnceAndClosesTheRevoked(t *te
 		go func() {
 			defer wg.Done()
 			defer close(c.done)
-			defer ws.Close()
+			defer func() { _ = ws.Close() }()
 			for {
 				_, msg, err := ws.ReadMessage()
 				var ce *websocket.CloseError

@@ -194,7 +194,7 @@ func TestGatewayRefusesARevokedSessionsJWTAtReconnectWhileAuthStillAcceptsIt(t *
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer ws.Close()
+				defer func() { _ = ws.Close() }()
 				for {
 					if _, _, err := ws.ReadMessage(); err != nil {
 						closed <- err
