@@ -26,6 +26,12 @@ import (
 // wait bounds every step that waits for the page.
 const wait = 20 * time.Second
 
+// ticketInURL and queryCredential tell how a websocket URL authenticates.
+var (
+	ticketInURL     = regexp.MustCompile(`[?&]ticket=[^&]+`)
+	queryCredential = regexp.MustCompile(`(?i)[?&](token|accesstoken)=`)
+)
+
 // msgLine is how the demo page shows a delivered message.
 var msgLine = regexp.MustCompile(`^message "(.*)" \(rc (\d+), (-?\d+) ms\)$`)
 
@@ -68,6 +74,18 @@ func TestDemoPageLogsInConnectsAndShowsSentMessagesWithLatency(t *testing.T) {
 	if userID == "" || userID == who {
 		t.Fatalf("#who = %q, want \"user id <id>\"", who)
 	}
+	// The dev gateway accepts query credentials, so record the URL of every
+	// websocket the page opens (the SDK takes window.WebSocket when the
+	// client is made, at Connect): each must carry a ticket, never a
+	// long-lived credential.
+	run(t, ctx, "record the page's websocket URLs", chromedp.Evaluate[bool](`(() => {
+		const W = window.WebSocket;
+		window.wsURLs = [];
+		window.WebSocket = class extends W {
+			constructor(url, protocols) { super(url, protocols); window.wsURLs.push(String(url)); }
+		};
+		return true;
+	})()`))
 	do(t, ctx, "connect",
 		chromedp.Click(chromedp.CSS("#connect")),
 		chromedp.WaitEnabled(chromedp.CSS("#send")),
@@ -75,6 +93,15 @@ func TestDemoPageLogsInConnectsAndShowsSentMessagesWithLatency(t *testing.T) {
 	waitFor(t, ctx, "subscribed", fmt.Sprintf(`document.getElementById("log").textContent.includes(%q)`, "subscribed to "+userID))
 	if state := run(t, ctx, "read #state", chromedp.Text(chromedp.CSS("#state"))); state != "connected" {
 		t.Fatalf("#state = %q, want connected", state)
+	}
+	urls := run(t, ctx, "read the page's websocket URLs", chromedp.Evaluate[[]string](`window.wsURLs`))
+	if len(urls) == 0 {
+		t.Fatal("the page opened no websocket through window.WebSocket: the URL check would be vacuous")
+	}
+	for _, u := range urls {
+		if !ticketInURL.MatchString(u) || queryCredential.MatchString(u) {
+			t.Errorf("the page connected to %q, want ?ticket= and no token= / accessToken=", u)
+		}
 	}
 	// The page runs on the JavaScript SDK (clients/js, served at /demo/wsmq.js).
 	if st := run(t, ctx, "read the SDK client's state", chromedp.Evaluate[string](`window.wsmq.client.state + " " + window.wsmq.client.stats.connects`)); st != "connected 1" {

@@ -2,6 +2,7 @@ package composecheck
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"path/filepath"
@@ -190,13 +191,38 @@ func TestAFullRunThroughTheLoadBalancerLogsNoSecret(t *testing.T) {
 		t.Fatalf("reused ticket: %v, want 401", err)
 	}
 
+	// With no gateway behind it, nginx's error log quotes each failing
+	// request's line, query string included: query credentials must be
+	// refused by the lb itself, with the gateway's 401 and body, before
+	// anything is proxied, while a ticket still goes through.
+	down := startNginx(t, "127.0.0.1:"+strconv.Itoa(testenv.FreePort(t)))
+	for _, q := range []string{"token=" + sess.Token, "accessToken=" + sess.AccessToken, "ticket=x&accessToken=" + sess.AccessToken} {
+		_, res, err := websocket.DefaultDialer.DialContext(ctx, "ws://"+down.Addr+"/ws?"+q, nil)
+		if res == nil || res.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("query credentials with the gateway down: %v %v, want the lb's 401", err, res)
+		}
+		var body protocol.ErrorBody
+		if err := json.NewDecoder(res.Body).Decode(&body); err != nil || body.TicketPath != protocol.TicketPath ||
+			res.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("the lb's 401: %+v (%v), content type %q; want the gateway's body naming %s", body, err, res.Header.Get("Content-Type"), protocol.TicketPath)
+		}
+		_ = res.Body.Close()
+	}
+	const spentTicket = "spent-ticket-quoted-by-the-error-log"
+	if _, res, _ := websocket.DefaultDialer.DialContext(ctx, "ws://"+down.Addr+"/ws?ticket="+spentTicket, nil); res == nil || res.StatusCode != http.StatusBadGateway {
+		t.Fatalf("a ticket with the gateway down: %v, want 502 (proxied, not refused)", res)
+	}
+	testenv.Eventually(t, 10*time.Second, "nginx's error log quotes the failing request", func() bool {
+		return strings.Contains(down.Logs(t), spentTicket)
+	})
+
 	// nginx logged the requests (the grep below is not vacuous), by path.
 	testenv.Eventually(t, 10*time.Second, "nginx logged the run", func() bool {
 		al := lb.AccessLog(t)
 		return strings.Count(al, `"path":"/ws`) >= 6 && strings.Contains(al, `"path":"/v1/ticket"`) &&
 			strings.Contains(al, `"path":"/v1/authenticate"`) && strings.Contains(al, `"status":401`)
 	})
-	logs := map[string]string{"nginx": lb.Logs(t)}
+	logs := map[string]string{"nginx": lb.Logs(t), "nginx with the gateway down": down.Logs(t)}
 	for name, p := range cs.procs {
 		logs[name] = p.Output()
 	}

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	authv1 "github.com/wsmq/wsmq/gen/wsmq/auth/v1"
+	"github.com/wsmq/wsmq/pkg/reverify"
 	"github.com/wsmq/wsmq/pkg/testenv"
 	"github.com/wsmq/wsmq/services/auth/internal/store"
 	"github.com/wsmq/wsmq/services/auth/internal/throttle"
@@ -356,11 +357,11 @@ func TestPerIPLimitRefusesAFloodWithoutPasswordChecks(t *testing.T) {
 
 // TestVerifyBatchOf10000SessionsFinishesWithinTheReverifyInterval
 // measures the gateway's re-verify path at scale: 10,000 live sessions of
-// 500 users, verified in batches of 500 (the gateway's batch size) with
-// 4 batches in flight (its concurrency), against the real server and
+// 500 users, verified in the gateway's batches (reverify.Batch) with its
+// calls in flight (reverify.InFlight), against the real server and
 // MongoDB-wire store.
 func TestVerifyBatchOf10000SessionsFinishesWithinTheReverifyInterval(t *testing.T) {
-	const sessions, users, batch, inFlight = 10_000, 500, 500, 4
+	const sessions, users, batch, inFlight = 10_000, 500, reverify.Batch, reverify.InFlight
 	const interval = time.Minute // the gateway's default re-verify interval
 	// FerretDB/SQLite scans for $in lookups (real MongoDB reads the _id
 	// index): give its reads more than the default 3 s on a loaded machine.

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wsmq/wsmq/pkg/reverify"
 	"github.com/wsmq/wsmq/services/gateway/internal/authclient"
 	"github.com/wsmq/wsmq/services/gateway/internal/wsconn"
 	"github.com/wsmq/wsmq/services/gateway/protocol"
@@ -20,11 +21,6 @@ const (
 	// entries are dropped, then arbitrary ones (the auth service still
 	// refuses those tokens; the set only makes the refusal immediate).
 	maxRevoked = 100_000
-	// reverifyBatch is the credentials per VerifyBatch call and
-	// reverifyInFlight the calls at once: 100k sockets are 200 calls, 4 at
-	// a time.
-	reverifyBatch    = 500
-	reverifyInFlight = 4
 )
 
 // revokedSet remembers revoked sessions, and users whose sessions all
@@ -171,10 +167,10 @@ func (s *Server) reverify() {
 	for cr := range byCreds {
 		creds = append(creds, cr)
 	}
-	sem := make(chan struct{}, reverifyInFlight)
+	sem := make(chan struct{}, reverify.InFlight)
 	var wg sync.WaitGroup
-	for lo := 0; lo < len(creds); lo += reverifyBatch {
-		part := creds[lo:min(lo+reverifyBatch, len(creds))]
+	for lo := 0; lo < len(creds); lo += reverify.Batch {
+		part := creds[lo:min(lo+reverify.Batch, len(creds))]
 		select {
 		case <-s.stop:
 			wg.Wait()
