@@ -234,6 +234,66 @@ func TestReceiveWhoseReplyTimesOutRunsOnceAndThePullRecovers(t *testing.T) {
 	testenv.Eventually(t, waitTimeout, "both deleted", func() bool { return h.attrs("SLOW").Msgs == 0 })
 }
 
+// TestWakeUpsDuringTheRetryDelayLeaveThePullToTheRetryTimer: a wake-up
+// that arrives while a receive is failing (the subscription is running, so
+// it is marked rerun), or during the back-off after the failure, does not
+// pull at once: a busy queue on a failing Redis would otherwise be pulled
+// as fast as its notifications come. The retry timer pulls, after
+// receiveRetryDelay.
+func TestWakeUpsDuringTheRetryDelayLeaveThePullToTheRetryTimer(t *testing.T) {
+	var p *testenv.ReplyDropper
+	var sub atomic.Pointer[Subscription]
+	var before, runsAtFailure atomic.Int64
+	var failedAt atomic.Int64 // unix ns
+	var h *harness
+	failure := &onFailure{fn: func() {
+		// Still inside the failing call: the subscription is running.
+		sub.Load().Signal()
+		runsAtFailure.Store(h.receiveRuns() - before.Load())
+		failedAt.Store(time.Now().UnixNano())
+	}}
+	h = newHarnessWith(t, Config{
+		VisibilityTimeout: 30, // m1, taken by the lost run, stays hidden for the whole test
+		Prefetch:          1,
+		SweepInterval:     time.Minute,
+		HotSweepInterval:  time.Minute,
+	}, func(addr string) *redis.Client {
+		p = testenv.StartReplyDelayer(t, addr, "BUSY", 600*time.Millisecond)
+		c := redis.NewClient(&redis.Options{Addr: p.Addr(), MaxRetries: -1, ReadTimeout: 200 * time.Millisecond})
+		c.AddHook(failure)
+		return c
+	})
+	warm := newSink(1, true)
+	ws := h.subscribe(warm, "warm", false)
+	h.send("warm", "w")
+	testenv.Eventually(t, waitTimeout, "the warm-up delivery", func() bool { return warm.count() == 1 })
+	testenv.Eventually(t, waitTimeout, "the warm-up delete", func() bool { return h.attrs("warm").Msgs == 0 })
+	ws.Close(context.Background())
+	testenv.Eventually(t, waitTimeout, "the warm-up subscription idle", func() bool { return isIdle(ws) })
+
+	h.send("BUSY", "m1")
+	m2 := h.send("BUSY", "m2")
+	before.Store(h.receiveRuns())
+	p.Armed.Store(true)
+	sink := newSink(10, true)
+	sub.Store(h.subscribe(sink, "BUSY", false))
+	testenv.Eventually(t, waitTimeout, "the held receive failed", func() bool { return failedAt.Load() != 0 })
+	if n := runsAtFailure.Load(); n != 1 {
+		t.Fatalf("Redis ran the receive script %d times for the one call whose reply was late, want 1", n)
+	}
+	// More wake-ups during the back-off: none may pull at once either.
+	h.send("BUSY", "m3")
+	sub.Load().Signal()
+	testenv.Eventually(t, waitTimeout, "m2 delivered by the retry", func() bool { return sink.count() >= 1 })
+	took := time.Since(time.Unix(0, failedAt.Load())) // >= the delivery's delay: Eventually polls after it
+	if got := sink.delivered()[0]; got.ID != m2 {
+		t.Fatalf("first delivery %s, want m2 %s", got.ID, m2)
+	}
+	if took < receiveRetryDelay-50*time.Millisecond {
+		t.Fatalf("m2 delivered %s after the failed receive: a wake-up pulled before the %s retry delay", took, receiveRetryDelay)
+	}
+}
+
 func TestDisconnectReconnectCyclesDoNotDeadLetter(t *testing.T) {
 	h := newHarness(t, Config{MaxReceiveCount: 10})
 	id := h.send("q", "m")

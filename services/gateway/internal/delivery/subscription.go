@@ -25,6 +25,9 @@ type Subscription struct {
 	waitingForCredit bool // a pull found Prefetch messages in flight: Confirmed or Ack signals when one frees
 	timer            *time.Timer
 	timerAt          time.Time // when the timer fires (engine clock); zero when none
+	// retryAfter (monotonic clock) ends the back-off after a failed
+	// receive: until then wake-ups leave the pull to the retry timer.
+	retryAfter time.Time
 }
 
 // Timings of a subscription's own timers.
@@ -134,6 +137,14 @@ func (s *Subscription) Signal() {
 	case idle:
 		if s.closed {
 			s.mu.Unlock()
+			return
+		}
+		if wait := time.Until(s.retryAfter); wait > 0 {
+			// Backing off after a failed receive: the retry timer pulls.
+			// Re-armed here, as an earlier timer (this Signal) may have
+			// taken its place.
+			s.mu.Unlock()
+			s.armTimer(s.e.now().Add(wait))
 			return
 		}
 		s.state = scheduled

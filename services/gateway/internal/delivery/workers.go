@@ -76,7 +76,7 @@ func (e *Engine) worker() {
 		again := e.pull(batch)
 		for i, s := range batch {
 			s.mu.Lock()
-			if (again[i] || s.state == rerun) && !s.closed {
+			if (again[i] || s.state == rerun) && !s.closed && !time.Now().Before(s.retryAfter) {
 				s.state = scheduled
 				s.mu.Unlock()
 				e.enqueue(s)
@@ -160,6 +160,9 @@ func (s *Subscription) failed(err error, granted int) {
 		return
 	}
 	e.warn.Warn("receive failed; retrying", "queue", s.queue, "err", err)
+	s.mu.Lock()
+	s.retryAfter = time.Now().Add(receiveRetryDelay) // wake-ups meanwhile wait (Signal)
+	s.mu.Unlock()
 	s.armTimer(e.now().Add(receiveRetryDelay))
 }
 
