@@ -173,6 +173,22 @@ func TestGlobalDefaultsAreTheOwnersAndBooleansUseOneSyntax(t *testing.T) {
 	if g := parse(env{"WSMQ_RSMQ_NS": "envns"}, "--ns", "flagns"); g.ns != "flagns" {
 		t.Errorf("--ns: %q, want the flag's", g.ns)
 	}
+	// The publisher's own variables, one edit from wsmqctl's, are not
+	// typos of them (the publisher's container sets them).
+	if g := parse(env{"WSMQ_PUBLISHER_KEYS": "k1,k2", "WSMQ_PUBLISHER_ADMIN_KEYS": "", "WSMQ_PUBLISHER_KEY": "k1"}); g.publisherKey != "k1" {
+		t.Errorf("publisher key %q, want WSMQ_PUBLISHER_KEY's", g.publisherKey)
+	}
+}
+
+func TestHelpIsShownWhenASettingIsMalformed(t *testing.T) {
+	e := env{"WSMQ_GRPC_TLS": "maybe"}
+	for _, args := range [][]string{{"--help"}, {"help"}, {"help", "queues"}, {"queues", "--help"}, {"send", "-h"}} {
+		ctl(t, e, "", args...).must(t, exitOK, args...)
+	}
+	r := ctl(t, e, "", "queues", "ls").must(t, exitUsage, "queues", "ls")
+	if !strings.Contains(r.stderr, "WSMQ_GRPC_TLS") {
+		t.Fatalf("stderr %q does not name WSMQ_GRPC_TLS", r.stderr)
+	}
 }
 
 func TestHelpExitsZeroAndDescribesEachCommand(t *testing.T) {

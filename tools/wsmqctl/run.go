@@ -125,10 +125,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case err != nil:
 		return c.fail("", &usageError{msg: err.Error()})
 	}
-	if _, err := c.set.Parse(givenGlobals(fs), env); err != nil {
+	rest := fs.Args()
+	if _, err := c.set.Parse(givenGlobals(fs), env); err != nil && !asksForHelp(rest) {
 		return c.fail("", &usageError{msg: err.Error()})
 	}
-	rest := fs.Args()
 	if len(rest) == 0 {
 		c.printMainUsage(stderr, fs)
 		return exitUsage
@@ -150,6 +150,25 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	}
 	return c.fail("", usagef("unknown command %q (run 'wsmqctl --help')", name))
+}
+
+// asksForHelp reports whether the command line after the global flags is
+// a request for help ("help ...", or a -h/--help among a command's
+// arguments): help is printed even when a setting is malformed, which any
+// command then reports.
+func asksForHelp(rest []string) bool {
+	if len(rest) > 0 && rest[0] == "help" {
+		return true
+	}
+	for _, a := range rest {
+		switch a {
+		case "-h", "-help", "--help", "--h":
+			return true
+		case "--":
+			return false
+		}
+	}
+	return false
 }
 
 // fail prints err as "wsmqctl: [cmd: ]err" and returns its exit code.
@@ -187,6 +206,9 @@ func (g *globals) settings() *pkgconfig.Set {
 	s := pkgconfig.NewSet("wsmqctl", "")
 	// Read by the commands themselves (c.getenv).
 	s.Others("WSMQ_USER", "WSMQ_PASSWORD", "WSMQ_TOKEN", "WSMQ_ACCESS_TOKEN")
+	// The publisher's own, one edit from wsmqctl's WSMQ_PUBLISHER_KEY and
+	// _ADMIN_KEY: set in the publisher's container and in .env.
+	s.Others("WSMQ_PUBLISHER_KEYS", "WSMQ_PUBLISHER_ADMIN_KEYS")
 	s.String(&g.gateway, "gateway", "WSMQ_GATEWAY_URL", defaultGateway, "gateway base URL")
 	s.String(&g.publisher, "publisher", "WSMQ_PUBLISHER_ADDR", defaultPublisher, "publisher gRPC host:port")
 	s.String(&g.publisherKey, "publisher-key", "WSMQ_PUBLISHER_KEY", "", "publisher bearer key")

@@ -109,6 +109,8 @@ const (
 // settings declares every setting of the publisher on c.
 func settings(c *Config) *config.Set {
 	s := config.NewSet("publisher", envPrefix)
+	// The clients' (wsmqctl, the publisher client), in a shared environment.
+	s.Others("WSMQ_PUBLISHER_ADDR", "WSMQ_PUBLISHER_KEY", "WSMQ_PUBLISHER_ADMIN_KEY")
 	s.RedisURL(&c.RedisURL)
 	s.Namespace(&c.Namespace)
 	s.String(&c.Listen, "listen", "WSMQ_PUBLISHER_LISTEN", DefaultListen, "gRPC listen address", config.HostPort)

@@ -141,7 +141,9 @@ func TestKeysAreNeverEchoedInErrors(t *testing.T) {
 }
 
 func TestOtherServicesVariablesAreIgnored(t *testing.T) {
-	_, err := parse(nil, map[string]string{"WSMQ_PUBLISHER_KEYS": goodKey, "WSMQ_AUTH_LISTEN": ":9091", "WSMQ_GATEWAY_ORIGINS": "*"})
+	_, err := parse(nil, map[string]string{"WSMQ_PUBLISHER_KEYS": goodKey, "WSMQ_AUTH_LISTEN": ":9091", "WSMQ_GATEWAY_ORIGINS": "*",
+		// wsmqctl's and the publisher client's, under this service's prefix
+		"WSMQ_PUBLISHER_ADDR": "127.0.0.1:9092", "WSMQ_PUBLISHER_KEY": goodKey, "WSMQ_PUBLISHER_ADMIN_KEY": goodKey})
 	if err != nil {
 		t.Fatal(err)
 	}
