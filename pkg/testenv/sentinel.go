@@ -338,3 +338,22 @@ func CommandCalls(t testing.TB, rdb redis.UniversalClient, cmd string) int {
 	}
 	return 0
 }
+
+// VisibleNow counts the members of the RSMQ queue sorted set zset
+// ("<ns>:<qname>") that Redis, by its own clock, would hand out now (score
+// at most TIME in ms). rsmq's HiddenMsgs cannot say this: like Node's, it
+// counts from the current second, so a message made visible this second
+// counts as hidden.
+func VisibleNow(t testing.TB, rdb redis.UniversalClient, zset string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	now, err := rdb.Time(ctx).Result()
+	if err != nil {
+		t.Fatalf("testenv: TIME: %v", err)
+	}
+	n, err := rdb.ZCount(ctx, zset, "-inf", strconv.FormatInt(now.UnixMilli(), 10)).Result()
+	if err != nil {
+		t.Fatalf("testenv: ZCOUNT %s: %v", zset, err)
+	}
+	return n
+}

@@ -3,32 +3,16 @@ package main
 import (
 	"context"
 	"errors"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
 	authv1 "github.com/wsmq/wsmq/gen/wsmq/auth/v1"
+	"github.com/wsmq/wsmq/pkg/testenv"
 	"github.com/wsmq/wsmq/services/gateway/client"
 	"github.com/wsmq/wsmq/services/gateway/protocol"
 )
-
-// visibleNow counts queue q's messages that Redis (by its own clock) would
-// hand out now.
-func (s *stack) visibleNow(q string) int64 {
-	s.t.Helper()
-	ctx := context.Background()
-	now, err := s.RDB.Time(ctx).Result()
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	n, err := s.RDB.ZCount(ctx, "rsmq:"+q, "-inf", strconv.FormatInt(now.UnixMilli(), 10)).Result()
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	return n
-}
 
 // TestServerCloseReturnsUnconfirmedMessagesBeforeTheCloseFrame: an
 // auto-mode client reads its frames but its websocket stack never answers
@@ -61,7 +45,7 @@ func TestServerCloseReturnsUnconfirmedMessagesBeforeTheCloseFrame(t *testing.T) 
 				}
 			})
 		}, websocket.CloseGoingAway, "server shutting down"},
-		{"pong timeout", []string{"WSMQ_WRITE_TIMEOUT=1s"}, func(*testing.T, *gateway, client.Session) {}, protocol.CloseSlowConsumer, "pong timeout"},
+		{"pong timeout", []string{"WSMQ_WRITE_TIMEOUT=3s"}, func(*testing.T, *gateway, client.Session) {}, protocol.CloseSlowConsumer, "pong timeout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			gw := s.startGateway(tc.env...)
@@ -75,7 +59,7 @@ func TestServerCloseReturnsUnconfirmedMessagesBeforeTheCloseFrame(t *testing.T) 
 				s.send(q, "m"+itoa(k))
 			}
 			rc.messages(n)
-			if v := s.visibleNow(q); v != 0 {
+			if v := testenv.VisibleNow(t, s.RDB, "rsmq:"+q); v != 0 {
 				t.Fatalf("%d of %d delivered messages visible before the close", v, n)
 			}
 
@@ -93,7 +77,7 @@ func TestServerCloseReturnsUnconfirmedMessagesBeforeTheCloseFrame(t *testing.T) 
 				break
 			}
 			// At once, no waiting: returned before the close frame was sent.
-			visible := s.visibleNow(q)
+			visible := testenv.VisibleNow(t, s.RDB, "rsmq:"+q)
 			if ce.Code != tc.code || ce.Text != tc.reason {
 				t.Fatalf("closed %d %q, want %d %q", ce.Code, ce.Text, tc.code, tc.reason)
 			}

@@ -37,12 +37,8 @@ func TestConnectionGoroutinesEndWithTheirConnection(t *testing.T) {
 	}()
 	gw := &gateway{Addr: addr}
 	testenv.Eventually(t, waitLong, "in-process gateway ready", func() bool {
-		res, err := http.Get("http://" + admin + "/readyz")
-		if err != nil {
-			return false
-		}
-		_ = res.Body.Close()
-		return res.StatusCode == http.StatusOK
+		code, _, err := testenv.HTTPGet("http://" + admin + "/readyz")
+		return err == nil && code == http.StatusOK
 	})
 	sess := s.user(gw, "leaky")
 

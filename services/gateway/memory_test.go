@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -19,21 +18,6 @@ import (
 	"github.com/wsmq/wsmq/pkg/testenv"
 	"github.com/wsmq/wsmq/services/gateway/protocol"
 )
-
-// readyzBody returns the status code and body of GET http://admin/readyz.
-func readyzBody(t *testing.T, admin string) (int, string) {
-	t.Helper()
-	res, err := http.Get("http://" + admin + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = res.Body.Close() }()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res.StatusCode, string(b)
-}
 
 // memoryRatio is Redis's used_memory/maxmemory now.
 func (s *stack) memoryRatio() float64 {
@@ -71,7 +55,7 @@ func TestRedisAtMaxmemoryRefusesSendsDrainsAndRecovers(t *testing.T) {
 	if err := s.Queues.CreateQueue(context.Background(), q, rsmq.DefaultQueueConfig()); err != nil {
 		t.Fatal(err)
 	}
-	if code, body := readyzBody(t, pub.Admin); code != http.StatusOK || !strings.Contains(body, `"redis_memory":"up"`) {
+	if code, body := testenv.MustGet(t, "http://"+pub.Admin+"/readyz"); code != http.StatusOK || !strings.Contains(body, `"redis_memory":"up"`) {
 		t.Fatalf("publisher readyz before filling: %d %s", code, body)
 	}
 
@@ -109,7 +93,7 @@ func TestRedisAtMaxmemoryRefusesSendsDrainsAndRecovers(t *testing.T) {
 	if msg := refusal.Message(); !strings.Contains(msg, "maxmemory") || !strings.Contains(msg, "drain") {
 		t.Fatalf("refusal does not name the memory state: %q", msg)
 	}
-	code, body := readyzBody(t, pub.Admin)
+	code, body := testenv.MustGet(t, "http://"+pub.Admin+"/readyz")
 	if code != http.StatusOK || !strings.Contains(body, `"redis_memory":"down"`) || !strings.Contains(body, `"redis":"up"`) {
 		t.Fatalf("publisher readyz above the mark: %d %s, want 200 with redis_memory down (advisory)", code, body)
 	}
@@ -153,7 +137,7 @@ func TestRedisAtMaxmemoryRefusesSendsDrainsAndRecovers(t *testing.T) {
 		id = r.GetId()
 		return true
 	})
-	if code, body := readyzBody(t, pub.Admin); code != http.StatusOK || !strings.Contains(body, `"redis_memory":"up"`) {
+	if code, body := testenv.MustGet(t, "http://"+pub.Admin+"/readyz"); code != http.StatusOK || !strings.Contains(body, `"redis_memory":"up"`) {
 		t.Fatalf("publisher readyz after draining: %d %s", code, body)
 	}
 	if m := c.messages(1)[0]; m.ID != id || m.Message != "after" {

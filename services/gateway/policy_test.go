@@ -122,12 +122,7 @@ func TestReadinessAndMetricsAreOnlyOnTheAdminListener(t *testing.T) {
 	// Redis gone: not ready, and the answer names the dependency, not an error text.
 	s.Redis.Stop()
 	testenv.Eventually(t, waitLong, "readyz turns 503 without Redis", func() bool {
-		res, err := http.Get("http://" + g.Admin + "/readyz")
-		if err != nil {
-			return false
-		}
-		b, _ := io.ReadAll(res.Body)
-		_ = res.Body.Close()
-		return res.StatusCode == http.StatusServiceUnavailable && strings.Contains(string(b), `"redis":"down"`) && !strings.Contains(string(b), "refused")
+		code, b, err := testenv.HTTPGet("http://" + g.Admin + "/readyz")
+		return err == nil && code == http.StatusServiceUnavailable && strings.Contains(b, `"redis":"down"`) && !strings.Contains(b, "refused")
 	})
 }

@@ -11,21 +11,16 @@ import (
 	"github.com/wsmq/wsmq/services/gateway/protocol"
 )
 
-// receiveRuns counts runs of the receive script on the stack's Redis: each
-// runs ZRANGEBYSCORE once per queue, and nothing else the gateway does with
-// its sweeps and served marks off (hours apart) does.
-func (s *stack) receiveRuns() int { return testenv.CommandCalls(s.t, s.RDB, "zrangebyscore") }
-
-// TestGatewayReceiveWhoseReplyTimesOutRunsOnceAndRecovers is the
+// TestGatewayReceiveWhoseReplyTimesOutIsNotRetriedAndRecovers is the
 // production wiring of "no double receive by retries": a real gateway talks
 // to Redis through a proxy that holds back the reply of one receive past
-// the gateway's Redis read timeout (3 s). The receive script ran once (a
-// go-redis retry would run it again, hiding the next message with rc
-// raised, and the failure would never be reported); the gateway logs the
-// failure and its next pull recovers: the untouched message at once with rc
-// 1, the one the lost reply held after its visibility timeout with rc 2;
-// both are deleted.
-func TestGatewayReceiveWhoseReplyTimesOutRunsOnceAndRecovers(t *testing.T) {
+// the gateway's Redis read timeout (3 s). The gateway's receive client does
+// not retry: a go-redis retry would run the script again, hiding the next
+// message with rc raised, and succeed, so the failure would never be
+// reported. The gateway logs the failure and its next pull recovers: the
+// untouched message at once with rc 1, the one the lost reply held after
+// its visibility timeout with rc 2; both are deleted.
+func TestGatewayReceiveWhoseReplyTimesOutIsNotRetriedAndRecovers(t *testing.T) {
 	s := newStack(t)
 	gw := s.startGateway() // for logins only: its Redis is direct
 	sess := s.user(gw, "slowreply")
@@ -45,32 +40,17 @@ func TestGatewayReceiveWhoseReplyTimesOutRunsOnceAndRecovers(t *testing.T) {
 	}
 	testenv.Eventually(t, waitLong, "the warm-up deleted", func() bool { return s.attrs(q).Msgs == 0 })
 
-	before := s.receiveRuns()
 	delayer.Armed.Store(true)
 	m1 := s.send(q, "m1")
 	m2 := s.send(q, "m2")
 	// The failure is reported at all: a go-redis retry would have
 	// succeeded (the proxy holds one reply only) and hidden it.
-	var failedAt time.Time
 	testenv.Eventually(t, waitLong, "the gateway reports the receive whose reply timed out", func() bool {
-		failedAt = logTime(t, slow.P.Output(), `"msg":"receive failed; retrying"`, q)
-		return !failedAt.IsZero()
+		return !logTime(t, slow.P.Output(), `"msg":"receive failed; retrying"`, q).IsZero()
 	})
-	// The engine pulls again a second after the failure (receiveRetryDelay):
-	// until then Redis has run the receive script once since arming.
-	runs := s.receiveRuns() - before
-	if since := time.Since(failedAt); since < 900*time.Millisecond {
-		if runs != 1 {
-			t.Fatalf("Redis ran the receive script %d times for the one call whose reply was late, want 1 (no retry)", runs)
-		}
-	} else {
-		t.Logf("run count not checked: this test saw the failure %s after it was logged (the pull that recovers may have run)", since)
-	}
-	if runs == 1 {
-		if ok, err := s.RDB.HExists(context.Background(), "rsmq:"+q+":Q", m2+":rc").Result(); err != nil || ok {
-			t.Fatalf("m2 received (rc set: %v, %v) by a second run of the failed call", ok, err)
-		}
-	}
+	// The run count itself is the engine's test (delivery's
+	// TestReceiveWhoseReplyTimesOutRunsOnceAndThePullRecovers): here the
+	// next pull may already have run when the log line is read.
 	if delayer.Dropped.Load() != 1 {
 		t.Fatalf("%d replies held, want 1", delayer.Dropped.Load())
 	}
@@ -109,11 +89,7 @@ func TestAutoModeDisconnectCyclesDoNotDeadLetter(t *testing.T) {
 		}
 		rc.reset()
 		testenv.Eventually(t, waitLong, "the message returned after cycle "+itoa(i), func() bool {
-			now, err := s.RDB.Time(context.Background()).Result()
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s.RDB.ZCount(context.Background(), "rsmq:"+q, "-inf", itoa(int(now.UnixMilli()))).Val() == 1
+			return testenv.VisibleNow(t, s.RDB, "rsmq:"+q) == 1
 		})
 	}
 	if n := s.RDB.ZCard(context.Background(), "rsmq:"+q+"-dlq").Val(); n != 0 {

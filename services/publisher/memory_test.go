@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -15,30 +14,13 @@ import (
 
 	publisherv1 "github.com/wsmq/wsmq/gen/wsmq/publisher/v1"
 	"github.com/wsmq/wsmq/pkg/redisconn"
+	"github.com/wsmq/wsmq/pkg/testenv"
 )
 
 // readyz returns the admin /readyz status code and body.
 func readyz(t *testing.T, e *env) (int, string) {
 	t.Helper()
-	res, err := http.Get("http://" + e.pub.Addrs.Admin.String() + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = res.Body.Close() }()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, string(b)
-}
-
-// until polls cond every 20ms for up to 10s.
-func until(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within 10s: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
-	}
+	return testenv.MustGet(t, "http://"+e.pub.Addrs.Admin.String()+"/readyz")
 }
 
 // fillerKey is the hash fill grows.
@@ -96,7 +78,7 @@ func TestSendsAreRefusedAboveTheMemoryHighWaterMarkAndAcceptedBelow(t *testing.T
 	fill(t, e, 0.93)
 
 	var refusal error
-	until(t, "Send refused", func() bool {
+	testenv.Eventually(t, 10*time.Second, "Send refused", func() bool {
 		_, refusal = e.api.Send(ctx, send)
 		return status.Code(refusal) == codes.ResourceExhausted
 	})
@@ -136,7 +118,7 @@ func TestSendsAreRefusedAboveTheMemoryHighWaterMarkAndAcceptedBelow(t *testing.T
 	if err := e.rdb.Del(ctx, fillerKey).Err(); err != nil {
 		t.Fatal(err)
 	}
-	until(t, "Send accepted again", func() bool {
+	testenv.Eventually(t, 10*time.Second, "Send accepted again", func() bool {
 		_, err := e.api.Send(ctx, send)
 		return err == nil
 	})

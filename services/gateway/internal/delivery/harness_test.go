@@ -3,7 +3,6 @@ package delivery
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -107,21 +106,10 @@ func (h *harness) attrs(queue string) *rsmq.QueueAttributes {
 	return a
 }
 
-// visible counts queue's messages visible now (score <= Redis time in ms).
-// rsmq's HiddenMsgs cannot say this: like Node's, it counts from the
-// current second, so a message made visible this second counts as hidden.
+// visible counts queue's messages visible now (testenv.VisibleNow).
 func (h *harness) visible(queue string) int64 {
 	h.t.Helper()
-	ctx := context.Background()
-	now, err := h.rdb.Time(ctx).Result()
-	if err != nil {
-		h.t.Fatalf("TIME: %v", err)
-	}
-	n, err := h.rdb.ZCount(ctx, h.q.Namespace()+":"+queue, "-inf", fmt.Sprint(now.UnixMilli())).Result()
-	if err != nil {
-		h.t.Fatalf("ZCOUNT: %v", err)
-	}
-	return n
+	return testenv.VisibleNow(h.t, h.rdb, h.q.Namespace()+":"+queue)
 }
 
 // numSub returns how many clients are subscribed to queue's realtime channel.

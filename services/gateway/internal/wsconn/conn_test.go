@@ -138,14 +138,7 @@ func writeErrorMidBatch(t *testing.T, corked bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	now, err := rdb.Time(ctx).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	visible, err := rdb.ZCount(ctx, q.Namespace()+":"+user, "-inf", fmt.Sprint(now.UnixMilli())).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
+	visible := testenv.VisibleNow(t, rdb, q.Namespace()+":"+user)
 	if a.Msgs != n || visible != n {
 		t.Fatalf("after the write error: %d messages, %d visible; want all %d, visible (the %d frames written before the error were not confirmed)", a.Msgs, visible, n, got)
 	}
