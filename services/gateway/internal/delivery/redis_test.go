@@ -173,8 +173,37 @@ func (h *onFailure) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 	return next
 }
 
-func TestReceiveWhoseReplyTimesOutRunsOnceAndThePullRecovers(t *testing.T) {
+// newSlowReceiveHarness is a harness whose engine receives through a proxy
+// that, once armed, holds back the reply of one receive of queue marker for
+// 600 ms, past the receive client's 200 ms read timeout; that client, as
+// the gateway's, does not retry, and runs hook on every call. The receive
+// script is loaded first (a warm-up delivery on another queue), so the
+// held call is a run of the script, not a NOSCRIPT refusal.
+func newSlowReceiveHarness(t *testing.T, marker string, vt int, hook redis.Hook) (*harness, *testenv.ReplyDropper) {
+	t.Helper()
 	var p *testenv.ReplyDropper
+	h := newHarnessWith(t, Config{
+		VisibilityTimeout: vt,
+		Prefetch:          1,
+		SweepInterval:     time.Minute, // only the pull path talks to Redis in these tests
+		HotSweepInterval:  time.Minute,
+	}, func(addr string) *redis.Client {
+		p = testenv.StartReplyDelayer(t, addr, marker, 600*time.Millisecond)
+		c := redis.NewClient(&redis.Options{Addr: p.Addr(), MaxRetries: -1, ReadTimeout: 200 * time.Millisecond})
+		c.AddHook(hook)
+		return c
+	})
+	warm := newSink(1, true)
+	ws := h.subscribe(warm, "warm", false)
+	h.send("warm", "w")
+	testenv.Eventually(t, waitTimeout, "the warm-up delivery", func() bool { return warm.count() == 1 })
+	testenv.Eventually(t, waitTimeout, "the warm-up delete", func() bool { return h.attrs("warm").Msgs == 0 })
+	ws.Close(context.Background()) // from here on, every receive is a pull of marker
+	testenv.Eventually(t, waitTimeout, "the warm-up subscription idle", func() bool { return isIdle(ws) })
+	return h, p
+}
+
+func TestReceiveWhoseReplyTimesOutRunsOnceAndThePullRecovers(t *testing.T) {
 	var before, runsAtFailure atomic.Int64
 	var m2Touched atomic.Bool
 	var m2 string
@@ -183,27 +212,7 @@ func TestReceiveWhoseReplyTimesOutRunsOnceAndThePullRecovers(t *testing.T) {
 		runsAtFailure.Store(h.receiveRuns() - before.Load())
 		m2Touched.Store(h.rdb.HExists(context.Background(), "rsmq:SLOW:Q", m2+":rc").Val())
 	}}
-	h = newHarnessWith(t, Config{
-		VisibilityTimeout: 2,
-		Prefetch:          1,
-		SweepInterval:     time.Minute, // only the pull path talks to Redis in this test
-		HotSweepInterval:  time.Minute,
-	}, func(addr string) *redis.Client {
-		p = testenv.StartReplyDelayer(t, addr, "SLOW", 600*time.Millisecond)
-		// As the gateway's receive client: no retries (here a short read timeout).
-		c := redis.NewClient(&redis.Options{Addr: p.Addr(), MaxRetries: -1, ReadTimeout: 200 * time.Millisecond})
-		c.AddHook(failure)
-		return c
-	})
-	ctx := context.Background()
-	// Load the receive script, so the delayed call is the one that ran.
-	warm := newSink(1, true)
-	ws := h.subscribe(warm, "warm", false)
-	h.send("warm", "w")
-	testenv.Eventually(t, waitTimeout, "the warm-up delivery", func() bool { return warm.count() == 1 })
-	testenv.Eventually(t, waitTimeout, "the warm-up delete", func() bool { return h.attrs("warm").Msgs == 0 })
-	ws.Close(ctx) // from here on, every receive is a pull of SLOW
-	testenv.Eventually(t, waitTimeout, "the warm-up subscription idle", func() bool { return isIdle(ws) })
+	h, p := newSlowReceiveHarness(t, "SLOW", 2, failure)
 
 	m1 := h.send("SLOW", "m1")
 	m2 = h.send("SLOW", "m2")
@@ -241,7 +250,6 @@ func TestReceiveWhoseReplyTimesOutRunsOnceAndThePullRecovers(t *testing.T) {
 // as fast as its notifications come. The retry timer pulls, after
 // receiveRetryDelay.
 func TestWakeUpsDuringTheRetryDelayLeaveThePullToTheRetryTimer(t *testing.T) {
-	var p *testenv.ReplyDropper
 	var sub atomic.Pointer[Subscription]
 	var before, runsAtFailure atomic.Int64
 	var failedAt atomic.Int64 // unix ns
@@ -252,24 +260,8 @@ func TestWakeUpsDuringTheRetryDelayLeaveThePullToTheRetryTimer(t *testing.T) {
 		runsAtFailure.Store(h.receiveRuns() - before.Load())
 		failedAt.Store(time.Now().UnixNano())
 	}}
-	h = newHarnessWith(t, Config{
-		VisibilityTimeout: 30, // m1, taken by the lost run, stays hidden for the whole test
-		Prefetch:          1,
-		SweepInterval:     time.Minute,
-		HotSweepInterval:  time.Minute,
-	}, func(addr string) *redis.Client {
-		p = testenv.StartReplyDelayer(t, addr, "BUSY", 600*time.Millisecond)
-		c := redis.NewClient(&redis.Options{Addr: p.Addr(), MaxRetries: -1, ReadTimeout: 200 * time.Millisecond})
-		c.AddHook(failure)
-		return c
-	})
-	warm := newSink(1, true)
-	ws := h.subscribe(warm, "warm", false)
-	h.send("warm", "w")
-	testenv.Eventually(t, waitTimeout, "the warm-up delivery", func() bool { return warm.count() == 1 })
-	testenv.Eventually(t, waitTimeout, "the warm-up delete", func() bool { return h.attrs("warm").Msgs == 0 })
-	ws.Close(context.Background())
-	testenv.Eventually(t, waitTimeout, "the warm-up subscription idle", func() bool { return isIdle(ws) })
+	// m1, taken by the lost run, stays hidden for the whole test (vt 30).
+	h, p := newSlowReceiveHarness(t, "BUSY", 30, failure)
 
 	h.send("BUSY", "m1")
 	m2 := h.send("BUSY", "m2")
