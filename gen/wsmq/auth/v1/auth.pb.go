@@ -32,7 +32,15 @@ type AuthenticateRequest struct {
 	UserName string `protobuf:"bytes,1,opt,name=user_name,json=userName,proto3" json:"user_name,omitempty"`
 	// password is the user's password (never logged or stored), at most 72
 	// bytes: a longer one is INVALID_ARGUMENT, never silently truncated.
-	Password      string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	Password string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	// client_address is the IP address of the end client a gateway logs in
+	// for, as the gateway sees it (behind its trusted proxies). The service's
+	// per-address login limit keys on it only when the call carries the
+	// gateway (or admin) credential as `authorization: Bearer <token>`, so
+	// that the users behind one gateway do not share one limit; from any other
+	// caller it is ignored and the limit keys on the caller's own address.
+	// Empty: the caller's address. Not an IP address: INVALID_ARGUMENT.
+	ClientAddress string `protobuf:"bytes,3,opt,name=client_address,json=clientAddress,proto3" json:"client_address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -77,6 +85,13 @@ func (x *AuthenticateRequest) GetUserName() string {
 func (x *AuthenticateRequest) GetPassword() string {
 	if x != nil {
 		return x.Password
+	}
+	return ""
+}
+
+func (x *AuthenticateRequest) GetClientAddress() string {
+	if x != nil {
+		return x.ClientAddress
 	}
 	return ""
 }
@@ -1132,10 +1147,11 @@ var File_wsmq_auth_v1_auth_proto protoreflect.FileDescriptor
 
 const file_wsmq_auth_v1_auth_proto_rawDesc = "" +
 	"\n" +
-	"\x17wsmq/auth/v1/auth.proto\x12\fwsmq.auth.v1\"N\n" +
+	"\x17wsmq/auth/v1/auth.proto\x12\fwsmq.auth.v1\"u\n" +
 	"\x13AuthenticateRequest\x12\x1b\n" +
 	"\tuser_name\x18\x01 \x01(\tR\buserName\x12\x1a\n" +
-	"\bpassword\x18\x02 \x01(\tR\bpassword\"\xa6\x01\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\x12%\n" +
+	"\x0eclient_address\x18\x03 \x01(\tR\rclientAddress\"\xa6\x01\n" +
 	"\x14AuthenticateResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12!\n" +
 	"\faccess_token\x18\x02 \x01(\tR\vaccessToken\x12\x17\n" +

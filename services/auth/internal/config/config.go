@@ -72,7 +72,8 @@ type Config struct {
 
 	// SessionCacheTTL is how long a JWT check trusts a user read.
 	SessionCacheTTL time.Duration
-	// LoginRate is Authenticate calls per second per peer address.
+	// LoginRate is Authenticate calls per second per client address (a
+	// gateway's client_address, else the caller's).
 	LoginRate float64
 	// LoginBackoff and LoginMaxBackoff shape the per-name back-off.
 	LoginBackoff, LoginMaxBackoff time.Duration
@@ -129,7 +130,7 @@ func NewSettings() *Settings {
 	s.String(&c.TLSClientCA, "tls-client-ca", "WSMQ_AUTH_TLS_CLIENT_CA", "", "PEM CA bundle; requires client certificates it signed (mTLS)")
 	s.Duration(&c.SessionCacheTTL, "session-cache-ttl", "WSMQ_AUTH_SESSION_CACHE_TTL", authn.DefaultSessionCacheTTL, time.Millisecond, time.Minute,
 		"how long a JWT check trusts its user read (the window in which another auth replica's revocation is not yet seen by this one's JWT checks)")
-	s.Float(&c.LoginRate, "login-rate", "WSMQ_AUTH_LOGIN_RATE", throttle.DefaultRatePerIP, 0.001, 1e9, "Authenticate calls per second per peer address, burst twice that (a gateway is one peer)")
+	s.Float(&c.LoginRate, "login-rate", "WSMQ_AUTH_LOGIN_RATE", throttle.DefaultRatePerIP, 0.001, 1e9, "Authenticate calls per second per client address (the one a gateway names with its credential, else the caller's), burst twice that")
 	s.Duration(&c.LoginBackoff, "login-backoff", "WSMQ_AUTH_LOGIN_BACKOFF", throttle.DefaultBackoff, time.Millisecond, time.Hour,
 		"wait imposed on a user name after 3 failed logins in a row, doubling per further failure")
 	s.Duration(&c.LoginMaxBackoff, "login-max-backoff", "WSMQ_AUTH_LOGIN_MAX_BACKOFF", throttle.DefaultMaxBackoff, time.Millisecond, 24*time.Hour, "longest per-name wait")

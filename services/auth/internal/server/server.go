@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -181,11 +182,34 @@ func peerIP(ctx context.Context) string {
 	return a
 }
 
+// loginAddress is the address the per-address login limit keys on: the
+// end client's (client_address) when a gateway (or the admin) calls with
+// its credential, else the caller's own. A client_address that is not an IP
+// address is a field error, whoever sends it.
+func (s *Server) loginAddress(ctx context.Context, req *authv1.AuthenticateRequest) (string, error) {
+	a := req.GetClientAddress()
+	if a == "" {
+		return peerIP(ctx), nil
+	}
+	ip, err := netip.ParseAddr(a)
+	if err != nil {
+		return "", &authn.FieldError{Field: "client_address", Reason: "not an IP address"}
+	}
+	if s.watchers.Check(ctx) != nil {
+		return peerIP(ctx), nil // not a gateway: its claim about others is not trusted
+	}
+	return ip.Unmap().String(), nil
+}
+
 // Authenticate implements AuthService. The throttle runs first: a refused
 // attempt costs no database read and no bcrypt.
 func (s *Server) Authenticate(ctx context.Context, req *authv1.AuthenticateRequest) (*authv1.AuthenticateResponse, error) {
 	name := req.GetUserName()
-	if ok, wait := s.throttle.Allow(peerIP(ctx), name); !ok {
+	addr, err := s.loginAddress(ctx, req)
+	if err != nil {
+		return nil, s.toStatus(ctx, "Authenticate", err)
+	}
+	if ok, wait := s.throttle.Allow(addr, name); !ok {
 		s.metrics.authenticate.WithLabelValues("throttled").Inc()
 		s.log.DebugContext(ctx, "login throttled", "user_name", name, "retry_in", wait)
 		return nil, s.toStatus(ctx, "Authenticate", errThrottled)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -352,6 +353,55 @@ func TestPerIPLimitRefusesAFloodWithoutPasswordChecks(t *testing.T) {
 	}
 	if ok < 2 || ok > 4 || limited < 6 {
 		t.Fatalf("10 logins at 1/s (burst 2): %d ok, %d limited", ok, limited)
+	}
+}
+
+// TestPerAddressLimitKeysOnTheClientAddressAGatewayGives: a gateway logs in
+// the users behind it over one connection. With its credential, the
+// per-address limit keys on each login's client_address, so a flood from
+// one client address leaves another behind the same gateway alone. From a
+// caller without the credential the claim counts for nothing: its own
+// address is limited, whatever addresses it names. A client_address that
+// is not an IP address is refused, naming the field.
+func TestPerAddressLimitKeysOnTheClientAddressAGatewayGives(t *testing.T) {
+	e := start(t, envOptions{throttle: throttle.Options{RatePerIP: 1}}) // burst 2
+	e.createUser(t, "alice", "correct horse")
+	login := func(ctx context.Context, from string) (codes.Code, string) {
+		_, err := e.client.Authenticate(ctx, &authv1.AuthenticateRequest{UserName: "alice", Password: "correct horse", ClientAddress: from})
+		return statusOf(err)
+	}
+	floodUntilLimited := func(ctx context.Context, from func(i int) string) {
+		t.Helper()
+		for i := range 10 {
+			switch c, msg := login(ctx, from(i)); c {
+			case codes.OK:
+			case codes.ResourceExhausted:
+				return
+			default:
+				t.Fatalf("login %d: %v %s", i, c, msg)
+			}
+		}
+		t.Fatal("10 logins at 1/s (burst 2) were never limited")
+	}
+	gw := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+gatewayToken)
+	floodUntilLimited(gw, func(int) string { return "203.0.113.1" })
+	if c, msg := login(gw, "203.0.113.2"); c != codes.OK {
+		t.Fatalf("another client address behind the same gateway: %v %s, want OK", c, msg)
+	}
+	if c, _ := login(gw, "203.0.113.1"); c != codes.ResourceExhausted {
+		t.Fatalf("the flooding client address again: %v, want RESOURCE_EXHAUSTED", c)
+	}
+
+	plain := context.Background()
+	floodUntilLimited(plain, func(i int) string { return "198.51.100." + strconv.Itoa(i+1) })
+	if c, _ := login(plain, "198.51.100.200"); c != codes.ResourceExhausted {
+		t.Fatalf("a caller without the gateway credential naming a fresh address: %v, want RESOURCE_EXHAUSTED (its own address is limited)", c)
+	}
+
+	for _, ctx := range []context.Context{gw, plain} {
+		if c, msg := login(ctx, "not-an-ip"); c != codes.InvalidArgument || !strings.Contains(msg, "client_address") {
+			t.Fatalf("client_address not-an-ip: %v %q, want INVALID_ARGUMENT naming client_address", c, msg)
+		}
 	}
 }
 

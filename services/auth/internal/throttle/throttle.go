@@ -13,9 +13,10 @@ import (
 
 // Defaults of Options.
 const (
-	// DefaultRatePerIP is the logins per second one peer address may
-	// start. Gateways are peers too: every login a gateway forwards comes
-	// from its address, so this is sized for a gateway, not a person.
+	// DefaultRatePerIP is the logins per second one address may start:
+	// the client address a gateway names with its credential, else the
+	// caller's (a gateway without the credential counts as one address,
+	// so this is sized for a gateway, not a person).
 	DefaultRatePerIP = 100
 	// DefaultFreeFailures is how many failures in a row a name gets
 	// before the back-off starts.

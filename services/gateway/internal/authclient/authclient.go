@@ -106,8 +106,9 @@ type Options struct {
 	// TLS, when set, secures the connection (pkg/tlsconf.Client builds
 	// it); nil is plaintext.
 	TLS *tls.Config
-	// WatchToken is the credential of WatchRevocations (the auth
-	// service's WSMQ_AUTH_GATEWAY_TOKEN).
+	// WatchToken is the gateway's credential (the auth service's
+	// WSMQ_AUTH_GATEWAY_TOKEN): WatchRevocations needs it, and with it a
+	// login's client address counts for auth's per-address limit.
 	WatchToken string
 }
 
@@ -258,11 +259,19 @@ func (c *Client) watchOnce(ctx context.Context, fn func(Revocation), onSubscribe
 // WatchRevocations.
 func (c *Client) OnWatchError(f func(err error, retryIn time.Duration)) { c.watchErr = f }
 
-// Authenticate logs a user in.
-func (c *Client) Authenticate(ctx context.Context, userName, password string) (Session, error) {
+// Authenticate logs a user in for the end client at clientAddr (its IP
+// address, behind the gateway's trusted proxies). With the gateway's
+// credential the auth service limits logins per clientAddr; without it,
+// per gateway.
+func (c *Client) Authenticate(ctx context.Context, userName, password, clientAddr string) (Session, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	res, err := c.auth.Authenticate(ctx, &authv1.AuthenticateRequest{UserName: userName, Password: password})
+	req := &authv1.AuthenticateRequest{UserName: userName, Password: password}
+	if c.watchToken != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+c.watchToken)
+		req.ClientAddress = clientAddr
+	}
+	res, err := c.auth.Authenticate(ctx, req)
 	if err != nil {
 		return Session{}, classify(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/wsmq/wsmq/pkg/testenv"
 	"github.com/wsmq/wsmq/pkg/tlsconf"
 	"github.com/wsmq/wsmq/services/gateway/internal/authclient"
+	"github.com/wsmq/wsmq/services/gateway/internal/config"
 )
 
 // pki is a throwaway CA with a server and a client certificate, as files.
@@ -113,7 +114,7 @@ func dialTLS(t *testing.T, addr string, f *tlsconf.Files) *authclient.Client {
 // verifies, with the session id the gateway tracks revocations by.
 func login(c *authclient.Client) error {
 	ctx := context.Background()
-	s, err := c.Authenticate(ctx, "demo", "demo")
+	s, err := c.Authenticate(ctx, "demo", "demo", "203.0.113.7")
 	if err != nil {
 		return err
 	}
@@ -152,5 +153,48 @@ func TestMutualTLSRequiresTheGatewaysClientCertificate(t *testing.T) {
 	f := &tlsconf.Files{CA: p.ca, Cert: p.clientCert, Key: p.clientKey}
 	if err := login(dialTLS(t, addr, f)); err != nil {
 		t.Fatalf("mTLS with the client certificate: %v", err)
+	}
+}
+
+// TestLoginsCountAgainstAuthsLimitPerClientAddressWithTheGatewayCredential:
+// through one connection, the users behind a gateway do not share auth's
+// per-address login limit when the gateway holds its credential: a flood
+// from one client address leaves another alone. Without the credential
+// the client address is not sent and the gateway is one address.
+func TestLoginsCountAgainstAuthsLimitPerClientAddressWithTheGatewayCredential(t *testing.T) {
+	addr := startAuth(t, "WSMQ_AUTH_LOGIN_RATE=1") // burst 2
+	dial := func(token string) *authclient.Client {
+		c, err := authclient.DialWith(authclient.Options{Addr: addr, Timeout: 5 * time.Second, WatchToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	ctx := context.Background()
+	floodUntilLimited := func(c *authclient.Client, from func(i int) string) {
+		t.Helper()
+		for i := range 10 {
+			_, err := c.Authenticate(ctx, "demo", "demo", from(i))
+			switch {
+			case err == nil:
+			case errors.Is(err, authclient.ErrLimited):
+				return
+			default:
+				t.Fatalf("login %d: %v", i, err)
+			}
+		}
+		t.Fatal("10 logins at 1/s (burst 2) were never limited")
+	}
+	gw := dial(config.DevAuthGatewayToken) // the auth service in dev mode holds the same
+	floodUntilLimited(gw, func(int) string { return "203.0.113.1" })
+	if _, err := gw.Authenticate(ctx, "demo", "demo", "203.0.113.2"); err != nil {
+		t.Fatalf("another client address behind the same gateway: %v", err)
+	}
+
+	bare := dial("")
+	floodUntilLimited(bare, func(i int) string { return fmt.Sprintf("198.51.100.%d", i+1) })
+	if _, err := bare.Authenticate(ctx, "demo", "demo", "198.51.100.200"); !errors.Is(err, authclient.ErrLimited) {
+		t.Fatalf("without the gateway credential, a fresh client address: %v, want limited (the gateway is one address)", err)
 	}
 }

@@ -185,7 +185,7 @@ func Parse(args []string, env config.Env) (Config, error) {
 	s.String(&c.AuthTLSCA, "auth-tls-ca", "WSMQ_AUTH_TLS_CA", "", "PEM CA bundle verifying the auth service (empty: system roots; implies WSMQ_AUTH_TLS)")
 	s.String(&c.AuthTLSClientCert, "auth-tls-client-cert", "WSMQ_AUTH_TLS_CLIENT_CERT", "", "PEM client certificate for the auth service (mTLS; implies WSMQ_AUTH_TLS)")
 	s.String(&c.AuthTLSClientKey, "auth-tls-client-key", "WSMQ_AUTH_TLS_CLIENT_KEY", "", "PEM private key of WSMQ_AUTH_TLS_CLIENT_CERT")
-	s.String(&c.AuthGatewayToken, "auth-gateway-token", "WSMQ_AUTH_GATEWAY_TOKEN", "", "credential for the auth service's revocation stream (dev mode: the dev token)")
+	s.String(&c.AuthGatewayToken, "auth-gateway-token", "WSMQ_AUTH_GATEWAY_TOKEN", "", "credential for the auth service's revocation stream and per-client login limit (dev mode: the dev token)")
 	s.Duration(&c.RevocationRetention, "revocation-retention", "WSMQ_REVOCATION_RETENTION", server.DefaultRevocationRetention, time.Second, 48*time.Hour,
 		"how long a revoked session is refused at reconnect when no socket here tells its JWT's expiry (at least the auth service's WSMQ_JWT_TTL)")
 	s.Check(func() error {

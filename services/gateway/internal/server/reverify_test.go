@@ -104,7 +104,7 @@ func (f *fakeAuth) VerifyBatch(ctx context.Context, items []authclient.Credentia
 	return out, nil
 }
 
-func (f *fakeAuth) Authenticate(context.Context, string, string) (authclient.Session, error) {
+func (f *fakeAuth) Authenticate(context.Context, string, string, string) (authclient.Session, error) {
 	return authclient.Session{}, errors.New("fake: no logins")
 }
 

@@ -35,7 +35,7 @@ import (
 type Auth interface {
 	Verify(ctx context.Context, token, accessToken string) (authclient.Identity, error)
 	VerifyBatch(ctx context.Context, items []authclient.Credentials) ([]authclient.Result, error)
-	Authenticate(ctx context.Context, userName, password string) (authclient.Session, error)
+	Authenticate(ctx context.Context, userName, password, clientAddr string) (authclient.Session, error)
 	Ready(ctx context.Context) error
 }
 
@@ -507,7 +507,7 @@ func (s *Server) handleAuthenticate(w http.ResponseWriter, r *http.Request) {
 		s.backoff(w, ip, "login_backoff_name", "too many failed logins for this user name", wait)
 		return
 	}
-	sess, err := s.auth.Authenticate(r.Context(), req.UserName, req.Password)
+	sess, err := s.auth.Authenticate(r.Context(), req.UserName, req.Password, ip)
 	switch {
 	case errors.Is(err, authclient.ErrLimited):
 		s.reject(w, ip, http.StatusTooManyRequests, "login_rate", "too many login attempts; slow down")
