@@ -15,6 +15,7 @@ import (
 	"github.com/wsmq/wsmq/services/gateway/internal/delivery"
 	"github.com/wsmq/wsmq/services/gateway/internal/quota"
 	"github.com/wsmq/wsmq/services/gateway/internal/server"
+	"github.com/wsmq/wsmq/services/gateway/internal/throttle"
 	"github.com/wsmq/wsmq/services/gateway/internal/ticket"
 	"github.com/wsmq/wsmq/services/gateway/internal/wsconn"
 )
@@ -30,29 +31,23 @@ const (
 // WakeModes are the values WSMQ_GATEWAY_WAKE accepts.
 var WakeModes = []string{WakeAuto, WakeKeyevent, WakeKeyspace, WakeRealtime}
 
-// Defaults of the gateway's own settings; those of the delivery engine and
-// of a connection are exported by those packages.
+// Defaults of the gateway's own settings; those of the delivery engine, a
+// connection, the HTTP edge's limits (server, throttle) and the queue cap
+// are exported by those packages.
 const (
-	DefaultListen           = "127.0.0.1:3000"
-	DefaultAdminListen      = "127.0.0.1:9193"
-	DefaultAuthAddr         = "127.0.0.1:9091"
-	DefaultReverifyInterval = time.Minute
-	DefaultMaxConnsPerUser  = 32
-	DefaultConnRate         = 50
-	DefaultLoginRate        = 5
-	DefaultShutdownTimeout  = 10 * time.Second
-	DefaultShutdownSpread   = 3 * time.Second
-	DefaultAuthTimeout      = 3 * time.Second
+	DefaultListen          = "127.0.0.1:3000"
+	DefaultAdminListen     = "127.0.0.1:9193"
+	DefaultAuthAddr        = "127.0.0.1:9091"
+	DefaultShutdownTimeout = 10 * time.Second
+	DefaultShutdownSpread  = 3 * time.Second
+	DefaultAuthTimeout     = 3 * time.Second
 	// DevAuthGatewayToken is the auth service's dev-mode revocation-stream
 	// credential, used in dev mode when none is set.
-	DevAuthGatewayToken     = "dev-gateway-token"
-	DefaultLoginFreeFails   = 3  // per account name
-	DefaultLoginFreeFailsIP = 20 // per client address
-	DefaultLoginBackoffMax  = time.Minute
-	DefaultHTTPReadTimeout  = 30 * time.Second
-	DefaultHTTPIdleTimeout  = 2 * time.Minute
-	maxCount                = 1 << 20
-	day                     = 24 * time.Hour
+	DevAuthGatewayToken    = "dev-gateway-token"
+	DefaultHTTPReadTimeout = 30 * time.Second
+	DefaultHTTPIdleTimeout = 2 * time.Minute
+	maxCount               = 1 << 20
+	day                    = 24 * time.Hour
 )
 
 // Config is the gateway's whole configuration, validated once at start-up.
@@ -148,12 +143,12 @@ func Parse(args []string, env config.Env) (Config, error) {
 		})
 	s.Duration(&c.HotSweepInterval, "hot-sweep-interval", "WSMQ_HOT_SWEEP_INTERVAL", delivery.DefaultHotSweepInterval, 10*time.Millisecond, time.Hour, "check interval for queues fed without realtime notifications")
 	s.Int(&c.Workers, "workers", "WSMQ_GATEWAY_WORKERS", delivery.DefaultWorkers, 1, 4096, "goroutines pulling messages from Redis")
-	s.Duration(&c.ReverifyInterval, "reverify-interval", "WSMQ_REVERIFY_INTERVAL", DefaultReverifyInterval, time.Millisecond, day, "re-check live connections' credentials")
+	s.Duration(&c.ReverifyInterval, "reverify-interval", "WSMQ_REVERIFY_INTERVAL", server.DefaultReverifyInterval, time.Millisecond, day, "re-check live connections' credentials")
 	s.Duration(&c.PingInterval, "ping-interval", "WSMQ_PING_INTERVAL", wsconn.DefaultPingInterval, time.Millisecond, time.Hour, "websocket ping interval")
 	s.Duration(&c.WriteTimeout, "write-timeout", "WSMQ_WRITE_TIMEOUT", wsconn.DefaultWriteTimeout, time.Millisecond, time.Hour, "websocket write deadline, and the longest wait for the pong that confirms written frames")
 	s.Int(&readLimit, "read-limit", "WSMQ_READ_LIMIT", wsconn.DefaultReadLimit, 512, 1<<20, "largest client frame in bytes")
 	s.String(&origins, "allowed-origins", "WSMQ_ALLOWED_ORIGINS", "", "comma-separated allowed browser origins (empty: same origin only)")
-	s.Int(&c.MaxConnsPerUser, "max-conns-per-user", "WSMQ_MAX_CONNS_PER_USER", DefaultMaxConnsPerUser, 1, maxCount, "most websockets per user")
+	s.Int(&c.MaxConnsPerUser, "max-conns-per-user", "WSMQ_MAX_CONNS_PER_USER", server.DefaultMaxConnsPerUser, 1, maxCount, "most websockets per user")
 	s.Int(&c.MaxSubsPerConn, "max-subs-per-conn", "WSMQ_MAX_SUBS_PER_CONN", wsconn.DefaultMaxSubs, 1, maxCount, "most subscriptions per websocket")
 	s.Int(&c.MaxQueuesPerUser, "max-queues-per-user", "WSMQ_MAX_QUEUES_PER_USER", quota.DefaultMaxQueuesPerUser, 1, maxCount,
 		"most <userId>-<suffix> queues a user's subscriptions may create (existing queues count; the user's own queue does not)")
@@ -161,15 +156,15 @@ func Parse(args []string, env config.Env) (Config, error) {
 		"client commands per second per websocket, bursts of twice that (acks of in-flight messages are free); sustained floods are closed with 4029")
 	s.Duration(&c.ServedMarkInterval, "served-mark-interval", "WSMQ_SERVED_MARK_INTERVAL", quota.DefaultMarkInterval, 10*time.Millisecond, time.Hour,
 		"how often the queues this gateway serves are marked served (wsmqctl queues prune keeps queues marked within its --idle)")
-	s.Float(&c.ConnRatePerIP, "conn-rate", "WSMQ_CONN_RATE", DefaultConnRate, 0.001, 1e9, "new websockets per second per client IP")
-	s.Float(&c.LoginRatePerIP, "login-rate", "WSMQ_LOGIN_RATE", DefaultLoginRate, 0.001, 1e9, "logins per second per client IP")
+	s.Float(&c.ConnRatePerIP, "conn-rate", "WSMQ_CONN_RATE", server.DefaultConnRate, 0.001, 1e9, "new websockets per second per client IP")
+	s.Float(&c.LoginRatePerIP, "login-rate", "WSMQ_LOGIN_RATE", server.DefaultLoginRate, 0.001, 1e9, "logins per second per client IP")
 	s.String(&proxies, "trusted-proxies", "WSMQ_TRUSTED_PROXIES", "",
 		"comma-separated CIDRs/IPs of proxies whose X-Forwarded-For is believed (empty: none; the client is the TCP peer)", checkProxies)
-	s.Int(&c.LoginFreeFails, "login-free-failures", "WSMQ_LOGIN_FREE_FAILURES", DefaultLoginFreeFails, 1, maxCount,
+	s.Int(&c.LoginFreeFails, "login-free-failures", "WSMQ_LOGIN_FREE_FAILURES", throttle.DefaultFree, 1, maxCount,
 		"failed logins in a row of one user name after which it backs off (1s, doubling with each further failure up to WSMQ_LOGIN_BACKOFF_MAX)")
-	s.Int(&c.LoginFreeFailsIP, "login-free-failures-per-ip", "WSMQ_LOGIN_FREE_FAILURES_PER_IP", DefaultLoginFreeFailsIP, 1, maxCount,
+	s.Int(&c.LoginFreeFailsIP, "login-free-failures-per-ip", "WSMQ_LOGIN_FREE_FAILURES_PER_IP", server.DefaultLoginFreeFailsIP, 1, maxCount,
 		"failed logins in a row from one client address after which it backs off")
-	s.Duration(&c.LoginBackoffMax, "login-backoff-max", "WSMQ_LOGIN_BACKOFF_MAX", DefaultLoginBackoffMax, time.Second, time.Hour, "longest login back-off")
+	s.Duration(&c.LoginBackoffMax, "login-backoff-max", "WSMQ_LOGIN_BACKOFF_MAX", throttle.DefaultMax, time.Second, time.Hour, "longest login back-off")
 	s.Duration(&c.TicketTTL, "ticket-ttl", "WSMQ_TICKET_TTL", ticket.DefaultTTL, 100*time.Millisecond, 10*time.Minute, "life of a connect ticket (POST /v1/ticket)")
 	s.Bool(&c.AllowQueryCreds, "allow-query-credentials", "WSMQ_ALLOW_QUERY_CREDENTIALS", false,
 		"accept token/accessToken query parameters outside dev mode (they end up in logs; use tickets)")

@@ -39,6 +39,15 @@ type Auth interface {
 	Ready(ctx context.Context) error
 }
 
+// Defaults of Config's zero values (the gateway's configuration reads them).
+const (
+	DefaultMaxConnsPerUser  = 32
+	DefaultConnRate         = 50 // websocket upgrades (and tickets) per second per client address
+	DefaultLoginRate        = 5  // logins per second per client address
+	DefaultReverifyInterval = time.Minute
+	DefaultLoginFreeFailsIP = 20 // failed logins from one address before back-off
+)
+
 // Config holds the server's limits. Zero values mean the defaults in
 // brackets.
 type Config struct {
@@ -111,19 +120,19 @@ type client struct {
 // New builds a Server; Start starts its re-verify loop.
 func New(cfg Config, engine *delivery.Engine, auth Auth, m *metrics.Metrics, log *slog.Logger) *Server {
 	if cfg.MaxConnsPerUser == 0 {
-		cfg.MaxConnsPerUser = 32
+		cfg.MaxConnsPerUser = DefaultMaxConnsPerUser
 	}
 	if cfg.ConnRatePerIP == 0 {
-		cfg.ConnRatePerIP = 50
+		cfg.ConnRatePerIP = DefaultConnRate
 	}
 	if cfg.LoginRatePerIP == 0 {
-		cfg.LoginRatePerIP = 5
+		cfg.LoginRatePerIP = DefaultLoginRate
 	}
 	if cfg.ReverifyInterval == 0 {
-		cfg.ReverifyInterval = time.Minute
+		cfg.ReverifyInterval = DefaultReverifyInterval
 	}
 	if cfg.LoginFreeFailsPerIP == 0 {
-		cfg.LoginFreeFailsPerIP = 20
+		cfg.LoginFreeFailsPerIP = DefaultLoginFreeFailsIP
 	}
 	s := &Server{
 		cfg: cfg, engine: engine, auth: auth, m: m, log: log,

@@ -10,6 +10,12 @@ import (
 )
 
 // Config tunes a Backoff. Zero values mean the defaults in brackets.
+// Defaults of Config's zero values.
+const (
+	DefaultFree = 3           // failures in a row before the back-off starts
+	DefaultMax  = time.Minute // the longest back-off
+)
+
 type Config struct {
 	Free       int           // failures in a row that start the back-off [3]
 	Base       time.Duration // the first back-off [1s]
@@ -37,13 +43,13 @@ type entry struct {
 // New returns a Backoff.
 func New(cfg Config) *Backoff {
 	if cfg.Free <= 0 {
-		cfg.Free = 3
+		cfg.Free = DefaultFree
 	}
 	if cfg.Base <= 0 {
 		cfg.Base = time.Second
 	}
 	if cfg.Max <= 0 {
-		cfg.Max = time.Minute
+		cfg.Max = DefaultMax
 	}
 	if cfg.MaxEntries <= 0 {
 		cfg.MaxEntries = 100000
