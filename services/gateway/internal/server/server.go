@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"golang.org/x/time/rate"
 
 	"github.com/wsmq/wsmq/pkg/serve"
 	"github.com/wsmq/wsmq/services/gateway/internal/authclient"
@@ -91,9 +90,9 @@ type Server struct {
 	upgrader websocket.Upgrader
 	mux      *http.ServeMux
 
-	connLimiter   *ipLimiter
-	ticketLimiter *ipLimiter
-	loginLimiter  *ipLimiter
+	connLimiter   *throttle.Rate // per client address
+	ticketLimiter *throttle.Rate
+	loginLimiter  *throttle.Rate
 	nameBackoff   *throttle.Backoff // failed logins per user name
 	ipBackoff     *throttle.Backoff // failed logins per client address
 	revoked       *revokedSet
@@ -136,9 +135,9 @@ func New(cfg Config, engine *delivery.Engine, auth Auth, m *metrics.Metrics, log
 	}
 	s := &Server{
 		cfg: cfg, engine: engine, auth: auth, m: m, log: log,
-		connLimiter:   newIPLimiter(cfg.ConnRatePerIP),
-		ticketLimiter: newIPLimiter(cfg.ConnRatePerIP),
-		loginLimiter:  newIPLimiter(cfg.LoginRatePerIP),
+		connLimiter:   throttle.NewRate(cfg.ConnRatePerIP),
+		ticketLimiter: throttle.NewRate(cfg.ConnRatePerIP),
+		loginLimiter:  throttle.NewRate(cfg.LoginRatePerIP),
 		nameBackoff:   throttle.New(throttle.Config{Free: cfg.LoginFreeFails, Max: cfg.LoginBackoffMax}),
 		ipBackoff:     throttle.New(throttle.Config{Free: cfg.LoginFreeFailsPerIP, Max: cfg.LoginBackoffMax}),
 		revoked:       newRevokedSet(cfg.RevocationRetention),
@@ -328,7 +327,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, ip, http.StatusBadRequest, "not_websocket", "websocket upgrade required")
 		return
 	}
-	if !s.connLimiter.allow(ip) {
+	if !s.connLimiter.Allow(ip) {
 		s.reject(w, ip, http.StatusTooManyRequests, "rate", "too many connections; slow down")
 		return
 	}
@@ -494,7 +493,7 @@ func (s *Server) reverifyLoop() {
 // the body is read, the per-name back-off before auth is called.
 func (s *Server) handleAuthenticate(w http.ResponseWriter, r *http.Request) {
 	ip := s.cfg.TrustedProxies.ClientIP(r)
-	if !s.loginLimiter.allow(ip) {
+	if !s.loginLimiter.Allow(ip) {
 		s.reject(w, ip, http.StatusTooManyRequests, "login_rate", "too many login attempts; slow down")
 		return
 	}
@@ -554,7 +553,7 @@ func (s *Server) backoff(w http.ResponseWriter, ip, reason, msg string, wait tim
 // Retry-After, 503.
 func (s *Server) handleTicket(w http.ResponseWriter, r *http.Request) {
 	ip := s.cfg.TrustedProxies.ClientIP(r)
-	if !s.ticketLimiter.allow(ip) {
+	if !s.ticketLimiter.Allow(ip) {
 		s.backoff(w, ip, "rate", "too many ticket requests", time.Second)
 		return
 	}
@@ -602,38 +601,3 @@ func (s *Server) handleTicket(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) { serve.WriteJSON(w, code, v) }
-
-// ipLimiter is a token bucket per client IP, forgetting idle IPs.
-type ipLimiter struct {
-	rate  rate.Limit
-	burst int
-
-	mu      sync.Mutex
-	buckets map[string]*rate.Limiter
-	swept   time.Time
-}
-
-func newIPLimiter(perSecond float64) *ipLimiter {
-	return &ipLimiter{rate: rate.Limit(perSecond), burst: max(1, int(2*perSecond)), buckets: make(map[string]*rate.Limiter)}
-}
-
-func (l *ipLimiter) allow(ip string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := time.Now()
-	if now.Sub(l.swept) > time.Minute {
-		// A full bucket is the same as no bucket: drop those.
-		for k, b := range l.buckets {
-			if b.TokensAt(now) >= float64(l.burst) {
-				delete(l.buckets, k)
-			}
-		}
-		l.swept = now
-	}
-	b := l.buckets[ip]
-	if b == nil {
-		b = rate.NewLimiter(l.rate, l.burst)
-		l.buckets[ip] = b
-	}
-	return b.AllowN(now, 1)
-}

@@ -1,7 +1,9 @@
-// Package throttle slows down repeated failures: after Free failures in a
-// row for one key (an account name, a client address), that key is refused
-// for a back-off that doubles with each further failure, up to Max. Other
-// keys are unaffected, and a success clears the key.
+// Package throttle holds the gateway's per-key limits. Backoff slows down
+// repeated failures: after Free failures in a row for one key (an account
+// name, a client address), that key is refused for a back-off that doubles
+// with each further failure, up to Max. Other keys are unaffected, and a
+// success clears the key. Rate is a token bucket per key (a client
+// address).
 package throttle
 
 import (
@@ -9,13 +11,13 @@ import (
 	"time"
 )
 
-// Config tunes a Backoff. Zero values mean the defaults in brackets.
 // Defaults of Config's zero values.
 const (
 	DefaultFree = 3           // failures in a row before the back-off starts
 	DefaultMax  = time.Minute // the longest back-off
 )
 
+// Config tunes a Backoff. Zero values mean the defaults in brackets.
 type Config struct {
 	Free       int           // failures in a row that start the back-off [3]
 	Base       time.Duration // the first back-off [1s]
