@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"google.golang.org/grpc"
@@ -269,7 +270,9 @@ func (c *Client) Authenticate(ctx context.Context, userName, password, clientAdd
 	req := &authv1.AuthenticateRequest{UserName: userName, Password: password}
 	if c.watchToken != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+c.watchToken)
-		req.ClientAddress = clientAddr
+		if a, err := netip.ParseAddr(clientAddr); err == nil {
+			req.ClientAddress = a.String() // not an IP (a peer the gateway could not parse): auth keys on the gateway
+		}
 	}
 	res, err := c.auth.Authenticate(ctx, req)
 	if err != nil {
