@@ -187,6 +187,11 @@ func TestLoginsCountAgainstAuthsLimitPerClientAddressWithTheGatewayCredential(t 
 		t.Fatal("10 logins at 1/s (burst 2) were never limited")
 	}
 	gw := dial(config.DevAuthGatewayToken) // the auth service in dev mode holds the same
+	// A peer address that is not an IP is not sent: the login works, keyed
+	// on the gateway.
+	if _, err := gw.Authenticate(ctx, "demo", "demo", "pipe"); err != nil {
+		t.Fatalf("client address that is not an IP: %v", err)
+	}
 	floodUntilLimited(gw, func(int) string { return "203.0.113.1" })
 	if _, err := gw.Authenticate(ctx, "demo", "demo", "203.0.113.2"); err != nil {
 		t.Fatalf("another client address behind the same gateway: %v", err)
