@@ -15,6 +15,7 @@ import (
 	"github.com/wsmq/wsmq/services/gateway/internal/delivery"
 	"github.com/wsmq/wsmq/services/gateway/internal/quota"
 	"github.com/wsmq/wsmq/services/gateway/internal/server"
+	"github.com/wsmq/wsmq/services/gateway/internal/sessions"
 	"github.com/wsmq/wsmq/services/gateway/internal/throttle"
 	"github.com/wsmq/wsmq/services/gateway/internal/ticket"
 	"github.com/wsmq/wsmq/services/gateway/internal/wsconn"
@@ -143,12 +144,12 @@ func Parse(args []string, env config.Env) (Config, error) {
 		})
 	s.Duration(&c.HotSweepInterval, "hot-sweep-interval", "WSMQ_HOT_SWEEP_INTERVAL", delivery.DefaultHotSweepInterval, 10*time.Millisecond, time.Hour, "check interval for queues fed without realtime notifications")
 	s.Int(&c.Workers, "workers", "WSMQ_GATEWAY_WORKERS", delivery.DefaultWorkers, 1, 4096, "goroutines pulling messages from Redis")
-	s.Duration(&c.ReverifyInterval, "reverify-interval", "WSMQ_REVERIFY_INTERVAL", server.DefaultReverifyInterval, time.Millisecond, day, "re-check live connections' credentials")
+	s.Duration(&c.ReverifyInterval, "reverify-interval", "WSMQ_REVERIFY_INTERVAL", sessions.DefaultReverifyInterval, time.Millisecond, day, "re-check live connections' credentials")
 	s.Duration(&c.PingInterval, "ping-interval", "WSMQ_PING_INTERVAL", wsconn.DefaultPingInterval, time.Millisecond, time.Hour, "websocket ping interval")
 	s.Duration(&c.WriteTimeout, "write-timeout", "WSMQ_WRITE_TIMEOUT", wsconn.DefaultWriteTimeout, time.Millisecond, time.Hour, "websocket write deadline, and the longest wait for the pong that confirms written frames")
 	s.Int(&readLimit, "read-limit", "WSMQ_READ_LIMIT", wsconn.DefaultReadLimit, 512, 1<<20, "largest client frame in bytes")
 	s.String(&origins, "allowed-origins", "WSMQ_ALLOWED_ORIGINS", "", "comma-separated allowed browser origins (empty: same origin only)")
-	s.Int(&c.MaxConnsPerUser, "max-conns-per-user", "WSMQ_MAX_CONNS_PER_USER", server.DefaultMaxConnsPerUser, 1, maxCount, "most websockets per user")
+	s.Int(&c.MaxConnsPerUser, "max-conns-per-user", "WSMQ_MAX_CONNS_PER_USER", sessions.DefaultMaxConnsPerUser, 1, maxCount, "most websockets per user")
 	s.Int(&c.MaxSubsPerConn, "max-subs-per-conn", "WSMQ_MAX_SUBS_PER_CONN", wsconn.DefaultMaxSubs, 1, maxCount, "most subscriptions per websocket")
 	s.Int(&c.MaxQueuesPerUser, "max-queues-per-user", "WSMQ_MAX_QUEUES_PER_USER", quota.DefaultMaxQueuesPerUser, 1, maxCount,
 		"most <userId>-<suffix> queues a user's subscriptions may create (existing queues count; the user's own queue does not)")
@@ -181,7 +182,7 @@ func Parse(args []string, env config.Env) (Config, error) {
 	s.String(&c.AuthTLSClientCert, "auth-tls-client-cert", "WSMQ_AUTH_TLS_CLIENT_CERT", "", "PEM client certificate for the auth service (mTLS; implies WSMQ_AUTH_TLS)")
 	s.String(&c.AuthTLSClientKey, "auth-tls-client-key", "WSMQ_AUTH_TLS_CLIENT_KEY", "", "PEM private key of WSMQ_AUTH_TLS_CLIENT_CERT")
 	s.String(&c.AuthGatewayToken, "auth-gateway-token", "WSMQ_AUTH_GATEWAY_TOKEN", "", "credential for the auth service's revocation stream and per-client login limit (dev mode: the dev token)")
-	s.Duration(&c.RevocationRetention, "revocation-retention", "WSMQ_REVOCATION_RETENTION", server.DefaultRevocationRetention, time.Second, 48*time.Hour,
+	s.Duration(&c.RevocationRetention, "revocation-retention", "WSMQ_REVOCATION_RETENTION", sessions.DefaultRevocationRetention, time.Second, 48*time.Hour,
 		"how long a revoked session is refused at reconnect when no socket here tells its JWT's expiry (at least the auth service's WSMQ_JWT_TTL)")
 	s.Check(func() error {
 		if (c.AuthTLSClientCert == "") != (c.AuthTLSClientKey == "") {

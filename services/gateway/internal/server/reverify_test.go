@@ -284,7 +284,7 @@ func TestReverifyOf10000SessionsBatchesVerifiesEachOnceAndClosesTheRevoked(t *te
 	}
 
 	start = time.Now()
-	s.reverify()
+	s.sessions.Reverify()
 	checkPass(1, want, time.Since(start))
 
 	// The revoked sessions' sockets (twins included) close with 4001; the
@@ -338,7 +338,7 @@ func TestReverifyOf10000SessionsBatchesVerifiesEachOnceAndClosesTheRevoked(t *te
 		want2[cr] = true
 	}
 	start = time.Now()
-	s.reverify()
+	s.sessions.Reverify()
 	checkPass(2, want2, time.Since(start))
 	if n := s.liveConns(); n != sessions-revokeN {
 		t.Errorf("%d live sockets after the second pass, want %d", n, sessions-revokeN)
@@ -372,8 +372,4 @@ func startPipeGateway(t *testing.T, cfg Config, auth Auth) (*Server, *pipeListen
 }
 
 // liveConns is the sockets the gateway serves.
-func (s *Server) liveConns() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
-}
+func (s *Server) liveConns() int { return s.sessions.Len() }

@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -24,6 +23,7 @@ import (
 	"github.com/wsmq/wsmq/services/gateway/internal/clientaddr"
 	"github.com/wsmq/wsmq/services/gateway/internal/delivery"
 	"github.com/wsmq/wsmq/services/gateway/internal/metrics"
+	"github.com/wsmq/wsmq/services/gateway/internal/sessions"
 	"github.com/wsmq/wsmq/services/gateway/internal/throttle"
 	"github.com/wsmq/wsmq/services/gateway/internal/ticket"
 	"github.com/wsmq/wsmq/services/gateway/internal/wsconn"
@@ -39,11 +39,10 @@ type Auth interface {
 }
 
 // Defaults of Config's zero values (the gateway's configuration reads them).
+// The registry's (conns per user, re-verify interval) are sessions'.
 const (
-	DefaultMaxConnsPerUser  = 32
 	DefaultConnRate         = 50 // websocket upgrades (and tickets) per second per client address
 	DefaultLoginRate        = 5  // logins per second per client address
-	DefaultReverifyInterval = time.Minute
 	DefaultLoginFreeFailsIP = 20 // failed logins from one address before back-off
 )
 
@@ -52,15 +51,16 @@ const (
 type Config struct {
 	Conn             wsconn.Options
 	AllowedOrigins   []string      // "*" allows any; empty: same origin or no Origin header
-	MaxConnsPerUser  int           // [32]
+	MaxConnsPerUser  int           // [sessions.DefaultMaxConnsPerUser]
 	ConnRatePerIP    float64       // websocket upgrades (and tickets) per second per IP [50]
 	LoginRatePerIP   float64       // logins per second per IP [5]
-	ReverifyInterval time.Duration // [1m]
+	ReverifyInterval time.Duration // [sessions.DefaultReverifyInterval]
 	// ShutdownSpread is the window Shutdown spreads its 1001 closes over,
 	// at most half of the time its ctx leaves; 0 closes all at once.
 	ShutdownSpread time.Duration
 	// RevocationRetention is how long a pushed revocation is remembered
-	// when no socket here tells its JWT's expiry [DefaultRevocationRetention].
+	// when no socket here tells its JWT's expiry
+	// [sessions.DefaultRevocationRetention].
 	RevocationRetention time.Duration
 	Demo                bool         // serve /demo
 	DemoSend            http.Handler // dev-only POST /demo/send, may be nil
@@ -95,40 +95,16 @@ type Server struct {
 	loginLimiter  *throttle.Rate
 	nameBackoff   *throttle.Backoff // failed logins per user name
 	ipBackoff     *throttle.Backoff // failed logins per client address
-	revoked       *revokedSet
-
-	mu       sync.Mutex
-	conns    map[*wsconn.Conn]*client
-	perUser  map[string]int
-	draining bool
-	wg       sync.WaitGroup // one per live connection
-
-	stop     chan struct{}
-	loopDone chan struct{}
-	started  atomic.Bool
+	sessions      *sessions.Registry
 }
 
-type client struct {
-	token       string
-	accessToken string
-	expiresAt   int64
-	issuedAt    int64  // of token, unix ms
-	sessionID   string // token's session
-}
-
-// New builds a Server; Start starts its re-verify loop.
+// New builds a Server; Start starts its registry's re-verify loop.
 func New(cfg Config, engine *delivery.Engine, auth Auth, m *metrics.Metrics, log *slog.Logger) *Server {
-	if cfg.MaxConnsPerUser == 0 {
-		cfg.MaxConnsPerUser = DefaultMaxConnsPerUser
-	}
 	if cfg.ConnRatePerIP == 0 {
 		cfg.ConnRatePerIP = DefaultConnRate
 	}
 	if cfg.LoginRatePerIP == 0 {
 		cfg.LoginRatePerIP = DefaultLoginRate
-	}
-	if cfg.ReverifyInterval == 0 {
-		cfg.ReverifyInterval = DefaultReverifyInterval
 	}
 	if cfg.LoginFreeFailsPerIP == 0 {
 		cfg.LoginFreeFailsPerIP = DefaultLoginFreeFailsIP
@@ -140,11 +116,8 @@ func New(cfg Config, engine *delivery.Engine, auth Auth, m *metrics.Metrics, log
 		loginLimiter:  throttle.NewRate(cfg.LoginRatePerIP),
 		nameBackoff:   throttle.New(throttle.Config{Free: cfg.LoginFreeFails, Max: cfg.LoginBackoffMax}),
 		ipBackoff:     throttle.New(throttle.Config{Free: cfg.LoginFreeFailsPerIP, Max: cfg.LoginBackoffMax}),
-		revoked:       newRevokedSet(cfg.RevocationRetention),
-		conns:         make(map[*wsconn.Conn]*client),
-		perUser:       make(map[string]int),
-		stop:          make(chan struct{}),
-		loopDone:      make(chan struct{}),
+		sessions: sessions.New(sessions.Config{MaxConnsPerUser: cfg.MaxConnsPerUser, ReverifyInterval: cfg.ReverifyInterval,
+			RevocationRetention: cfg.RevocationRetention, ShutdownSpread: cfg.ShutdownSpread}, auth, log),
 	}
 	s.upgrader = websocket.Upgrader{
 		ReadBufferSize:  512,
@@ -177,71 +150,20 @@ func New(cfg Config, engine *delivery.Engine, auth Auth, m *metrics.Metrics, log
 	return s
 }
 
-// Start starts the re-verify loop; Shutdown stops it.
-func (s *Server) Start() {
-	if s.started.CompareAndSwap(false, true) {
-		go s.reverifyLoop()
-	}
-}
+// Start starts the registry's re-verify loop; Shutdown stops it.
+func (s *Server) Start() { s.sessions.Start() }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
-// Shutdown closes every websocket with 1001 (going away) after returning
-// its in-flight messages to their queues, the closes spread evenly over
-// ShutdownSpread (bounded by half the time ctx leaves) so the clients do
-// not all reconnect elsewhere at once (a client that does not read costs
-// its own connection about a second, not the others), and waits for the
-// connections' goroutines, or for ctx. The
-// http.Server's own Shutdown must be called first so no new connection
-// arrives.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.draining = true
-	conns := make([]*wsconn.Conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
-	select {
-	case <-s.stop:
-	default:
-		close(s.stop)
-	}
-	if s.started.Load() {
-		<-s.loopDone
-	}
-	window := s.cfg.ShutdownSpread
-	if dl, ok := ctx.Deadline(); ok {
-		window = min(window, time.Until(dl)/2)
-	}
-	start := time.Now()
-	t := time.NewTimer(0)
-	defer t.Stop()
-	<-t.C
-	for i, c := range conns {
-		if window > 0 && i > 0 {
-			t.Reset(time.Until(start.Add(window * time.Duration(i) / time.Duration(len(conns)))))
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				window = 0 // out of time: close the rest at once
-			}
-		}
-		c.Close(protocol.CloseGoingAway, "server shutting down") // does not wait
-	}
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+// Revoke applies a revocation the auth service pushed (sessions.Registry.Revoke).
+func (s *Server) Revoke(r authclient.Revocation) { s.sessions.Revoke(r) }
+
+// Shutdown closes every websocket with 1001 after returning its in-flight
+// messages, the closes spread over ShutdownSpread, and waits for them or
+// for ctx (sessions.Registry.Shutdown). The http.Server's own Shutdown
+// must be called first so no new connection arrives.
+func (s *Server) Shutdown(ctx context.Context) error { return s.sessions.Shutdown(ctx) }
 
 func (s *Server) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
@@ -391,31 +313,18 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, ip, http.StatusUnauthorized, "ticket", "ticket no longer matches its user")
 		return
 	}
-	if s.revoked.refuses(id) {
+	if s.sessions.Refuses(id) {
 		s.reject(w, ip, http.StatusUnauthorized, "unauthenticated", "invalid credentials")
 		return
 	}
-	s.mu.Lock()
-	if s.draining {
-		s.mu.Unlock()
+	release, err := s.sessions.Reserve(id.UserID)
+	switch {
+	case errors.Is(err, sessions.ErrDraining):
 		s.reject(w, ip, http.StatusServiceUnavailable, "draining", "server shutting down")
 		return
-	}
-	if s.perUser[id.UserID] >= s.cfg.MaxConnsPerUser {
-		s.mu.Unlock()
+	case err != nil:
 		s.reject(w, ip, http.StatusTooManyRequests, "user_limit", "too many connections for this user")
 		return
-	}
-	s.perUser[id.UserID]++
-	s.wg.Add(1)
-	s.mu.Unlock()
-	release := func() {
-		s.mu.Lock()
-		if s.perUser[id.UserID]--; s.perUser[id.UserID] <= 0 {
-			delete(s.perUser, id.UserID)
-		}
-		s.mu.Unlock()
-		s.wg.Done()
 	}
 
 	ws, err := s.upgrader.Upgrade(w, r, nil)
@@ -426,7 +335,6 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	opts := s.cfg.Conn
 	opts.Manual = manual
 	c := wsconn.New(ws, s.engine, id.UserID, opts, s.log.With("ip", ip))
-	cl := &client{token: token, accessToken: accessToken, expiresAt: id.ExpiresAt, issuedAt: id.IssuedAt, sessionID: id.SessionID}
 	var first []byte
 	if grant != nil {
 		switch {
@@ -439,53 +347,24 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if id.Token != "" {
-		cl.token = id.Token
+		token = id.Token
 		first = (&protocol.Token{Token: id.Token, ExpiresAt: id.ExpiresAt}).AppendJSON(nil)
 	}
-	s.mu.Lock()
-	draining := s.draining
-	s.conns[c] = cl
-	s.mu.Unlock()
-	if draining {
-		// Shutdown took its snapshot while this socket was upgrading.
-		c.Close(protocol.CloseGoingAway, "server shutting down")
-	} else if s.revoked.refuses(id) {
-		// Revoked while upgrading (Revoke records, then scans).
-		c.Close(protocol.CloseUnauthorized, "token revoked")
-	}
+	s.sessions.Add(c, token, accessToken, id)
 	s.m.Connections.Inc()
 	// Serve on a fresh goroutine and let the handler return: net/http then
 	// drops its per-connection buffers and the handler's deep stack, which
 	// would otherwise stay alive (about 10 KB) for the socket's lifetime.
-	// The server's WaitGroup (s.wg, taken above) owns this goroutine.
+	// The registry's place (Reserve above) owns this goroutine: Shutdown
+	// waits for it.
 	go func() {
 		defer func() {
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
+			s.sessions.Remove(c)
 			s.m.Connections.Dec()
 			release()
 		}()
 		c.Serve(first)
 	}()
-}
-
-// reverifyLoop re-checks every live connection's credentials each interval
-// (batched: reverify in revocations.go) and closes those that no longer
-// pass (4001 "token revoked"). An unreachable auth service closes nothing.
-// It is the backstop of the pushed revocations (Revoke).
-func (s *Server) reverifyLoop() {
-	defer close(s.loopDone)
-	t := time.NewTicker(s.cfg.ReverifyInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-		}
-		s.reverify()
-	}
 }
 
 // handleAuthenticate logs a user in. Refusals by the limiters cost no

@@ -1,4 +1,4 @@
-package server
+package sessions
 
 import (
 	"context"
@@ -11,117 +11,18 @@ import (
 	"github.com/wsmq/wsmq/services/gateway/protocol"
 )
 
-// Defaults of revocation handling and of the batched re-verify.
-const (
-	// DefaultRevocationRetention is how long a revoked session or user is
-	// remembered when no socket here says when its JWT expires: the auth
-	// service's default JWT lifetime (15 min) plus its clock leeway.
-	DefaultRevocationRetention = 15*time.Minute + 30*time.Second
-	// maxRevoked bounds each set (sessions, users); when full, expired
-	// entries are dropped, then arbitrary ones (the auth service still
-	// refuses those tokens; the set only makes the refusal immediate).
-	maxRevoked = 100_000
-)
-
-// revokedSet remembers revoked sessions, and users whose sessions all
-// ended, until the JWTs they cover expire, so a revoked JWT is refused at
-// reconnect at once (the auth service's own JWT checks may lag by its
-// session cache TTL on other replicas).
-type revokedSet struct {
-	retention time.Duration
-
-	mu       sync.Mutex
-	sessions map[string]time.Time // session id -> forget after
-	users    map[string]userRevoked
-}
-
-type userRevoked struct {
-	validAfter int64 // unix ms, whole seconds: JWTs issued before are dead
-	deleted    bool
-	forget     time.Time
-}
-
-func newRevokedSet(retention time.Duration) *revokedSet {
-	if retention <= 0 {
-		retention = DefaultRevocationRetention
-	}
-	return &revokedSet{retention: retention, sessions: make(map[string]time.Time), users: make(map[string]userRevoked)}
-}
-
-// add records r; until is the latest JWT expiry this gateway knows of the
-// sockets r covers (zero: none).
-func (s *revokedSet) add(r authclient.Revocation, until time.Time) {
-	now := time.Now()
-	forget := now.Add(s.retention)
-	if until.After(forget) {
-		forget = until
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if r.SessionID != "" {
-		if len(s.sessions) >= maxRevoked {
-			prune(s.sessions, now, func(t time.Time) time.Time { return t })
-		}
-		s.sessions[r.SessionID] = forget
-	}
-	if r.AllSessions || r.UserDeleted {
-		if len(s.users) >= maxRevoked {
-			prune(s.users, now, func(u userRevoked) time.Time { return u.forget })
-		}
-		va := r.ValidAfter.UnixMilli() / 1000 * 1000
-		prev := s.users[r.UserID]
-		s.users[r.UserID] = userRevoked{validAfter: max(va, prev.validAfter), deleted: r.UserDeleted || prev.deleted, forget: forget}
-	}
-}
-
-// prune drops expired entries, then (still full) arbitrary ones down to
-// 90% of the bound.
-func prune[V any](m map[string]V, now time.Time, forget func(V) time.Time) {
-	for k, v := range m {
-		if now.After(forget(v)) {
-			delete(m, k)
-		}
-	}
-	for k := range m {
-		if len(m) < maxRevoked*9/10 {
-			break
-		}
-		delete(m, k)
-	}
-}
-
-// refuses reports whether an identity the auth service accepted belongs to
-// a session revoked here.
-func (s *revokedSet) refuses(id authclient.Identity) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := time.Now()
-	if t, ok := s.sessions[id.SessionID]; ok && now.Before(t) {
-		return true
-	}
-	u, ok := s.users[id.UserID]
-	return ok && now.Before(u.forget) && covers(u, id.IssuedAt)
-}
-
-// covers reports whether a user revocation ends a session whose JWT was
-// issued at issuedAt (unix ms).
-func covers(u userRevoked, issuedAt int64) bool {
-	return u.deleted || issuedAt < u.validAfter
-}
-
 // Revoke applies a revocation the auth service pushed: it remembers it
 // and closes the sockets it covers with 4001 (protocol.CloseUnauthorized) "token revoked". It is safe
 // to call from any goroutine.
-func (s *Server) Revoke(r authclient.Revocation) {
-	// Record first, then scan: handleWS registers a socket, then checks
-	// the set, so a socket upgrading meanwhile is caught by one or the
-	// other.
+func (s *Registry) Revoke(r authclient.Revocation) {
+	// Record first, then scan: Add registers a socket, then checks the
+	// set, so a socket upgrading meanwhile is caught by one or the other.
 	s.revoked.add(r, time.Time{})
 	// A live socket's JWT carries its issue time in whole seconds: one
 	// issued in the revocation's own second may predate it, so it is closed
 	// too (iat <= the revocation); a session opened just after, in the same
 	// second, is closed as well and must log in again, which is better than
-	// keeping a revoked session's socket open. The reconnect check above stays strict and
+	// keeping a revoked session's socket open. The reconnect check (Refuses) stays strict and
 	// leaves that second to auth's session generation.
 	u := userRevoked{validAfter: r.ValidAfter.UnixMilli()/1000*1000 + 1000, deleted: r.UserDeleted}
 	var victims []*wsconn.Conn
@@ -146,11 +47,11 @@ func (s *Server) Revoke(r authclient.Revocation) {
 	}
 }
 
-// reverify re-checks every live socket's credentials in batches: each
+// Reverify re-checks every live socket's credentials in batches: each
 // socket's JWT while it is valid for more than two intervals (the batch
 // checks its session in the database), its access token otherwise (which
 // also refreshes the JWT). Identical credentials are verified once.
-func (s *Server) reverify() {
+func (s *Registry) Reverify() {
 	now := time.Now().UnixMilli()
 	margin := 2 * s.cfg.ReverifyInterval.Milliseconds()
 	s.mu.Lock()
@@ -198,7 +99,7 @@ func (s *Server) reverify() {
 }
 
 // applyReverify acts on one socket's re-verify result.
-func (s *Server) applyReverify(c *wsconn.Conn, res authclient.Result) {
+func (s *Registry) applyReverify(c *wsconn.Conn, res authclient.Result) {
 	id, err := res.Identity, res.Err
 	switch {
 	case authclient.Refused(err):
