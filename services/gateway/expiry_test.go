@@ -5,9 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	publisherv1 "github.com/wsmq/wsmq/gen/wsmq/publisher/v1"
 	"github.com/wsmq/wsmq/pkg/rsmq"
 	"github.com/wsmq/wsmq/pkg/testenv"
@@ -23,12 +20,7 @@ import (
 func TestExpiredMessageIsNeverFramedInAutoOrManualMode(t *testing.T) {
 	s := newStack(t)
 	gw := s.startGateway()
-	cc, err := grpc.NewClient(s.StartPublisher(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
-	pub := publisherv1.NewPublisherServiceClient(cc)
+	pub := s.DialPublisher(s.StartPublisher())
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
 

@@ -11,9 +11,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	publisherv1 "github.com/wsmq/wsmq/gen/wsmq/publisher/v1"
@@ -249,15 +247,7 @@ func TestRedisFailoverUnderLoadLosesNoDurablyAcknowledgedSend(t *testing.T) {
 	durable := s.StartPublisherEnv("WSMQ_PUBLISHER_MIN_REPLICAS=1", "WSMQ_PUBLISHER_REPLICA_TIMEOUT="+replicaTimeout.String())
 	strict := s.StartPublisherEnv("WSMQ_PUBLISHER_MIN_REPLICAS=2", "WSMQ_PUBLISHER_REPLICA_TIMEOUT="+replicaTimeout.String())
 	plain := s.StartPublisherEnv()
-	dialPub := func(addr string) publisherv1.PublisherServiceClient {
-		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cc.Close() })
-		return publisherv1.NewPublisherServiceClient(cc)
-	}
-	pcDurable, pcStrict, pcPlain := dialPub(durable), dialPub(strict), dialPub(plain)
+	pcDurable, pcStrict, pcPlain := s.DialPublisher(durable), s.DialPublisher(strict), s.DialPublisher(plain)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -7,9 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	publisherv1 "github.com/wsmq/wsmq/gen/wsmq/publisher/v1"
@@ -44,12 +42,7 @@ func TestRedisAtMaxmemoryRefusesSendsDrainsAndRecovers(t *testing.T) {
 	gw := s.startGateway()
 	pub := s.StartPublisherAdmin("WSMQ_PUBLISHER_MEMORY_INTERVAL=20ms",
 		"WSMQ_PUBLISHER_MEMORY_HIGH_WATER="+strconv.FormatFloat(mark, 'f', -1, 64))
-	cc, err := grpc.NewClient(pub.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
-	api := publisherv1.NewPublisherServiceClient(cc)
+	api := s.DialPublisher(pub.Addr)
 	sess := s.user(gw, "fullredis")
 	q := sess.UserID
 	if err := s.Queues.CreateQueue(context.Background(), q, rsmq.DefaultQueueConfig()); err != nil {

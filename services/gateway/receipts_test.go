@@ -6,9 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	publisherv1 "github.com/wsmq/wsmq/gen/wsmq/publisher/v1"
 	"github.com/wsmq/wsmq/pkg/rsmq"
 	"github.com/wsmq/wsmq/pkg/testenv"
@@ -91,13 +88,7 @@ func story(evs []*publisherv1.DeliveryEvent, id string) []string {
 func TestWatchDeliveriesStreamsEveryChangeOfARealRunAndResumes(t *testing.T) {
 	s := newStack(t, "WSMQ_VISIBILITY_TIMEOUT=1", "WSMQ_MAX_RECEIVE_COUNT=2")
 	gw := s.startGateway()
-	cc, err := grpc.NewClient(s.StartPublisherEnv("WSMQ_PUBLISHER_RECEIPTS_STREAM=1", "WSMQ_RECEIPTS_STREAM_CAP=1000"),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
-	pub := publisherv1.NewPublisherServiceClient(cc)
+	pub := s.DialPublisher(s.StartPublisherEnv("WSMQ_PUBLISHER_RECEIPTS_STREAM=1", "WSMQ_RECEIPTS_STREAM_CAP=1000"))
 	ctx, cancel := ctxWait()
 	defer cancel()
 	send := func(q, msg string, delay, ttl int64) string {
@@ -192,12 +183,7 @@ func positionLess(t *testing.T, a, b string) bool {
 func TestReceiptsStreamOffWritesNothingInARealRun(t *testing.T) {
 	s := newStack(t)
 	gw := s.startGateway()
-	cc, err := grpc.NewClient(s.StartPublisherEnv("WSMQ_PUBLISHER_RECEIPTS=1"), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
-	pub := publisherv1.NewPublisherServiceClient(cc)
+	pub := s.DialPublisher(s.StartPublisherEnv("WSMQ_PUBLISHER_RECEIPTS=1"))
 	ctx, cancel := ctxWait()
 	defer cancel()
 	u := s.user(gw, "rc-off")

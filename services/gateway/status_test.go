@@ -5,9 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	publisherv1 "github.com/wsmq/wsmq/gen/wsmq/publisher/v1"
 	"github.com/wsmq/wsmq/pkg/testenv"
 	"github.com/wsmq/wsmq/services/gateway/protocol"
@@ -19,13 +16,7 @@ import (
 func TestDeliveryStatusReachesEveryStateInARealRun(t *testing.T) {
 	s := newStack(t, "WSMQ_VISIBILITY_TIMEOUT=1", "WSMQ_MAX_RECEIVE_COUNT=2")
 	gw := s.startGateway()
-	cc, err := grpc.NewClient(s.StartPublisherEnv("WSMQ_PUBLISHER_RECEIPTS=1", "WSMQ_STATUS_TTL=1h"),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
-	pub := publisherv1.NewPublisherServiceClient(cc)
+	pub := s.DialPublisher(s.StartPublisherEnv("WSMQ_PUBLISHER_RECEIPTS=1", "WSMQ_STATUS_TTL=1h"))
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
 	send := func(q, msg string, delay, ttl int64) string {

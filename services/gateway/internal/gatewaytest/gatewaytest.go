@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	authv1 "github.com/wsmq/wsmq/gen/wsmq/auth/v1"
+	publisherv1 "github.com/wsmq/wsmq/gen/wsmq/publisher/v1"
 	"github.com/wsmq/wsmq/pkg/redisconn"
 	"github.com/wsmq/wsmq/pkg/rsmq"
 	"github.com/wsmq/wsmq/pkg/testenv"
@@ -193,6 +194,18 @@ func (s *Stack) StartPublisher() string {
 func (s *Stack) StartPublisherEnv(env ...string) string {
 	s.t.Helper()
 	return s.StartPublisherAdmin(env...).Addr
+}
+
+// DialPublisher is a plaintext PublisherService client for the publisher
+// at addr, closed when the test ends.
+func (s *Stack) DialPublisher(addr string) publisherv1.PublisherServiceClient {
+	s.t.Helper()
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { _ = cc.Close() })
+	return publisherv1.NewPublisherServiceClient(cc)
 }
 
 // Publisher is a running publisher process.

@@ -96,6 +96,28 @@ type result struct {
 	err error
 }
 
+// busyFlush is a coalescer whose one flush slot (MaxInFlight 1) is held by
+// a first Send's flush, waiting on the gate until g.open is closed, so that
+// every later Send queues behind it.
+type busyFlush struct {
+	c     *Coalescer
+	g     *gated
+	fl    *flushes
+	took  *atomic.Int64
+	stop  context.CancelFunc
+	first chan result
+}
+
+func startBusy(t *testing.T, to Sender, opts Options) *busyFlush {
+	t.Helper()
+	b := &busyFlush{g: &gated{to: to, open: make(chan struct{})}, fl: &flushes{}}
+	opts.MaxInFlight = 1
+	b.c, b.took, b.stop = start(t, b.g, opts, b.fl)
+	b.first = sendAll(b.c, []rsmq.SendItem{{Queue: "q", Message: "first"}})[0]
+	testenv.Eventually(t, waitTimeout, "the first flush to start", func() bool { return b.took.Load() == 1 })
+	return b
+}
+
 // sendAll starts one Send per item and returns their results' channels.
 func sendAll(c *Coalescer, items []rsmq.SendItem) []chan result {
 	out := make([]chan result, len(items))
@@ -138,21 +160,17 @@ func TestABurstOf64CallersTakesTwoRoundTrips(t *testing.T) {
 	if _, err := e.q.SendBatch(context.Background(), []rsmq.SendItem{{Queue: "q2", Message: "warm"}}); err != nil {
 		t.Fatal(err) // the script cache: no NOSCRIPT round trip below
 	}
-	g := &gated{to: e.q, open: make(chan struct{})}
-	var fl flushes
-	c, took, _ := start(t, g, Options{MaxInFlight: 1, MaxBatch: 64}, &fl)
-	first := sendAll(c, []rsmq.SendItem{{Queue: "q", Message: "first"}})
-	testenv.Eventually(t, waitTimeout, "the first flush to start", func() bool { return took.Load() == 1 })
+	b := startBusy(t, e.q, Options{MaxBatch: 64})
 	items := make([]rsmq.SendItem, 64)
 	for i := range items {
 		items[i] = rsmq.SendItem{Queue: []string{"q", "q2"}[i%2], Message: "burst " + strconv.Itoa(i)}
 	}
 	before := e.evalsha(t)
-	burst := sendAll(c, items)
-	testenv.Eventually(t, waitTimeout, "the dispatcher to take all 64 calls", func() bool { return took.Load() == 65 })
-	close(g.open)
+	burst := sendAll(b.c, items)
+	testenv.Eventually(t, waitTimeout, "the dispatcher to take all 64 calls", func() bool { return b.took.Load() == 65 })
+	close(b.g.open)
 
-	if r := <-first[0]; r.err != nil {
+	if r := <-b.first; r.err != nil {
 		t.Fatal(r.err)
 	}
 	ids := map[string]bool{}
@@ -169,7 +187,7 @@ func TestABurstOf64CallersTakesTwoRoundTrips(t *testing.T) {
 	if len(ids) != 64 {
 		t.Fatalf("%d distinct ids for 64 calls", len(ids))
 	}
-	if got := fl.get(); len(got) != 2 || got[0] != 1 || got[1] != 64 {
+	if got := b.fl.get(); len(got) != 2 || got[0] != 1 || got[1] != 64 {
 		t.Fatalf("flushes %v, want [1 64]", got)
 	}
 	if n := e.evalsha(t) - before; n != 2 {
@@ -230,11 +248,7 @@ func TestARetriedFlushStoresEachMessageOnce(t *testing.T) {
 // message in a flush fail only their own Sends.
 func TestErrorsOfOneFlushStayWithTheirItems(t *testing.T) {
 	e := newEnv(t)
-	g := &gated{to: e.q, open: make(chan struct{})}
-	var fl flushes
-	c, took, _ := start(t, g, Options{MaxInFlight: 1}, &fl)
-	first := sendAll(c, []rsmq.SendItem{{Queue: "q", Message: "first"}})
-	testenv.Eventually(t, waitTimeout, "the first flush to start", func() bool { return took.Load() == 1 })
+	b := startBusy(t, e.q, Options{})
 	items := []rsmq.SendItem{
 		{Queue: "q", Message: "ok 1"},
 		{Queue: "missing", Message: "x"},
@@ -242,10 +256,10 @@ func TestErrorsOfOneFlushStayWithTheirItems(t *testing.T) {
 		{Queue: "q2", Message: "ok 2"},
 		{Queue: "bad name", Message: "x"},
 	}
-	res := sendAll(c, items)
-	testenv.Eventually(t, waitTimeout, "the calls to be taken", func() bool { return took.Load() == 6 })
-	close(g.open)
-	<-first[0]
+	res := sendAll(b.c, items)
+	testenv.Eventually(t, waitTimeout, "the calls to be taken", func() bool { return b.took.Load() == 6 })
+	close(b.g.open)
+	<-b.first
 	want := []error{nil, rsmq.ErrQueueNotFound, rsmq.ErrMessageTooLong, nil, rsmq.ErrInvalidFormat}
 	for i, ch := range res {
 		r := <-ch
@@ -259,7 +273,7 @@ func TestErrorsOfOneFlushStayWithTheirItems(t *testing.T) {
 			t.Fatalf("call %d: %q, %v; want %v", i, r.id, r.err, want[i])
 		}
 	}
-	if got := fl.get(); len(got) != 2 || got[1] != 5 {
+	if got := b.fl.get(); len(got) != 2 || got[1] != 5 {
 		t.Fatalf("flushes %v, want [1 5]", got)
 	}
 }
@@ -268,22 +282,18 @@ func TestErrorsOfOneFlushStayWithTheirItems(t *testing.T) {
 // ended are flushed and answered; a Send after that gets ErrStopped.
 func TestStopAnswersEveryTakenCallThenRefusesNewOnes(t *testing.T) {
 	e := newEnv(t)
-	g := &gated{to: e.q, open: make(chan struct{})}
-	var fl flushes
-	c, took, stop := start(t, g, Options{MaxInFlight: 1}, &fl)
-	first := sendAll(c, []rsmq.SendItem{{Queue: "q", Message: "first"}})
-	testenv.Eventually(t, waitTimeout, "the first flush to start", func() bool { return took.Load() == 1 })
-	second := sendAll(c, []rsmq.SendItem{{Queue: "q", Message: "second"}})
-	testenv.Eventually(t, waitTimeout, "the second call to be taken", func() bool { return took.Load() == 2 })
-	stop()
-	close(g.open)
-	for _, ch := range []chan result{first[0], second[0]} {
+	b := startBusy(t, e.q, Options{})
+	second := sendAll(b.c, []rsmq.SendItem{{Queue: "q", Message: "second"}})
+	testenv.Eventually(t, waitTimeout, "the second call to be taken", func() bool { return b.took.Load() == 2 })
+	b.stop()
+	close(b.g.open)
+	for _, ch := range []chan result{b.first, second[0]} {
 		if r := <-ch; r.err != nil {
 			t.Fatalf("a taken call failed at stop: %v", r.err)
 		}
 	}
-	<-c.done
-	if _, err := c.Send(context.Background(), rsmq.SendItem{Queue: "q", Message: "late"}); !errors.Is(err, ErrStopped) {
+	<-b.c.done
+	if _, err := b.c.Send(context.Background(), rsmq.SendItem{Queue: "q", Message: "late"}); !errors.Is(err, ErrStopped) {
 		t.Fatalf("Send after stop: %v, want ErrStopped", err)
 	}
 	if n := e.raw.ZCard(context.Background(), "rsmq:q").Val(); n != 2 {
@@ -316,35 +326,31 @@ func TestOptionsOutOfRangeAreRefusedNamingTheOption(t *testing.T) {
 // stored when the flush slot frees (a retry must not find it twice).
 func TestASendWhoseCallerGaveUpBeforeItsFlushIsNotSent(t *testing.T) {
 	e := newEnv(t)
-	g := &gated{to: e.q, open: make(chan struct{})}
-	var fl flushes
-	c, took, _ := start(t, g, Options{MaxInFlight: 1}, &fl)
-	first := sendAll(c, []rsmq.SendItem{{Queue: "q", Message: "first"}})
-	testenv.Eventually(t, waitTimeout, "the first flush to start", func() bool { return took.Load() == 1 })
+	b := startBusy(t, e.q, Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	gaveUp := make(chan error, 1)
 	go func() {
-		_, err := c.Send(ctx, rsmq.SendItem{Queue: "q", Message: "abandoned"})
+		_, err := b.c.Send(ctx, rsmq.SendItem{Queue: "q", Message: "abandoned"})
 		gaveUp <- err
 	}()
-	testenv.Eventually(t, waitTimeout, "the second Send to wait", func() bool { return took.Load() == 2 })
+	testenv.Eventually(t, waitTimeout, "the second Send to wait", func() bool { return b.took.Load() == 2 })
 	cancel()
 	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
 		t.Fatalf("the abandoned Send returned %v, want context.Canceled", err)
 	}
-	close(g.open)
-	if r := <-first[0]; r.err != nil {
+	close(b.g.open)
+	if r := <-b.first; r.err != nil {
 		t.Fatal(r.err)
 	}
 	testenv.Eventually(t, waitTimeout, "the flush slot to be free", func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.inflight == 0
+		b.c.mu.Lock()
+		defer b.c.mu.Unlock()
+		return b.c.inflight == 0
 	})
 	if n := e.raw.ZCard(context.Background(), "rsmq:q").Val(); n != 1 {
 		t.Fatalf("queue holds %d messages, want only the first (the abandoned one not sent)", n)
 	}
-	if got := fl.get(); len(got) != 1 || got[0] != 1 {
+	if got := b.fl.get(); len(got) != 1 || got[0] != 1 {
 		t.Fatalf("flushes %v, want [1]: nothing was left to send", got)
 	}
 }
