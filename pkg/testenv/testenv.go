@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -67,16 +68,51 @@ func RepoRoot() (string, error) {
 	}
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// Ports FreePort picks from: below the kernel's ephemeral range, which
+// every outgoing connection (and every listen on port 0) draws from, so a
+// port handed out here is not taken by one of those between the check and
+// the server's own bind.
+const (
+	freePortLow      = 10000
+	ephemeralDefault = 32768 // Linux's default ip_local_port_range start
+	freePortTries    = 200
+)
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago,
+// chosen at random below the ephemeral port range (see freePortLow).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	high := ephemeralStart()
+	for range freePortTries {
+		port := freePortLow + rand.IntN(high-freePortLow)
+		if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+			_ = l.Close()
+			return port
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0") // the range is crowded: any port
 	if err != nil {
 		t.Fatalf("testenv: free port: %v", err)
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	_ = l.Close()
 	return port
+}
+
+// ephemeralStart is the first port of the kernel's ephemeral range.
+func ephemeralStart() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return ephemeralDefault
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return ephemeralDefault
+	}
+	if n, err := strconv.Atoi(f[0]); err == nil && n > freePortLow+1000 {
+		return n
+	}
+	return ephemeralDefault
 }
 
 // WaitDial waits until addr accepts TCP connections or the deadline passes.
